@@ -1,0 +1,1 @@
+//! Decode WAV files (being written).

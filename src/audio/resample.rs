@@ -1,0 +1,1 @@
+//! Resample to 16 kHz (being written).

@@ -1,0 +1,1 @@
+//! Channel to role mapping (being written).

@@ -1,0 +1,1 @@
+//! CTranslate2 → ggml conversion and model provisioning (being written).

@@ -1,0 +1,1 @@
+//! Agent tone (being written).
