@@ -2,7 +2,13 @@
 //!
 //! (Layout section is completed as modules land.)
 
+pub mod asr;
 pub mod audio;
+pub mod eval;
 pub mod onnx;
+pub mod pipeline;
 pub mod provision;
+pub mod settings;
+pub mod text;
 pub mod tone;
+pub mod vad;

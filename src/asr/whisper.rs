@@ -1,0 +1,206 @@
+//! whisper.cpp through whisper-rs: one loaded model and one decoding state per worker.
+//!
+//! Loading a model takes ~0.2 s and ~150 MB; a state holds the KV caches. Both are made once in
+//! [`Recognizer::load`] and reused for every window of every call the worker handles.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+
+use super::guard::{self, GuardParams, RawSegment};
+use super::pack::{self, PackPolicy, Window};
+use super::{AsrError, Transcript};
+use crate::audio::{RoleAudio, TARGET_RATE};
+use crate::vad::SpeechRegions;
+
+/// Decoding settings (the defaults are what the measurements in the README support).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AsrParams {
+    /// Language code given to whisper (no detection: a hotline's language is known).
+    pub language: String,
+    /// 0 or 1 = greedy; otherwise beam width.
+    pub beam_size: u32,
+    /// Optional initial prompt: a domain sentence or hot words (e.g. "12345热线 工号 您好").
+    pub prompt: Option<String>,
+    /// How VAD regions become whisper windows.
+    pub pack: PackPolicy,
+    /// Shrink the encoder's context for short windows (faster; see the performance notes).
+    pub shrink_audio_ctx: bool,
+    pub guard: GuardParams,
+}
+
+impl Default for AsrParams {
+    fn default() -> Self {
+        AsrParams {
+            language: "zh".into(),
+            beam_size: 5,
+            prompt: None,
+            pack: PackPolicy::default(),
+            shrink_audio_ctx: false,
+            guard: GuardParams::default(),
+        }
+    }
+}
+
+/// Time spent in whisper, for the run's statistics.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct AsrStats {
+    pub windows: usize,
+    pub window_audio_s: f64,
+    pub decode_time: Duration,
+}
+
+/// A loaded whisper model plus its decoding state.
+pub struct Recognizer {
+    // Kept alive for the state (which also holds a reference count of it).
+    _context: WhisperContext,
+    state: WhisperState,
+    params: AsrParams,
+    threads: usize,
+    pub model_path: PathBuf,
+    pub stats: AsrStats,
+}
+
+static SILENCE_WHISPER_LOGS: Once = Once::new();
+
+impl Recognizer {
+    /// Load the ggml model at `model` for a worker that may use `threads` threads.
+    pub fn load(model: &Path, params: AsrParams, threads: usize) -> Result<Self, AsrError> {
+        SILENCE_WHISPER_LOGS.call_once(whisper_rs::install_logging_hooks);
+        if !model.is_file() {
+            return Err(AsrError::ModelMissing(model.to_path_buf()));
+        }
+        let path_str = model.to_str().ok_or_else(|| AsrError::ModelLoad {
+            path: model.to_path_buf(),
+            reason: "path is not UTF-8".into(),
+        })?;
+        let context = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+            .map_err(|e| AsrError::ModelLoad {
+                path: model.to_path_buf(),
+                reason: format!("{e} (is it a whisper.cpp ggml file?)"),
+            })?;
+        let state = context.create_state().map_err(|e| AsrError::ModelLoad {
+            path: model.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Recognizer {
+            _context: context,
+            state,
+            params,
+            threads: threads.max(1),
+            model_path: model.to_path_buf(),
+            stats: AsrStats::default(),
+        })
+    }
+
+    pub fn params(&self) -> &AsrParams {
+        &self.params
+    }
+
+    /// Recognise one role's speech regions; returns kept and dropped segments on call time.
+    pub fn recognize(
+        &mut self,
+        audio: &RoleAudio,
+        regions: &SpeechRegions,
+    ) -> Result<Transcript, AsrError> {
+        let mut out = Transcript::default();
+        for window in pack::pack(audio, &regions.regions, self.params.pack) {
+            let raw = self.decode_window(&window)?;
+            let (kept, dropped) = guard::apply(raw, &window, &self.params.guard);
+            out.segments.extend(kept);
+            out.dropped.extend(dropped);
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Run whisper on one window; times are window-relative, text is as whisper wrote it.
+    fn decode_window(&mut self, window: &Window) -> Result<Vec<RawSegment>, AsrError> {
+        let started = Instant::now();
+        let strategy = if self.params.beam_size <= 1 {
+            SamplingStrategy::Greedy { best_of: 1 }
+        } else {
+            SamplingStrategy::BeamSearch {
+                beam_size: self.params.beam_size as i32,
+                patience: -1.0,
+            }
+        };
+        let mut fp = FullParams::new(strategy);
+        fp.set_n_threads(self.threads as i32);
+        fp.set_language(Some(&self.params.language));
+        fp.set_translate(false);
+        // Each window stands alone: carrying text over lets one bad window poison the next.
+        fp.set_no_context(true);
+        fp.set_print_special(false);
+        fp.set_print_progress(false);
+        fp.set_print_realtime(false);
+        fp.set_print_timestamps(false);
+        // Non-speech tokens are where "(音乐)"-style captions come from.
+        fp.set_suppress_nst(true);
+        fp.set_suppress_blank(true);
+        fp.set_no_speech_thold(0.6);
+        fp.set_logprob_thold(-1.0);
+        fp.set_entropy_thold(2.4);
+        fp.set_temperature(0.0);
+        fp.set_temperature_inc(0.2);
+        if let Some(prompt) = self.params.prompt.as_deref().filter(|p| !p.is_empty()) {
+            fp.set_initial_prompt(prompt);
+        }
+        // whisper.cpp refuses input under one second: pad short windows with silence.
+        let min_len = TARGET_RATE as usize + TARGET_RATE as usize / 10;
+        let mut padded;
+        let mut samples = window.samples.as_slice();
+        if samples.len() < min_len {
+            padded = samples.to_vec();
+            padded.resize(min_len, 0.0);
+            samples = &padded;
+        }
+        if self.params.shrink_audio_ctx {
+            // 1500 encoder frames = 30 s; keep a margin so the decoder sees the whole window.
+            let secs = samples.len() as f64 / TARGET_RATE as f64;
+            let ctx = ((secs / 30.0 * 1500.0) as i32 + 128).clamp(384, 1500);
+            fp.set_audio_ctx(ctx);
+        } else {
+            fp.set_audio_ctx(0);
+        }
+        self.state
+            .full(fp, samples)
+            .map_err(|e| AsrError::Decode(e.to_string()))?;
+        
+        let eot = self._context.token_eot();
+        let mut segments = Vec::new();
+        for seg in self.state.as_iter() {
+            let bytes = seg.to_bytes().unwrap_or_default();
+            // Repetition loops can end inside a multi-byte character: keep what decodes.
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let (mut sum_p, mut sum_logp, mut n) = (0.0f32, 0.0f32, 0usize);
+            for i in 0..seg.n_tokens() {
+                if let Some(tok) = seg.get_token(i) {
+                    let data = tok.token_data();
+                    if data.id < eot {
+                        sum_p += data.p;
+                        sum_logp += data.plog;
+                        n += 1;
+                    }
+                }
+            }
+            let n_f = n.max(1) as f32;
+            segments.push(RawSegment {
+                // whisper timestamps are in units of 10 ms, relative to the window start.
+                t0: seg.start_timestamp() as f64 / 100.0,
+                t1: seg.end_timestamp() as f64 / 100.0,
+                text,
+                confidence: sum_p / n_f,
+                avg_logprob: sum_logp / n_f,
+                no_speech_prob: seg.no_speech_probability(),
+            });
+        }
+        self.stats.windows += 1;
+        self.stats.window_audio_s += window.samples.len() as f64 / TARGET_RATE as f64;
+        self.stats.decode_time += started.elapsed();
+        Ok(segments)
+    }
+}

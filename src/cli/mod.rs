@@ -1,0 +1,145 @@
+//! Subcommands, one file each. Each returns the process exit code; errors become one line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use callqc::asr::AsrParams;
+use callqc::asr::pack::PackPolicy;
+use callqc::pipeline::call::{VadMode, WorkerConfig};
+use callqc::settings::{self, Parallelism};
+use callqc::vad::VadParams;
+
+mod eval;
+mod models;
+mod transcribe;
+
+/// callqc: full-volume quality inspection of hotline calls, on your own machines.
+#[derive(Debug, Parser)]
+#[command(name = "callqc", version, about)]
+pub struct Cli {
+    /// Directory holding the models (default: ./models, or the checkout's models/).
+    #[arg(long, global = true, env = "CALLQC_MODELS")]
+    pub models: Option<PathBuf>,
+    /// CPU threads callqc may use in all (workers × whisper threads never exceed it).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// More log output (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Transcribe calls: speaker-attributed Mandarin segments with times.
+    Transcribe(transcribe::TranscribeArgs),
+    /// Measure callqc on labelled calls (NAME.wav + NAME.json): character error rate.
+    Eval(eval::EvalArgs),
+    /// Whisper model files: convert CTranslate2 models to whisper.cpp's ggml format.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+}
+
+/// Speech-recognition options shared by every command that runs whisper.
+#[derive(Debug, Clone, Args)]
+pub struct AsrArgs {
+    /// Whisper model: a name under the models directory (base, base-q8_0) or a path to a ggml-*.bin.
+    #[arg(long, default_value = "base")]
+    pub model: String,
+    /// Beam width (1 = greedy).
+    #[arg(long, default_value_t = 5)]
+    pub beam: u32,
+    /// Initial prompt for whisper (domain sentence). Off by default: see README for its effect on CER.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Hot words, comma-separated, turned into a prompt (e.g. "12345,热线,工号,您好").
+    #[arg(long, value_delimiter = ',')]
+    pub hotwords: Vec<String>,
+    /// Feed whisper whole channels instead of VAD speech regions (the naive approach).
+    #[arg(long)]
+    pub no_vad: bool,
+    /// Pack consecutive speech regions into shared windows of up to this many seconds (0 = one window per region).
+    #[arg(long, default_value_t = 0.0)]
+    pub pack: f64,
+    /// Shrink whisper's encoder context for short windows.
+    #[arg(long)]
+    pub shrink_ctx: bool,
+}
+
+impl AsrArgs {
+    pub fn params(&self) -> AsrParams {
+        let mut prompt = self.prompt.clone();
+        if prompt.is_none() && !self.hotwords.is_empty() {
+            prompt = Some(self.hotwords.join("，"));
+        }
+        AsrParams {
+            beam_size: self.beam,
+            prompt,
+            pack: if self.pack > 0.0 {
+                PackPolicy::Packed {
+                    max_window_s: self.pack.min(30.0),
+                    gap_s: 0.6,
+                }
+            } else {
+                PackPolicy::PerRegion
+            },
+            shrink_audio_ctx: self.shrink_ctx,
+            ..AsrParams::default()
+        }
+    }
+
+    pub fn worker_config(&self, cli: &GlobalOpts, par: Parallelism) -> WorkerConfig {
+        WorkerConfig {
+            models_dir: cli.models_dir.clone(),
+            whisper_model: settings::whisper_model_path(&cli.models_dir, &self.model),
+            asr: self.params(),
+            vad: VadParams::default(),
+            vad_mode: if self.no_vad {
+                VadMode::Off
+            } else {
+                VadMode::Silero
+            },
+            whisper_threads: par.whisper_threads,
+        }
+    }
+}
+
+/// Options every command sees, resolved.
+#[derive(Debug, Clone)]
+pub struct GlobalOpts {
+    pub models_dir: PathBuf,
+    pub threads: usize,
+}
+
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let opts = GlobalOpts {
+        models_dir: settings::models_dir(cli.models.as_deref()),
+        threads: cli
+            .threads
+            .unwrap_or_else(settings::available_threads)
+            .max(1),
+    };
+    match cli.command {
+        Command::Transcribe(a) => transcribe::run(&opts, a),
+        Command::Eval(a) => eval::run(&opts, a),
+        Command::Models(c) => models::run(&opts, c),
+    }
+}

@@ -1,0 +1,267 @@
+//! Ground truth vs callqc's output: character error rate per call and role.
+//!
+//! A labelled call is `NAME.wav` with `NAME.json` beside it (schema: docs/ground-truth.md, the
+//! format centres use for their own labelled calls). CER is computed on text normalised by
+//! [`crate::text::normalize_for_compare`]: no punctuation or spaces, Simplified, digits as 一二三.
+//! Per role, the reference is the role's `spoken` utterances in time order and the hypothesis is
+//! the role's transcript segments in time order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::asr::Transcript;
+use crate::audio::{ChannelMap, Role};
+use crate::text::CerCount;
+
+/// One labelled utterance.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TruthUtterance {
+    pub channel: Role,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    #[serde(default)]
+    pub spoken: Option<String>,
+    #[serde(default)]
+    pub style: Option<String>,
+}
+
+impl TruthUtterance {
+    /// What was actually said (falls back to the written text).
+    pub fn spoken(&self) -> &str {
+        self.spoken.as_deref().unwrap_or(&self.text)
+    }
+}
+
+/// A labelled dead-air stretch.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TruthSpan {
+    pub start: f64,
+    pub end: f64,
+}
+
+/// One forbidden phrase the agent said.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TruthForbidden {
+    pub phrase: String,
+    #[serde(default)]
+    pub start: Option<f64>,
+    #[serde(default)]
+    pub end: Option<f64>,
+}
+
+/// QC labels of a call.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct TruthLabels {
+    #[serde(default)]
+    pub greeting_ok: Option<bool>,
+    #[serde(default)]
+    pub closing_ok: Option<bool>,
+    #[serde(default)]
+    pub forbidden: Vec<String>,
+    #[serde(default)]
+    pub forbidden_detail: Vec<TruthForbidden>,
+    #[serde(default)]
+    pub agent_tone: Option<String>,
+    #[serde(default)]
+    pub agitated_spans: Vec<(f64, f64)>,
+    #[serde(default)]
+    pub dead_air: Vec<TruthSpan>,
+}
+
+/// A ground-truth file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct GroundTruth {
+    pub call_id: String,
+    pub audio: String,
+    #[serde(default)]
+    pub channel_map: Option<BTreeMap<String, Role>>,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    #[serde(default)]
+    pub labels: TruthLabels,
+    pub utterances: Vec<TruthUtterance>,
+}
+
+impl GroundTruth {
+    /// The stereo channel map the file declares (default: left agent, right caller).
+    pub fn channel_map(&self) -> ChannelMap {
+        let mut map = ChannelMap::default();
+        if let Some(m) = &self.channel_map {
+            if let Some(&r) = m.get("left") {
+                map.left = r;
+            }
+            if let Some(&r) = m.get("right") {
+                map.right = r;
+            }
+        }
+        map
+    }
+
+    /// The reference text of one role, in time order.
+    pub fn role_reference(&self, role: Role) -> String {
+        let mut utts: Vec<&TruthUtterance> = self
+            .utterances
+            .iter()
+            .filter(|u| role == Role::Mixed || u.channel == role)
+            .collect();
+        utts.sort_by(|a, b| a.start.total_cmp(&b.start));
+        utts.iter().map(|u| u.spoken()).collect::<Vec<_>>().join("")
+    }
+}
+
+/// Errors reading ground truth.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a ground-truth file: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{0}: no labelled calls (NAME.wav + NAME.json) found")]
+    NoCalls(PathBuf),
+}
+
+/// A labelled call found in a directory.
+#[derive(Debug, Clone)]
+pub struct LabelledCall {
+    pub json_path: PathBuf,
+    pub audio_path: PathBuf,
+    pub truth: GroundTruth,
+}
+
+/// Every `NAME.json` in `dir` whose audio file exists, sorted by name.
+pub fn find_labelled_calls(dir: &Path) -> Result<Vec<LabelledCall>, EvalError> {
+    let io = |source| EvalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let mut calls = Vec::new();
+    for json_path in paths {
+        let text = std::fs::read_to_string(&json_path).map_err(|source| EvalError::Io {
+            path: json_path.clone(),
+            source,
+        })?;
+        let truth: GroundTruth =
+            serde_json::from_str(&text).map_err(|source| EvalError::Parse {
+                path: json_path.clone(),
+                source,
+            })?;
+        let audio_path = json_path.with_file_name(&truth.audio);
+        if audio_path.exists() {
+            calls.push(LabelledCall {
+                json_path,
+                audio_path,
+                truth,
+            });
+        }
+    }
+    if calls.is_empty() {
+        return Err(EvalError::NoCalls(dir.to_path_buf()));
+    }
+    Ok(calls)
+}
+
+/// CER of one call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallCer {
+    pub call_id: String,
+    pub per_role: BTreeMap<Role, CerCount>,
+    pub total: CerCount,
+}
+
+/// Compare a transcript with its ground truth.
+pub fn call_cer(truth: &GroundTruth, transcript: &Transcript, roles: &[Role]) -> CallCer {
+    let mut per_role = BTreeMap::new();
+    let mut total = CerCount::default();
+    for &role in roles {
+        let c = CerCount::of(&truth.role_reference(role), &transcript.role_text(role));
+        total.add(c);
+        per_role.insert(role, c);
+    }
+    CallCer {
+        call_id: truth.call_id.clone(),
+        per_role,
+        total,
+    }
+}
+
+/// CER over a set of calls: per call, per role and overall (character-weighted).
+#[derive(Debug, Clone, Serialize)]
+pub struct CerReport {
+    pub calls: Vec<CallCer>,
+    pub per_role: BTreeMap<Role, CerCount>,
+    pub overall: CerCount,
+}
+
+impl CerReport {
+    pub fn from_calls(calls: Vec<CallCer>) -> Self {
+        let mut per_role: BTreeMap<Role, CerCount> = BTreeMap::new();
+        let mut overall = CerCount::default();
+        for c in &calls {
+            for (&role, &count) in &c.per_role {
+                per_role.entry(role).or_default().add(count);
+            }
+            overall.add(c.total);
+        }
+        CerReport {
+            calls,
+            per_role,
+            overall,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asr::Segment;
+
+    fn seg(role: Role, start: f64, text: &str) -> Segment {
+        Segment {
+            role,
+            start,
+            end: start + 1.0,
+            text: text.into(),
+            confidence: 1.0,
+            avg_logprob: 0.0,
+            no_speech_prob: 0.0,
+        }
+    }
+
+    #[test]
+    fn cer_per_role_uses_spoken_forms_and_time_order() {
+        let truth: GroundTruth = serde_json::from_str(
+            r#"{"call_id":"c","audio":"c.wav","utterances":[
+              {"channel":"caller","start":3.0,"end":4.0,"text":"我家停水了"},
+              {"channel":"agent","start":0.5,"end":2.0,"text":"您好，12345热线","spoken":"您好，一二三四五热线"},
+              {"channel":"agent","start":5.0,"end":6.0,"text":"好的"}]}"#,
+        )
+        .unwrap();
+        let t = Transcript {
+            segments: vec![
+                seg(Role::Agent, 0.5, "您好 12345熱線"),
+                seg(Role::Caller, 3.0, "我家停水"),
+                seg(Role::Agent, 5.0, "好的"),
+            ],
+            dropped: vec![],
+        };
+        let c = call_cer(&truth, &t, &[Role::Agent, Role::Caller]);
+        assert_eq!(c.per_role[&Role::Agent].edits, 0);
+        assert_eq!(c.per_role[&Role::Caller].edits, 1);
+        assert_eq!(c.total.reference_chars, 9 + 2 + 5);
+    }
+}

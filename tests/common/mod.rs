@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests: the real binary, the real models, the samples.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fail (not skip) when the set-up has not been run: the tests are about the real models.
+pub fn require_models() {
+    require(&["ggml-base.bin", "silero_vad.onnx", "onnxruntime/libonnxruntime.so"]);
+}
+
+/// ONNX Runtime and the VAD model only.
+pub fn require_onnx() {
+    require(&["silero_vad.onnx", "onnxruntime/libonnxruntime.so"]);
+}
+
+fn require(files: &[&str]) {
+    for f in files {
+        let p = root().join("models").join(f);
+        assert!(p.exists(), "{} is missing: run scripts/setup.sh first", p.display());
+    }
+}
+
+pub fn callqc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_callqc"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("CALLQC_MODELS")
+        .output()
+        .expect("run callqc")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn sample(name: &str) -> PathBuf {
+    root().join("samples").join(name)
+}
+
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).expect("read json")).expect("parse json")
+}
