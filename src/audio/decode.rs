@@ -66,15 +66,7 @@ pub fn decode_bytes(path_for_messages: &Path, bytes: &[u8]) -> Result<Recording,
         return Err(corrupt(
             path,
             if declared == 0 {
-                let after = bytes.len() as u64 - layout.data_start;
-                if after >= frame_bytes {
-                    format!(
-                        "data chunk is empty (its header says 0 bytes but {after} bytes follow; \
-                         the recorder may not have finished writing the file)"
-                    )
-                } else {
-                    "data chunk is empty (0 bytes of audio)".to_string()
-                }
+                "data chunk is empty (0 bytes of audio)".to_string()
             } else {
                 format!(
                     "no complete audio frame: the data chunk declares {declared} bytes, \
@@ -83,11 +75,12 @@ pub fn decode_bytes(path_for_messages: &Path, bytes: &[u8]) -> Result<Recording,
             },
         ));
     }
-    if layout.data_unknown_len {
+    if let Some(raw) = layout.data_placeholder {
         tracing::warn!(
-            "{}: data chunk length is the 'unknown' placeholder 0xFFFFFFFF; \
-             decoding to the end of the file",
-            path.display()
+            "{}: data chunk length is a placeholder (0x{raw:X}), the recorder probably never \
+             finished the file; decoding the {frames} whole frames up to its end ({:.2} s)",
+            path.display(),
+            frames as f64 / f64::from(format.sample_rate)
         );
     } else if present < declared {
         tracing::warn!(
@@ -144,11 +137,12 @@ fn unsupported(path: &Path, reason: impl Into<String>) -> AudioError {
 struct Layout {
     fmt: Vec<u8>,
     data_start: u64,
-    /// What the data chunk header says (or the bytes to EOF for the 0xFFFFFFFF placeholder).
+    /// What the data chunk header says (or the bytes to EOF when it holds a placeholder).
     data_declared: u64,
     /// How many of those bytes the file really holds.
     data_present: u64,
-    data_unknown_len: bool,
+    /// The data length field, when it was an unfinished writer's placeholder, not a length.
+    data_placeholder: Option<u32>,
 }
 
 fn le_u16(b: &[u8], at: usize) -> Option<u16> {
@@ -159,20 +153,58 @@ fn le_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Describe the first bytes of a file that is not RIFF, so the user can tell what it is.
+/// Describe the start of a file that is not RIFF, so the user can tell what they have: the
+/// first characters if it is text (in any script: call notes are often not in English), else
+/// the first bytes in hex, plus the format's name when the magic number is a known one.
 fn describe_start(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(8)];
-    if head
-        .iter()
-        .all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\t' || b == b'\r' || b == b'\n')
-    {
-        let text: String = head.iter().map(|&b| b as char).collect();
+    let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(32)])
+        .chars()
+        .take(8)
+        .collect();
+    let is_text = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c != char::REPLACEMENT_CHARACTER && (!c.is_control() || c.is_whitespace()))
+        // A multi-byte character cut at byte 32 is fine, but binary with a few valid UTF-8
+        // sequences is not text: demand the first 8 bytes be text too.
+        && std::str::from_utf8(head).map_or_else(|e| e.error_len().is_none(), |_| true);
+    let start = if is_text {
         // `escape_debug` keeps the message on one line even if the text has newlines.
         format!("starts with \"{}\"", text.escape_debug())
     } else {
         let hex: Vec<String> = head.iter().map(|b| format!("{b:02X}")).collect();
         format!("starts with bytes {}", hex.join(" "))
+    };
+    let known = if bytes.starts_with(b"ID3") || bytes.starts_with(&[0xFF, 0xFB]) {
+        Some("MP3")
+    } else if bytes.starts_with(b"#!AMR") {
+        Some("AMR")
+    } else if bytes.starts_with(b"OggS") {
+        Some("Ogg")
+    } else if bytes.starts_with(b"fLaC") {
+        Some("FLAC")
+    } else if bytes.get(4..8) == Some(b"ftyp") {
+        Some("MP4/M4A")
+    } else if bytes.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        Some("Matroska/WebM")
+    } else {
+        None
+    };
+    match known {
+        Some(name) => format!("{start}; looks like {name}, convert it to WAV first"),
+        None => start,
     }
+}
+
+/// Whether `rest` starts with something shaped like a RIFF chunk header: a printable ASCII id
+/// and a length that fits in the file. Audio samples almost never look like that.
+fn looks_like_chunk(rest: &[u8]) -> bool {
+    let (Some(id), Some(size)) = (rest.get(..4), le_u32(rest, 4)) else {
+        return false;
+    };
+    id.iter().all(|&b| b.is_ascii_alphanumeric() || b == b' ')
+        && u64::from(size) <= rest.len() as u64 - 8
 }
 
 /// A chunk id for messages: printable ASCII as-is, anything else escaped.
@@ -237,7 +269,7 @@ fn walk(path: &Path, bytes: &[u8]) -> Result<Layout, AudioError> {
     let len = bytes.len() as u64;
     let mut pos: u64 = 12;
     let mut fmt: Option<Vec<u8>> = None;
-    let mut data: Option<(u64, u64, u64, bool)> = None;
+    let mut data: Option<(u64, u64, u64, Option<u32>)> = None;
     while pos < len {
         if len - pos < 8 {
             if fmt.is_some() && data.is_some() {
@@ -270,9 +302,15 @@ fn walk(path: &Path, bytes: &[u8]) -> Result<Layout, AudioError> {
                 fmt = Some(bytes[body as usize..(body + size) as usize].to_vec());
             }
             b"data" if data.is_none() => {
-                let unknown = size == 0xFFFF_FFFF;
-                let declared = if unknown { remaining } else { size };
-                data = Some((body, declared, declared.min(remaining), unknown));
+                // Streaming writers put a placeholder length in the header and fix it when the
+                // file is closed; a recorder that died never did. 0xFFFFFFFF is the documented
+                // "unknown" value; 0 followed by bytes that are not another chunk is the same
+                // thing. Either way the audio runs to the end of the file.
+                let placeholder = size == 0xFFFF_FFFF
+                    || (size == 0 && remaining > 0 && !looks_like_chunk(&bytes[body as usize..]));
+                let declared = if placeholder { remaining } else { size };
+                let raw = placeholder.then_some(size as u32);
+                data = Some((body, declared, declared.min(remaining), raw));
                 if fmt.is_some() {
                     break; // everything after the data chunk is metadata we do not need
                 }
@@ -296,7 +334,7 @@ fn walk(path: &Path, bytes: &[u8]) -> Result<Layout, AudioError> {
             },
         ));
     };
-    let Some((data_start, data_declared, data_present, data_unknown_len)) = data else {
+    let Some((data_start, data_declared, data_present, data_placeholder)) = data else {
         return Err(corrupt(
             path,
             format!("truncated header: no data chunk in the file's {len} bytes"),
@@ -307,7 +345,7 @@ fn walk(path: &Path, bytes: &[u8]) -> Result<Layout, AudioError> {
         data_start,
         data_declared,
         data_present,
-        data_unknown_len,
+        data_placeholder,
     })
 }
 
@@ -415,24 +453,32 @@ fn interpret_fmt(path: &Path, fmt: &[u8]) -> Result<Format, AudioError> {
         ));
     }
 
+    // Bits per sample as the frame layout stores them. For PCM the container is what the
+    // block align says: besides the standard layouts, files in the wild put 24-bit samples
+    // in 4-byte containers with a plain PCM header.
+    let mut container_bits = bits;
     let (kind, encoding) = match real_tag {
         TAG_PCM => {
-            if ![8, 16, 24, 32].contains(&bits) {
+            let per_sample = u32::from(block_align / channels) * 8;
+            if block_align % channels == 0 && per_sample >= u32::from(bits) {
+                container_bits = u16::try_from(per_sample).unwrap_or(u16::MAX);
+            }
+            if ![8, 16, 24, 32].contains(&container_bits) {
                 return Err(unsupported(
                     path,
-                    format!("{bits}-bit PCM (supported: 8, 16, 24 and 32-bit)"),
+                    format!("{container_bits}-bit PCM (supported: 8, 16, 24 and 32-bit)"),
                 ));
             }
-            // Extensible files may use fewer valid bits than the container (20 in 24, 24 in
-            // 32). Those bits are left-justified, so decoding the whole container scales them
-            // correctly; only nonsense (more valid bits than the container) is refused.
-            if valid_bits == 0 || valid_bits > bits {
+            // Fewer valid bits than the container (12 in 16, 20 in 24, 24 in 32) are fine: see
+            // `fix_justification`. Fewer than 8, or more than the container, is nonsense.
+            let valid = valid_bits;
+            if !(8..=container_bits).contains(&valid) {
                 return Err(corrupt(
                     path,
-                    format!("{valid_bits} valid bits in a {bits}-bit sample container"),
+                    format!("{valid} valid bits in a {container_bits}-bit sample container"),
                 ));
             }
-            (SampleKind::Int, Encoding::PcmInt { bits })
+            (SampleKind::Int, Encoding::PcmInt { bits: valid })
         }
         TAG_FLOAT => {
             if bits != 32 {
@@ -482,13 +528,13 @@ fn interpret_fmt(path: &Path, fmt: &[u8]) -> Result<Format, AudioError> {
     };
 
     // The frame size must agree with channels x container, or we would slice samples apart.
-    let expected_align = channels * (bits / 8);
+    let expected_align = channels * (container_bits / 8);
     if block_align != expected_align {
         return Err(corrupt(
             path,
             format!(
                 "fmt chunk is inconsistent: block align is {block_align} bytes but \
-                 {channels} channel(s) of {bits}-bit samples need {expected_align}"
+                 {channels} channel(s) of {container_bits}-bit samples need {expected_align}"
             ),
         ));
     }
@@ -499,7 +545,7 @@ fn interpret_fmt(path: &Path, fmt: &[u8]) -> Result<Format, AudioError> {
         channels,
         sample_rate,
         block_align,
-        container_bits: bits,
+        container_bits,
     })
 }
 
@@ -598,17 +644,51 @@ fn decode_with_hound(
     } else {
         // hound returns 8-bit as signed (x - 128) and every width sign-extended in an i32, so
         // dividing by 2^(bits-1) maps the full range onto [-1, 1).
-        let scale = 1.0 / f64::from(1u32 << (format.container_bits - 1));
-        let samples: Vec<i32> = wav
+        let mut samples: Vec<i32> = wav
             .samples::<i32>()
             .collect::<Result<_, _>>()
             .map_err(hound_err)?;
+        let mut bits = format.container_bits;
+        if let Encoding::PcmInt { bits: valid } = format.encoding {
+            if valid < bits && fix_justification(&mut samples, valid, bits) {
+                bits = valid;
+            }
+        }
+        let scale = 1.0 / f64::from(1u32 << (bits - 1));
         Ok(deinterleave(
             samples.into_iter().map(|s| (f64::from(s) * scale) as f32),
             channels,
             frames,
         ))
     }
+}
+
+/// Samples with fewer valid bits than their container should be left-justified (the
+/// WAVE_FORMAT_EXTENSIBLE rule), and then decoding the whole container scales them right. Some
+/// writers right-justify instead, which would come out thousands of times too quiet. The
+/// padding bits tell which: if some sample has a low padding bit set and every sample's high
+/// padding bits are zero or a sign extension, the samples are right-justified and are
+/// sign-extended from `valid` bits in place. Returns whether it did that. (`samples` are
+/// container-width values sign-extended to i32, as hound returns them; `valid < container`.)
+fn fix_justification(samples: &mut [i32], valid: u16, container: u16) -> bool {
+    let pad = u32::from(container - valid);
+    let low_mask = (1i32 << pad) - 1;
+    if samples.iter().all(|&s| s & low_mask == 0) {
+        return false; // left-justified (or silence: the same either way)
+    }
+    let shift = 32 - u32::from(valid);
+    let extend = |s: i32| (s << shift) >> shift;
+    let top = 1i64 << valid;
+    let right = samples
+        .iter()
+        .all(|&s| extend(s) == s || (0..top).contains(&i64::from(s)));
+    if !right {
+        return false; // fits neither: keep the standard reading
+    }
+    for s in samples.iter_mut() {
+        *s = extend(*s);
+    }
+    true
 }
 
 /// ITU-T G.711 μ-law expansion to 16-bit linear (the classic reference algorithm: invert the
@@ -811,6 +891,51 @@ mod tests {
     }
 
     #[test]
+    fn unfinished_header_with_zero_length_reads_to_end() {
+        let mut bytes = pcm16_stereo();
+        let n = bytes.len();
+        bytes[n - 16..n - 12].copy_from_slice(&0u32.to_le_bytes());
+        bytes[4..8].copy_from_slice(&0u32.to_le_bytes());
+        let rec = decode_bytes(p(), &bytes).unwrap();
+        assert_eq!(rec.channels[1][2], -0.5);
+        // A real empty data chunk followed by metadata stays an error.
+        let fmt = fmt_body(TAG_PCM, 1, 8000, 16, None);
+        let mut bytes = wav(&fmt, &[], &[]);
+        bytes.extend_from_slice(b"LIST\x04\x00\x00\x00INFO");
+        assert!(err(&bytes).contains("data chunk is empty"));
+    }
+
+    #[test]
+    fn right_justified_and_oversized_containers() {
+        // hound's own test files: 24-bit values in the low bytes of 4-byte containers, once in
+        // an extensible header and once in a plain PCM header with block align 8.
+        let vals = [-96i32, 23052, 8_388_607, -8_360_672];
+        let data: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| ((*v as u32) & 0x00FF_FFFF).to_le_bytes())
+            .collect();
+        let want: Vec<f32> = vals.iter().map(|&v| v as f32 / 8_388_608.0).collect();
+        let ext = decode_bytes(
+            p(),
+            &wav(&extensible(1, 48000, 32, 24, TAG_PCM), &[], &data),
+        );
+        assert_eq!(ext.unwrap().channels[0], want);
+        let mut plain = fmt_body(TAG_PCM, 2, 48000, 24, None);
+        plain[12..14].copy_from_slice(&8u16.to_le_bytes());
+        let rec = decode_bytes(p(), &wav(&plain, &[], &data)).unwrap();
+        assert_eq!(rec.encoding, Encoding::PcmInt { bits: 24 });
+        assert_eq!(rec.channels[0], vec![want[0], want[2]]);
+        assert_eq!(rec.channels[1], vec![want[1], want[3]]);
+        // 12-bit PCM, left-justified in 16 bits as the WAV spec says.
+        let data: Vec<u8> = [0x4000i16, -0x8000, 0x0010]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let rec = decode_bytes(p(), &wav(&fmt_body(TAG_PCM, 1, 8000, 12, None), &[], &data));
+        assert_eq!(rec.unwrap().channels[0], vec![0.5, -1.0, 16.0 / 32768.0]);
+    }
+
+    #[test]
     fn truncated_data_keeps_whole_frames() {
         let mut bytes = pcm16_stereo();
         bytes.truncate(bytes.len() - 2); // cut the last frame in half
@@ -859,6 +984,13 @@ mod tests {
             "{e}"
         );
         assert!(err(&[0x00, 0xFF, 0x10]).contains("starts with bytes 00 FF 10"));
+        let e = err("通话记录：客户投诉".as_bytes());
+        assert!(
+            e.contains("not a WAV file (starts with \"通话记录：客户投\")"),
+            "{e}"
+        );
+        let e = err(b"#!AMR\n\x3c\x91");
+        assert!(e.contains("looks like AMR, convert it to WAV first"), "{e}");
         assert!(err(b"RIF").contains("truncated header"));
         assert!(err(b"RIFF\x00\x00\x00\x00AVI LIST").contains("type 'AVI '"));
         assert!(err(b"RIFX\x00\x00\x00\x00WAVE").contains("unsupported WAV: RIFX"));
@@ -874,8 +1006,10 @@ mod tests {
         assert!(e.contains("sample rate 96000 Hz"), "{e}");
         let e = err(&wav(&fmt_body(TAG_PCM, 1, 7999, 16, None), &[], &[0; 4]));
         assert!(e.contains("sample rate 7999 Hz"), "{e}");
-        let e = err(&wav(&fmt_body(TAG_PCM, 1, 8000, 12, None), &[], &[0; 4]));
-        assert!(e.contains("12-bit PCM"), "{e}");
+        let e = err(&wav(&fmt_body(TAG_PCM, 1, 8000, 40, None), &[], &[0; 5]));
+        assert!(e.contains("40-bit PCM"), "{e}");
+        let e = err(&wav(&fmt_body(TAG_PCM, 1, 8000, 4, None), &[], &[0; 4]));
+        assert!(e.contains("4 valid bits in a 8-bit"), "{e}");
         let e = err(&wav(&fmt_body(TAG_FLOAT, 1, 8000, 64, None), &[], &[0; 8]));
         assert!(e.contains("64-bit float"), "{e}");
         let e = err(&wav(&fmt_body(0x0031, 1, 8000, 0, None), &[], &[0; 65]));
