@@ -460,7 +460,7 @@ fn interpret_fmt(path: &Path, fmt: &[u8]) -> Result<Format, AudioError> {
     let (kind, encoding) = match real_tag {
         TAG_PCM => {
             let per_sample = u32::from(block_align / channels) * 8;
-            if block_align % channels == 0 && per_sample >= u32::from(bits) {
+            if block_align.is_multiple_of(channels) && per_sample >= u32::from(bits) {
                 container_bits = u16::try_from(per_sample).unwrap_or(u16::MAX);
             }
             if ![8, 16, 24, 32].contains(&container_bits) {
@@ -649,10 +649,11 @@ fn decode_with_hound(
             .collect::<Result<_, _>>()
             .map_err(hound_err)?;
         let mut bits = format.container_bits;
-        if let Encoding::PcmInt { bits: valid } = format.encoding {
-            if valid < bits && fix_justification(&mut samples, valid, bits) {
-                bits = valid;
-            }
+        if let Encoding::PcmInt { bits: valid } = format.encoding
+            && valid < bits
+            && fix_justification(&mut samples, valid, bits)
+        {
+            bits = valid;
         }
         let scale = 1.0 / f64::from(1u32 << (bits - 1));
         Ok(deinterleave(
