@@ -1,22 +1,23 @@
 //! Decode telephone WAV files into a [`Recording`]: f32 samples in [-1, 1], one `Vec` per
 //! channel, at the file's own sample rate.
 //!
-//! Supported: PCM integer (8-bit unsigned, 16/24/32-bit signed), 32-bit IEEE float, G.711
-//! μ-law (format tag 7) and A-law (format tag 6), and `WAVE_FORMAT_EXTENSIBLE` wrapping any
-//! of these; mono or stereo; 8000..=48000 Hz.
+//! Supported: PCM integer (8-bit unsigned, 16/24/32-bit signed, also fewer valid bits in such
+//! a container), 32-bit IEEE float, G.711 μ-law (format tag 7) and A-law (format tag 6), and
+//! `WAVE_FORMAT_EXTENSIBLE` wrapping any of these; mono or stereo; 8000..=48000 Hz.
 //!
 //! The RIFF container is walked here, by hand, for every file: hound does not know G.711,
-//! rejects things real recorders write (odd-sized chunks without honouring the pad byte, a
-//! wrong byte rate, left-justified 24-in-32 extensible samples) and cannot decode a file whose
-//! data chunk is cut short. Once the walker has validated the header and found the whole
-//! frames that are present, PCM and float sample data goes through hound behind a canonical
-//! header we build ourselves; G.711 is expanded with the ITU tables below.
+//! skips odd-sized chunks without their pad byte, rejects a wrong byte rate, reads
+//! left-justified 24-in-32 samples 256 times too loud, and cannot decode a file whose data
+//! chunk is cut short. Once the walker has validated the header and found the whole frames
+//! that are present, PCM and float sample data goes through hound behind a canonical header
+//! we build ourselves; G.711 is expanded with the ITU algorithm below.
 //!
 //! Truncated data policy: a call recorder that dies mid-call leaves a data chunk shorter than
 //! its header declares. Such a file is accepted: every whole frame present is decoded and a
-//! `tracing` warning says how much is missing. A broken `fmt` chunk, or a file with no whole
-//! frame at all, is an error. A data size of `0xFFFF_FFFF` (the "length unknown" placeholder
-//! some streaming writers leave) means "up to the end of the file".
+//! `tracing` warning says how much is missing. A data length that is a writer's placeholder
+//! (0xFFFFFFFF, or 0 followed by audio rather than another chunk) means "to the end of the
+//! file", also with a warning. A broken `fmt` chunk, or a file with no whole frame at all, is
+//! an error.
 //!
 //! Nothing in here may panic on any input: every read is bounds-checked and arithmetic on
 //! header values is done in `u64`/checked.
