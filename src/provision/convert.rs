@@ -141,8 +141,7 @@ pub struct Architecture {
 
 /// Heads by width for the official whisper sizes (all use 64-wide heads); only consulted when
 /// neither model.bin nor config.json states the head count.
-const HEADS_BY_WIDTH: [(usize, usize); 5] =
-    [(384, 6), (512, 8), (768, 12), (1024, 16), (1280, 20)];
+const HEADS_BY_WIDTH: [(usize, usize); 5] = [(384, 6), (512, 8), (768, 12), (1024, 16), (1280, 20)];
 
 impl Architecture {
     /// Derives the dimensions from `model`'s tensor shapes; head counts from model.bin's
@@ -213,7 +212,7 @@ impl Architecture {
                          standard whisper size"
                     ),
                 })?;
-            if h == 0 || d % h != 0 {
+            if h == 0 || !d.is_multiple_of(h) {
                 return Err(bad(
                     &format!("{stack}/num_heads"),
                     format!("{h} heads do not divide width {d}"),
@@ -435,8 +434,18 @@ impl Planner {
                 &format!("{c}/attention/layer_norm"),
             );
         }
-        self.linear(&format!("{g}.mlp.0"), &format!("{c}/ffn/linear_0"), 4 * d, d);
-        self.linear(&format!("{g}.mlp.2"), &format!("{c}/ffn/linear_1"), d, 4 * d);
+        self.linear(
+            &format!("{g}.mlp.0"),
+            &format!("{c}/ffn/linear_0"),
+            4 * d,
+            d,
+        );
+        self.linear(
+            &format!("{g}.mlp.2"),
+            &format!("{c}/ffn/linear_1"),
+            d,
+            4 * d,
+        );
         self.layer_norm(&format!("{g}.mlp_ln"), &format!("{c}/ffn/layer_norm"));
     }
 }
@@ -738,7 +747,7 @@ pub fn convert(
             ),
         };
         // ggml quantises row by row, so rows (not just the tensor) must be whole blocks.
-        if inner % ttype.block_len() != 0 {
+        if !inner.is_multiple_of(ttype.block_len()) {
             return Err(quant_err());
         }
         let bytes = match ttype {
@@ -766,9 +775,8 @@ pub fn convert(
         .map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
     drop(file);
-    fs::rename(&temp.path, output).map_err(|e| {
-        ProvisionError::io(output, "cannot move the converted file into place", e)
-    })?;
+    fs::rename(&temp.path, output)
+        .map_err(|e| ProvisionError::io(output, "cannot move the converted file into place", e))?;
     temp.keep = true;
 
     Ok(ConvertReport {
@@ -811,17 +819,30 @@ mod tests {
     const N_MELS: usize = 80;
     const AUDIO_CTX: usize = 10;
     const TEXT_CTX: usize = 7;
-    const VOCAB: [&str; 6] = ["!", "Ġthe", "ä½łå¥½", "", "<|endoftext|>", "<|startoftranscript|>"];
+    const VOCAB: [&str; 6] = [
+        "!",
+        "Ġthe",
+        "ä½łå¥½",
+        "",
+        "<|endoftext|>",
+        "<|startoftranscript|>",
+    ];
 
     /// Deterministic, f16-exact filler: element k of a tensor is a small multiple of 1/64 that
     /// also encodes which tensor it belongs to (`tag`).
     fn fill(n: usize, tag: usize) -> Vec<f32> {
-        (0..n).map(|k| ((k * 7 + tag * 13) % 200) as f32 / 64.0 - 1.5).collect()
+        (0..n)
+            .map(|k| ((k * 7 + tag * 13) % 200) as f32 / 64.0 - 1.5)
+            .collect()
     }
 
     fn linear(b: ModelBuilder, name: &str, out: usize, inp: usize, tag: usize) -> ModelBuilder {
-        b.f16(&format!("{name}/weight"), &[out as u32, inp as u32], &fill(out * inp, tag))
-            .f16(&format!("{name}/bias"), &[out as u32], &fill(out, tag + 1))
+        b.f16(
+            &format!("{name}/weight"),
+            &[out as u32, inp as u32],
+            &fill(out * inp, tag),
+        )
+        .f16(&format!("{name}/bias"), &[out as u32], &fill(out, tag + 1))
     }
 
     fn norm(b: ModelBuilder, name: &str, tag: usize) -> ModelBuilder {
@@ -835,22 +856,51 @@ mod tests {
         let d = D as u32;
         let rows = |n: usize| -> Vec<f32> { (0..n * D).map(|k| (k / D) as f32).collect() };
         let mut b = ModelBuilder::new()
-            .raw("encoder/num_heads", &[], crate::provision::ct2::DType::I16, 2i16.to_le_bytes().to_vec())
-            .f16("encoder/conv1/weight", &[d, N_MELS as u32, 3], &fill(D * N_MELS * 3, 1))
+            .raw(
+                "encoder/num_heads",
+                &[],
+                crate::provision::ct2::DType::I16,
+                2i16.to_le_bytes().to_vec(),
+            )
+            .f16(
+                "encoder/conv1/weight",
+                &[d, N_MELS as u32, 3],
+                &fill(D * N_MELS * 3, 1),
+            )
             .f16("encoder/conv1/bias", &[d], &fill(D, 2))
             .f16("encoder/conv2/weight", &[d, d, 3], &fill(D * D * 3, 3))
             .f16("encoder/conv2/bias", &[d], &fill(D, 4))
-            .f16("encoder/position_encodings/encodings", &[AUDIO_CTX as u32, d], &fill(AUDIO_CTX * D, 5))
-            .f16("decoder/position_encodings/encodings", &[TEXT_CTX as u32, d], &fill(TEXT_CTX * D, 6))
-            .f16("decoder/embeddings/weight", &[VOCAB.len() as u32, d], &fill(VOCAB.len() * D, 7));
+            .f16(
+                "encoder/position_encodings/encodings",
+                &[AUDIO_CTX as u32, d],
+                &fill(AUDIO_CTX * D, 5),
+            )
+            .f16(
+                "decoder/position_encodings/encodings",
+                &[TEXT_CTX as u32, d],
+                &fill(TEXT_CTX * D, 6),
+            )
+            .f16(
+                "decoder/embeddings/weight",
+                &[VOCAB.len() as u32, d],
+                &fill(VOCAB.len() * D, 7),
+            );
         b = norm(b, "encoder/layer_norm", 8);
         b = norm(b, "decoder/layer_norm", 10);
         for (stack, layers) in [("encoder", 2), ("decoder", 1)] {
             for l in 0..layers {
                 let c = format!("{stack}/layer_{l}");
                 b = b
-                    .f16(&format!("{c}/self_attention/linear_0/weight"), &[3 * d, d], &rows(3 * D))
-                    .f16(&format!("{c}/self_attention/linear_0/bias"), &[3 * d], &(0..3 * D).map(|k| k as f32).collect::<Vec<_>>());
+                    .f16(
+                        &format!("{c}/self_attention/linear_0/weight"),
+                        &[3 * d, d],
+                        &rows(3 * D),
+                    )
+                    .f16(
+                        &format!("{c}/self_attention/linear_0/bias"),
+                        &[3 * d],
+                        &(0..3 * D).map(|k| k as f32).collect::<Vec<_>>(),
+                    );
                 b = linear(b, &format!("{c}/self_attention/linear_1"), D, D, 20);
                 b = norm(b, &format!("{c}/self_attention/layer_norm"), 22);
                 b = linear(b, &format!("{c}/ffn/linear_0"), 4 * D, D, 24);
@@ -859,8 +909,16 @@ mod tests {
                 if stack == "decoder" {
                     b = linear(b, &format!("{c}/attention/linear_0"), D, D, 30);
                     b = b
-                        .f16(&format!("{c}/attention/linear_1/weight"), &[2 * d, d], &rows(2 * D))
-                        .f16(&format!("{c}/attention/linear_1/bias"), &[2 * d], &(0..2 * D).map(|k| k as f32).collect::<Vec<_>>());
+                        .f16(
+                            &format!("{c}/attention/linear_1/weight"),
+                            &[2 * d, d],
+                            &rows(2 * D),
+                        )
+                        .f16(
+                            &format!("{c}/attention/linear_1/bias"),
+                            &[2 * d],
+                            &(0..2 * D).map(|k| k as f32).collect::<Vec<_>>(),
+                        );
                     b = linear(b, &format!("{c}/attention/linear_2"), D, D, 32);
                     b = norm(b, &format!("{c}/attention/layer_norm"), 34);
                 }
@@ -877,8 +935,11 @@ mod tests {
         fs::write(dir.path().join("vocabulary.txt"), text).unwrap();
         // No decoder/num_heads in the tiny model.bin and width 64 is not a standard size, so the
         // decoder's head count comes from here.
-        fs::write(dir.path().join("config.json"), r#"{"suppress_ids": [1], "num_heads": 1}"#)
-            .unwrap();
+        fs::write(
+            dir.path().join("config.json"),
+            r#"{"suppress_ids": [1], "num_heads": 1}"#,
+        )
+        .unwrap();
         dir
     }
 
@@ -925,11 +986,17 @@ mod tests {
                 "encoder.blocks.0.attn.key.weight",
             ]
         );
-        let dec = names.iter().position(|n| *n == "decoder.positional_embedding").unwrap();
+        let dec = names
+            .iter()
+            .position(|n| *n == "decoder.positional_embedding")
+            .unwrap();
         assert_eq!(names[dec - 1], "encoder.ln_post.bias");
         assert_eq!(names[dec + 1], "decoder.token_embedding.weight");
         assert_eq!(names[dec + 2], "decoder.blocks.0.attn.query.weight");
-        assert_eq!(names[dec + 2 + 9], "decoder.blocks.0.cross_attn.query.weight");
+        assert_eq!(
+            names[dec + 2 + 9],
+            "decoder.blocks.0.cross_attn.query.weight"
+        );
         assert_eq!(names.last(), Some(&"decoder.ln.bias"));
         assert!(!names.iter().any(|n| n.ends_with("key.bias")));
         let mut unique = names.clone();
@@ -939,18 +1006,33 @@ mod tests {
 
         let by_name = |n: &str| plan.iter().find(|t| t.name == n).unwrap();
         let conv_bias = by_name("encoder.conv1.bias");
-        assert_eq!((conv_bias.shape.clone(), conv_bias.storage), (vec![512, 1], Storage::F32));
+        assert_eq!(
+            (conv_bias.shape.clone(), conv_bias.storage),
+            (vec![512, 1], Storage::F32)
+        );
         let value = by_name("decoder.blocks.3.cross_attn.value.weight");
         assert_eq!(value.source, "decoder/layer_3/attention/linear_1/weight");
         assert_eq!(value.rows, Some(512..1024));
-        assert_eq!(by_name("decoder.token_embedding.weight").ggml_type(None), GgmlType::F16);
+        assert_eq!(
+            by_name("decoder.token_embedding.weight").ggml_type(None),
+            GgmlType::F16
+        );
         assert_eq!(
             by_name("decoder.token_embedding.weight").ggml_type(Some(Quantization::Q8_0)),
             GgmlType::Q8_0
         );
-        assert_eq!(by_name("encoder.conv2.weight").ggml_type(Some(Quantization::Q8_0)), GgmlType::F16);
-        assert_eq!(by_name("encoder.positional_embedding").ggml_type(None), GgmlType::F32);
-        assert_eq!(by_name("encoder.blocks.5.mlp_ln.weight").ggml_type(None), GgmlType::F32);
+        assert_eq!(
+            by_name("encoder.conv2.weight").ggml_type(Some(Quantization::Q8_0)),
+            GgmlType::F16
+        );
+        assert_eq!(
+            by_name("encoder.positional_embedding").ggml_type(None),
+            GgmlType::F32
+        );
+        assert_eq!(
+            by_name("encoder.blocks.5.mlp_ln.weight").ggml_type(None),
+            GgmlType::F32
+        );
     }
 
     #[test]
@@ -960,10 +1042,18 @@ mod tests {
         let report = convert(dir.path(), &out, &ConvertOptions::default()).unwrap();
         let buf = fs::read(&out).unwrap();
         assert_eq!(report.bytes, buf.len() as u64);
-        let sha: String = Sha256::digest(&buf).iter().map(|b| format!("{b:02x}")).collect();
+        let sha: String = Sha256::digest(&buf)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(report.sha256, sha);
         assert_eq!(
-            (report.n_audio_layer, report.n_text_layer, report.n_audio_state, report.n_mels),
+            (
+                report.n_audio_layer,
+                report.n_text_layer,
+                report.n_audio_state,
+                report.n_mels
+            ),
             (2, 1, D, N_MELS)
         );
         // Encoder heads from model.bin's scalar, decoder heads from config.json.
@@ -994,7 +1084,12 @@ mod tests {
         // Tokens before <|endoftext|>, as raw bytes.
         assert_eq!(
             f.vocab,
-            vec![b"!".to_vec(), b" the".to_vec(), "你好".as_bytes().to_vec(), vec![]]
+            vec![
+                b"!".to_vec(),
+                b" the".to_vec(),
+                "你好".as_bytes().to_vec(),
+                vec![]
+            ]
         );
         assert_eq!(f.tensors.len(), report.tensors);
         assert_eq!(f.tensors.len(), 5 + 2 * 15 + 2 + 2 + 24 + 2);
@@ -1004,22 +1099,47 @@ mod tests {
         for (part, first_row) in [("query", 0.0), ("key", 64.0), ("value", 128.0)] {
             let w = f16_at(&buf, t(&format!("encoder.blocks.1.attn.{part}.weight")));
             assert_eq!(w.len(), D * D);
-            assert_eq!((w[0], w[D * D - 1]), (first_row, first_row + 63.0), "{part}");
+            assert_eq!(
+                (w[0], w[D * D - 1]),
+                (first_row, first_row + 63.0),
+                "{part}"
+            );
         }
-        assert_eq!(f32_at(&buf, t("encoder.blocks.0.attn.value.bias"))[0], 128.0);
-        assert_eq!(f32_at(&buf, t("decoder.blocks.0.attn.query.bias"))[63], 63.0);
+        assert_eq!(
+            f32_at(&buf, t("encoder.blocks.0.attn.value.bias"))[0],
+            128.0
+        );
+        assert_eq!(
+            f32_at(&buf, t("decoder.blocks.0.attn.query.bias"))[63],
+            63.0
+        );
         // Cross-attention k;v rows.
-        assert_eq!(f16_at(&buf, t("decoder.blocks.0.cross_attn.key.weight"))[0], 0.0);
-        assert_eq!(f16_at(&buf, t("decoder.blocks.0.cross_attn.value.weight"))[0], 64.0);
-        assert_eq!(f32_at(&buf, t("decoder.blocks.0.cross_attn.value.bias"))[0], 64.0);
+        assert_eq!(
+            f16_at(&buf, t("decoder.blocks.0.cross_attn.key.weight"))[0],
+            0.0
+        );
+        assert_eq!(
+            f16_at(&buf, t("decoder.blocks.0.cross_attn.value.weight"))[0],
+            64.0
+        );
+        assert_eq!(
+            f32_at(&buf, t("decoder.blocks.0.cross_attn.value.bias"))[0],
+            64.0
+        );
         // Conv bias as [d, 1] f32, written as ne = [1, d].
         let cb = t("encoder.conv1.bias");
         assert_eq!((cb.shape.clone(), cb.ttype), (vec![D, 1], GgmlType::F32));
         assert_eq!(f32_at(&buf, cb), fill(D, 2));
         let conv = t("encoder.conv1.weight");
-        assert_eq!((conv.shape.clone(), conv.ttype), (vec![D, N_MELS, 3], GgmlType::F16));
+        assert_eq!(
+            (conv.shape.clone(), conv.ttype),
+            (vec![D, N_MELS, 3], GgmlType::F16)
+        );
         assert_eq!(f16_at(&buf, conv), fill(D * N_MELS * 3, 1));
-        assert_eq!(f16_at(&buf, t("decoder.token_embedding.weight")), fill(6 * D, 7));
+        assert_eq!(
+            f16_at(&buf, t("decoder.token_embedding.weight")),
+            fill(6 * D, 7)
+        );
         assert_eq!(f32_at(&buf, t("decoder.ln.weight")), fill(D, 10));
     }
 
@@ -1045,7 +1165,11 @@ mod tests {
                 };
                 assert_eq!(t.ttype, expect, "{}", t.name);
             }
-            let emb = f.tensors.iter().find(|t| t.name == "decoder.token_embedding.weight").unwrap();
+            let emb = f
+                .tensors
+                .iter()
+                .find(|t| t.name == "decoder.token_embedding.weight")
+                .unwrap();
             let bytes = &buf[emb.offset..emb.offset + emb.len];
             let back = match q {
                 Quantization::Q8_0 => quantize::dequantize_q8_0(bytes),
@@ -1070,7 +1194,11 @@ mod tests {
         assert_eq!(report.source_dtype, "float16"); // the probe tensor (linear_0) is still f16
         let buf = fs::read(&out).unwrap();
         let f = GgmlFile::parse(&buf).unwrap();
-        let t = f.tensors.iter().find(|t| t.name == "encoder.blocks.0.attn.out.weight").unwrap();
+        let t = f
+            .tensors
+            .iter()
+            .find(|t| t.name == "encoder.blocks.0.attn.out.weight")
+            .unwrap();
         let got = f16_at(&buf, t);
         for (k, g) in got.iter().enumerate() {
             let expect = half::f16::from_f32(q[k] as f32 / scales[k / D]).to_f32();
@@ -1083,7 +1211,11 @@ mod tests {
         tiny_model()
             .without("encoder/layer_0/self_attention/linear_1/weight")
             .i8("encoder/layer_0/self_attention/linear_1/weight", &[d, d], q)
-            .f32("encoder/layer_0/self_attention/linear_1/weight_scale", &[d], scales)
+            .f32(
+                "encoder/layer_0/self_attention/linear_1/weight_scale",
+                &[d],
+                scales,
+            )
     }
 
     #[test]
@@ -1102,7 +1234,10 @@ mod tests {
         let err = convert(dir.path(), &dir.path().join("o.bin"), &Default::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing tensor 'decoder/layer_0/attention/linear_2/bias'"), "{err}");
+        assert!(
+            err.contains("missing tensor 'decoder/layer_0/attention/linear_2/bias'"),
+            "{err}"
+        );
         // The partial output was cleaned up.
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -1127,12 +1262,19 @@ mod tests {
         let err = convert(dir.path(), &dir.path().join("o.bin"), &Default::default())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("token 1") && err.contains("outside GPT-2"), "{err}");
+        assert!(
+            err.contains("token 1") && err.contains("outside GPT-2"),
+            "{err}"
+        );
 
         // Missing model directory.
-        let err = convert(Path::new("/nonexistent/ct2"), Path::new("/tmp/x.bin"), &Default::default())
-            .unwrap_err()
-            .to_string();
+        let err = convert(
+            Path::new("/nonexistent/ct2"),
+            Path::new("/tmp/x.bin"),
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("/nonexistent/ct2/model.bin"), "{err}");
     }
 

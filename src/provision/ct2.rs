@@ -349,7 +349,10 @@ impl Ct2Model {
         let Some(weight) = self.get(&format!("{probe}/weight")) else {
             return "unknown".to_string();
         };
-        match (weight.dtype.is_integer(), self.get(&format!("{probe}/bias"))) {
+        match (
+            weight.dtype.is_integer(),
+            self.get(&format!("{probe}/bias")),
+        ) {
             (true, Some(bias)) => format!("{}_{}", weight.dtype.name(), bias.dtype.name()),
             _ => weight.dtype.name().to_string(),
         }
@@ -563,11 +566,7 @@ mod tests {
                 DType::I16,
                 8i16.to_le_bytes().to_vec(),
             )
-            .f16(
-                "a/weight",
-                &[2, 3],
-                &[1.0, -2.0, 0.5, 65504.0, -0.0, 0.333],
-            )
+            .f16("a/weight", &[2, 3], &[1.0, -2.0, 0.5, 65504.0, -0.0, 0.333])
             .f32("a/bias", &[2], &[0.25, -7.5])
             .i8("q/weight", &[2, 2], &[127, -64, 10, -127])
             .f32("q/weight_scale", &[2], &[127.0, 12.7])
@@ -633,7 +632,10 @@ mod tests {
                 "w/weight",
                 &[1, 2],
                 DType::I16,
-                [1000i16, -500].iter().flat_map(|v| v.to_le_bytes()).collect(),
+                [1000i16, -500]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
             )
             .f32("w/weight_scale", &[], &[1000.0])
             .build();
@@ -664,13 +666,17 @@ mod tests {
     fn rejects_bad_headers() {
         let mut bytes = sample();
         bytes[0] = 5;
-        let err = Ct2Model::from_bytes(bytes, "m.bin").unwrap_err().to_string();
+        let err = Ct2Model::from_bytes(bytes, "m.bin")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("version 5"), "{err}");
 
         let bytes = ModelBuilder::new()
             .raw("x", &[2], DType::F32, vec![0; 4])
             .build();
-        let err = Ct2Model::from_bytes(bytes, "m.bin").unwrap_err().to_string();
+        let err = Ct2Model::from_bytes(bytes, "m.bin")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("declares 4 bytes"), "{err}");
 
         // Offset of the dtype byte of the first variable "x" with one dimension.
@@ -678,7 +684,9 @@ mod tests {
         let mut bytes = ModelBuilder::new().f32("x", &[1], &[1.0]).build();
         assert_eq!(bytes[dtype_at], 0);
         bytes[dtype_at] = 9;
-        let err = Ct2Model::from_bytes(bytes, "m.bin").unwrap_err().to_string();
+        let err = Ct2Model::from_bytes(bytes, "m.bin")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("unknown dtype code 9") && err.contains("'x'"),
             "{err}"
@@ -686,7 +694,9 @@ mod tests {
 
         let mut bytes = sample();
         bytes.push(0);
-        let err = Ct2Model::from_bytes(bytes, "m.bin").unwrap_err().to_string();
+        let err = Ct2Model::from_bytes(bytes, "m.bin")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("1 unexpected bytes"), "{err}");
     }
 
@@ -696,7 +706,9 @@ mod tests {
         // Patch both dims to u32::MAX: the byte count check must fail cleanly.
         let dims_at = 4 + (2 + 12) + 4 + 4 + (2 + 2) + 1;
         bytes[dims_at..dims_at + 8].fill(0xff);
-        let err = Ct2Model::from_bytes(bytes, "m.bin").unwrap_err().to_string();
+        let err = Ct2Model::from_bytes(bytes, "m.bin")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("declares 4 bytes"), "{err}");
     }
 

@@ -69,7 +69,8 @@ impl GgmlType {
 
     /// Bytes needed for `n` elements, `None` if `n` is not a whole number of blocks.
     pub fn bytes_for(self, n: usize) -> Option<usize> {
-        (n % self.block_len() == 0).then(|| n / self.block_len() * self.block_bytes())
+        n.is_multiple_of(self.block_len())
+            .then(|| n / self.block_len() * self.block_bytes())
     }
 
     pub fn name(self) -> &'static str {
@@ -190,7 +191,7 @@ impl<W: Write> GgmlWriter<W> {
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| invalid(format!("tensor '{name}': shape {shape:?} overflows")))?;
         let inner = shape.last().copied().unwrap_or(1);
-        if inner % ttype.block_len() != 0 || ttype.bytes_for(numel) != Some(data.len()) {
+        if !inner.is_multiple_of(ttype.block_len()) || ttype.bytes_for(numel) != Some(data.len()) {
             return Err(invalid(format!(
                 "tensor '{name}': {} bytes do not hold {shape:?} as {}",
                 data.len(),
@@ -346,7 +347,8 @@ impl GgmlFile {
         let n_filters = n_mel
             .checked_mul(n_fft)
             .ok_or("mel filter size overflows")?;
-        let mel_filters = r.take(n_filters.saturating_mul(4), "mel filters")?
+        let mel_filters = r
+            .take(n_filters.saturating_mul(4), "mel filters")?
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
@@ -374,9 +376,9 @@ impl GgmlFile {
                 .iter()
                 .try_fold(1usize, |a, &d| a.checked_mul(d))
                 .ok_or_else(|| format!("tensor '{name}': shape overflows"))?;
-            let len = ttype.bytes_for(numel).ok_or_else(|| {
-                format!("tensor '{name}': {numel} elements are not whole blocks")
-            })?;
+            let len = ttype
+                .bytes_for(numel)
+                .ok_or_else(|| format!("tensor '{name}': {numel} elements are not whole blocks"))?;
             let offset = r.pos;
             r.take(len, &format!("data of tensor '{name}'"))?;
             tensors.push(TensorInfo {
@@ -442,13 +444,24 @@ mod tests {
     fn sections_round_trip_through_the_parser() {
         let mut w = GgmlWriter::new(Vec::new());
         w.header(&hp()).unwrap();
-        w.mel_filters(2, 3, &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        w.mel_filters(2, 3, &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+            .unwrap();
         w.vocab(&[b"a".to_vec(), Vec::new(), b" the".to_vec()])
             .unwrap();
-        w.tensor("x.bias", &[4, 1], GgmlType::F32, &f32_bytes(&[1.0, 2.0, 3.0, 4.0]))
-            .unwrap();
-        w.tensor("x.weight", &[2, 3, 2], GgmlType::F16, &f16_bytes(&[0.5; 12]))
-            .unwrap();
+        w.tensor(
+            "x.bias",
+            &[4, 1],
+            GgmlType::F32,
+            &f32_bytes(&[1.0, 2.0, 3.0, 4.0]),
+        )
+        .unwrap();
+        w.tensor(
+            "x.weight",
+            &[2, 3, 2],
+            GgmlType::F16,
+            &f16_bytes(&[0.5; 12]),
+        )
+        .unwrap();
         assert_eq!(w.tensor_count(), 2);
         let out = w.finish().unwrap();
 

@@ -125,7 +125,11 @@ mod tests {
         assert!(w.iter().all(|&x| x >= 0.0 && x.is_finite()));
         // Every band has some weight.
         for band in 0..80 {
-            assert!(w[band * N_FREQ..(band + 1) * N_FREQ].iter().any(|&x| x > 0.0));
+            assert!(
+                w[band * N_FREQ..(band + 1) * N_FREQ]
+                    .iter()
+                    .any(|&x| x > 0.0)
+            );
         }
     }
 
@@ -142,7 +146,14 @@ mod tests {
                 m * 200.0 / 3.0
             }
         };
-        for (i, j) in [(0usize, 1usize), (1, 2), (10, 10), (10, 11), (40, 43), (79, 199)] {
+        for (i, j) in [
+            (0usize, 1usize),
+            (1, 2),
+            (10, 10),
+            (10, 11),
+            (40, 43),
+            (79, 199),
+        ] {
             let (f0, f1, f2) = (edge(i), edge(i + 1), edge(i + 2));
             let f = 40.0 * j as f64;
             let tri = ((f - f0) / (f1 - f0)).min((f2 - f) / (f2 - f1)).max(0.0) as f32;

@@ -41,7 +41,7 @@ fn f16_value(b: [u8; 2]) -> f32 {
 /// Quantises `x` (length a multiple of [`QK`], else `None`) into q8_0 blocks:
 /// d = max|x| / 127, q = round(x / d) (half away from zero, as C's `roundf`).
 pub fn quantize_q8_0(x: &[f32]) -> Option<Vec<u8>> {
-    if x.len() % QK != 0 {
+    if !x.len().is_multiple_of(QK) {
         return None;
     }
     let mut out = Vec::with_capacity(x.len() / QK * Q8_0_BLOCK_BYTES);
@@ -58,7 +58,7 @@ pub fn quantize_q8_0(x: &[f32]) -> Option<Vec<u8>> {
 
 /// Inverse of [`quantize_q8_0`] (d is stored as f16, so values come back within about d/2).
 pub fn dequantize_q8_0(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() % Q8_0_BLOCK_BYTES != 0 {
+    if !bytes.len().is_multiple_of(Q8_0_BLOCK_BYTES) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / Q8_0_BLOCK_BYTES * QK);
@@ -73,7 +73,7 @@ pub fn dequantize_q8_0(bytes: &[u8]) -> Option<Vec<f32>> {
 /// largest magnitude) / -16, q = trunc(x/d + 16.5) capped at 31; low nibbles packed two per byte
 /// (element j with element j+16), fifth bits gathered in a little-endian u32.
 pub fn quantize_q5_0(x: &[f32]) -> Option<Vec<u8>> {
-    if x.len() % QK != 0 {
+    if !x.len().is_multiple_of(QK) {
         return None;
     }
     let mut out = Vec::with_capacity(x.len() / QK * Q5_0_BLOCK_BYTES);
@@ -106,7 +106,7 @@ pub fn quantize_q5_0(x: &[f32]) -> Option<Vec<u8>> {
 
 /// Inverse of [`quantize_q5_0`].
 pub fn dequantize_q5_0(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() % Q5_0_BLOCK_BYTES != 0 {
+    if !bytes.len().is_multiple_of(Q5_0_BLOCK_BYTES) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / Q5_0_BLOCK_BYTES * QK);
@@ -153,7 +153,10 @@ mod tests {
             }
             // The element of largest magnitude maps to ±127.
             let qs = &q[block * Q8_0_BLOCK_BYTES + 2..(block + 1) * Q8_0_BLOCK_BYTES];
-            assert_eq!(qs.iter().map(|&b| (b as i8).unsigned_abs()).max(), Some(127));
+            assert_eq!(
+                qs.iter().map(|&b| (b as i8).unsigned_abs()).max(),
+                Some(127)
+            );
         }
     }
 
