@@ -8,7 +8,9 @@ pub mod eval;
 pub mod onnx;
 pub mod pipeline;
 pub mod provision;
+pub mod rubric;
 pub mod settings;
+
 pub mod text;
 pub mod tone;
 pub mod vad;

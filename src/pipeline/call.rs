@@ -44,6 +44,11 @@ pub enum CallError {
     Vad { path: PathBuf, source: OnnxError },
     #[error("{path}: {source}")]
     Asr { path: PathBuf, source: AsrError },
+    #[error("{path}: tone: {source}")]
+    Tone {
+        path: PathBuf,
+        source: crate::tone::ToneError,
+    },
 }
 
 /// Wall time per stage, for the run summary and the performance work.
@@ -85,8 +90,23 @@ impl Worker {
 
     /// Transcribe one file.
     pub fn transcribe(&mut self, path: &Path, map: ChannelMap) -> Result<CallTranscript, CallError> {
+        let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.transcribe_bytes(path, &bytes, map)
+    }
+
+    /// Transcribe a file already read into memory (`path` names it in messages and output).
+    pub fn transcribe_bytes(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        map: ChannelMap,
+    ) -> Result<CallTranscript, CallError> {
         let t = Instant::now();
-        let (rec, roles) = audio::roles::load_call_audio(path, map)?;
+        let rec = audio::decode::decode_bytes(path, bytes)?;
+        let roles = audio::roles::split_roles(&rec, map)?;
         let mut timings = StageTimings {
             decode: t.elapsed(),
             ..StageTimings::default()

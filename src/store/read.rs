@@ -1,0 +1,259 @@
+//! Reads: a stored call back as typed values (for `rescore` and `show`), and listings.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+use crate::asr::Segment;
+use crate::audio::Role;
+use crate::tone::ToneWindow;
+use crate::vad::{SpeechRegion, SpeechRegions};
+
+/// One stored call with everything the analysis produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredCall {
+    pub id: i64,
+    pub call_key: String,
+    pub path: String,
+    pub agent_id: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub duration_s: Option<f64>,
+    pub segments: Vec<Segment>,
+    pub speech: Vec<SpeechRegions>,
+    pub tone: Vec<ToneWindow>,
+}
+
+/// One stored finding, with its review state.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredFinding {
+    pub id: i64,
+    pub call_id: i64,
+    pub rubric: String,
+    pub item_id: String,
+    pub description: String,
+    pub dimension: String,
+    pub points: f64,
+    pub veto: bool,
+    pub role: Option<String>,
+    pub start: f64,
+    pub end: f64,
+    pub evidence: String,
+    pub review: String,
+}
+
+/// One stored score.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredScore {
+    pub rubric: String,
+    pub rubric_version: String,
+    pub total: f64,
+    pub deductions: f64,
+    pub vetoed: bool,
+}
+
+fn role_of(s: &str) -> Role {
+    s.parse().unwrap_or(Role::Mixed)
+}
+
+impl Store {
+    /// Ids of all calls analysed successfully, in id order.
+    pub fn done_call_ids(&self) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM calls WHERE status = 'done' ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    /// Find a call by id, call key, audio hash prefix, or path (or its file name).
+    pub fn find_call(&self, query: &str) -> Result<i64, StoreError> {
+        let by_id = query.parse::<i64>().ok();
+        let found: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM calls WHERE id = ?1 OR call_key = ?2 OR path = ?2
+                    OR path LIKE '%/' || ?2 OR (length(?2) >= 8 AND audio_hash LIKE ?2 || '%')
+                 ORDER BY id DESC LIMIT 1",
+                params![by_id.unwrap_or(-1), query],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        found.ok_or_else(|| StoreError::NoSuchCall {
+            path: self.path.clone(),
+            query: query.to_string(),
+        })
+    }
+
+    /// Load a call's stored analysis.
+    pub fn load_call(&self, id: i64) -> Result<StoredCall, StoreError> {
+        let e = |e| self.err(e);
+        let mut call = self
+            .conn
+            .query_row(
+                "SELECT id, call_key, path, agent_id, status, error, duration_s FROM calls WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(StoredCall {
+                        id: r.get(0)?,
+                        call_key: r.get(1)?,
+                        path: r.get(2)?,
+                        agent_id: r.get(3)?,
+                        status: r.get(4)?,
+                        error: r.get(5)?,
+                        duration_s: r.get(6)?,
+                        segments: Vec::new(),
+                        speech: Vec::new(),
+                        tone: Vec::new(),
+                    })
+                },
+            )
+            .map_err(e)?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT role, start_s, end_s, text, confidence, avg_logprob, no_speech_prob
+                 FROM segments WHERE call_id = ?1 ORDER BY idx",
+            )
+            .map_err(e)?;
+        call.segments = stmt
+            .query_map(params![id], |r| {
+                Ok(Segment {
+                    role: role_of(&r.get::<_, String>(0)?),
+                    start: r.get(1)?,
+                    end: r.get(2)?,
+                    text: r.get(3)?,
+                    confidence: r.get(4)?,
+                    avg_logprob: r.get(5)?,
+                    no_speech_prob: r.get(6)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(e)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT role, start_s, end_s FROM speech_regions WHERE call_id = ?1 ORDER BY rowid")
+            .map_err(e)?;
+        let regions: Vec<(Role, SpeechRegion)> = stmt
+            .query_map(params![id], |r| {
+                Ok((
+                    role_of(&r.get::<_, String>(0)?),
+                    SpeechRegion {
+                        start: r.get(1)?,
+                        end: r.get(2)?,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(e)?;
+        for (role, region) in regions {
+            match call.speech.iter_mut().find(|s| s.role == role) {
+                Some(s) => s.regions.push(region),
+                None => call.speech.push(SpeechRegions {
+                    role,
+                    regions: vec![region],
+                }),
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT role, start_s, end_s, p_calm, p_tense, p_agitated, features
+                 FROM tone_windows WHERE call_id = ?1 ORDER BY rowid",
+            )
+            .map_err(e)?;
+        call.tone = stmt
+            .query_map(params![id], |r| {
+                let features: Option<String> = r.get(6)?;
+                Ok(ToneWindow {
+                    role: role_of(&r.get::<_, String>(0)?),
+                    start: r.get(1)?,
+                    end: r.get(2)?,
+                    p_calm: r.get(3)?,
+                    p_tense: r.get(4)?,
+                    p_agitated: r.get(5)?,
+                    features: features.and_then(|f| serde_json::from_str(&f).ok()),
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(e)?;
+        Ok(call)
+    }
+
+    /// Findings of a call, in time order.
+    pub fn findings(&self, call_id: i64) -> Result<Vec<StoredFinding>, StoreError> {
+        let e = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, call_id, rubric, item_id, description, dimension, points, veto, role,
+                    start_s, end_s, evidence, review FROM findings WHERE call_id = ?1
+                 ORDER BY start_s, item_id",
+            )
+            .map_err(e)?;
+        stmt.query_map(params![call_id], |r| {
+            Ok(StoredFinding {
+                id: r.get(0)?,
+                call_id: r.get(1)?,
+                rubric: r.get(2)?,
+                item_id: r.get(3)?,
+                description: r.get(4)?,
+                dimension: r.get(5)?,
+                points: r.get(6)?,
+                veto: r.get(7)?,
+                role: r.get(8)?,
+                start: r.get(9)?,
+                end: r.get(10)?,
+                evidence: r.get(11)?,
+                review: r.get(12)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(e)
+    }
+
+    /// Scores of a call, one per rubric.
+    pub fn scores(&self, call_id: i64) -> Result<Vec<StoredScore>, StoreError> {
+        let e = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT rubric, rubric_version, total, deductions, vetoed FROM scores
+                 WHERE call_id = ?1 ORDER BY rubric",
+            )
+            .map_err(e)?;
+        stmt.query_map(params![call_id], |r| {
+            Ok(StoredScore {
+                rubric: r.get(0)?,
+                rubric_version: r.get(1)?,
+                total: r.get(2)?,
+                deductions: r.get(3)?,
+                vetoed: r.get(4)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(e)
+    }
+
+    /// The per-call voice baselines (call key, JSON) of an agent's analysed calls, oldest first.
+    /// The batch leaves out the calls it is itself processing, so that a batch killed half-way
+    /// and run again sees the same history as an uninterrupted one (and gives the same scores).
+    pub fn agent_history(&self, agent_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let e = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT call_key, tone_baseline FROM calls
+                 WHERE agent_id = ?1 AND status = 'done' AND tone_baseline IS NOT NULL ORDER BY id",
+            )
+            .map_err(e)?;
+        stmt.query_map(params![agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(e)
+    }
+}

@@ -1,0 +1,144 @@
+//! The schema, as an ordered list of migrations. `PRAGMA user_version` records how many have
+//! run; opening a database applies the missing ones in one transaction each. Never edit a
+//! migration that has shipped: add a new one.
+
+use super::{Store, StoreError};
+
+/// Migration i brings the schema from version i to i + 1.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE runs (
+        id            INTEGER PRIMARY KEY,
+        command       TEXT NOT NULL,
+        started_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        finished_at   TEXT,
+        models        TEXT NOT NULL,       -- JSON: whisper / vad / tone model files and hashes
+        rubric_name   TEXT,
+        rubric_version TEXT,
+        rubric_hash   TEXT,
+        settings      TEXT NOT NULL,       -- JSON: threads, workers, decoding options
+        calls_done    INTEGER NOT NULL DEFAULT 0,
+        calls_skipped INTEGER NOT NULL DEFAULT 0,
+        calls_failed  INTEGER NOT NULL DEFAULT 0,
+        audio_s       REAL NOT NULL DEFAULT 0,
+        wall_s        REAL NOT NULL DEFAULT 0,
+        stage_s       TEXT                 -- JSON: seconds per stage
+    );
+    CREATE TABLE calls (
+        id            INTEGER PRIMARY KEY,
+        call_key      TEXT NOT NULL UNIQUE, -- the manifest's call id, else the audio hash
+        path          TEXT NOT NULL,
+        audio_hash    TEXT NOT NULL,        -- sha256 of the file's bytes
+        agent_id      TEXT,
+        channel_map   TEXT,
+        status        TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+        error         TEXT,
+        duration_s    REAL,
+        sample_rate   INTEGER,
+        channels      INTEGER,
+        encoding      TEXT,
+        models_key    TEXT,                 -- hash of the models + ASR settings that made it
+        run_id        INTEGER REFERENCES runs(id),
+        tone_baseline TEXT,                 -- JSON (tone::Baseline): the agent's voice in this call
+        processed_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    CREATE INDEX calls_agent ON calls(agent_id);
+    CREATE INDEX calls_hash ON calls(audio_hash);
+    CREATE TABLE segments (
+        call_id       INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        idx           INTEGER NOT NULL,
+        role          TEXT NOT NULL,
+        start_s       REAL NOT NULL,
+        end_s         REAL NOT NULL,
+        text          TEXT NOT NULL,
+        confidence    REAL NOT NULL,
+        avg_logprob   REAL NOT NULL,
+        no_speech_prob REAL NOT NULL,
+        PRIMARY KEY (call_id, idx)
+    );
+    CREATE TABLE speech_regions (
+        call_id       INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        role          TEXT NOT NULL,
+        start_s       REAL NOT NULL,
+        end_s         REAL NOT NULL
+    );
+    CREATE INDEX speech_regions_call ON speech_regions(call_id);
+    CREATE TABLE tone_windows (
+        call_id       INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        role          TEXT NOT NULL,
+        start_s       REAL NOT NULL,
+        end_s         REAL NOT NULL,
+        p_calm        REAL NOT NULL,
+        p_tense       REAL NOT NULL,
+        p_agitated    REAL NOT NULL,
+        features      TEXT                  -- JSON array (model input), for `tone fit`
+    );
+    CREATE INDEX tone_windows_call ON tone_windows(call_id);
+    CREATE TABLE scores (
+        call_id       INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        rubric        TEXT NOT NULL,
+        rubric_version TEXT NOT NULL,
+        rubric_hash   TEXT NOT NULL,
+        total         REAL NOT NULL,
+        deductions    REAL NOT NULL,
+        vetoed        INTEGER NOT NULL,
+        scored_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+        PRIMARY KEY (call_id, rubric)
+    );
+    CREATE TABLE findings (
+        id            INTEGER PRIMARY KEY,
+        call_id       INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        rubric        TEXT NOT NULL,
+        rubric_version TEXT NOT NULL,
+        item_id       TEXT NOT NULL,
+        description   TEXT NOT NULL,
+        dimension     TEXT NOT NULL,
+        points        REAL NOT NULL,
+        veto          INTEGER NOT NULL,
+        role          TEXT,
+        start_s       REAL NOT NULL,
+        end_s         REAL NOT NULL,
+        evidence      TEXT NOT NULL,
+        review        TEXT NOT NULL DEFAULT 'open' CHECK (review IN ('open', 'confirmed', 'dismissed')),
+        reviewer      TEXT,
+        review_note   TEXT,
+        reviewed_at   TEXT
+    );
+    CREATE INDEX findings_call ON findings(call_id);
+    CREATE INDEX findings_item ON findings(item_id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Apply every migration the database has not seen yet.
+pub fn migrate(store: &mut Store) -> Result<(), StoreError> {
+    let found: i64 = store
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| store.err(e))?;
+    if found > current_version() {
+        return Err(StoreError::TooNew {
+            path: store.path.clone(),
+            found,
+            known: current_version(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let path = store.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = store.conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}

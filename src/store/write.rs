@@ -1,0 +1,337 @@
+//! Writes. Each call is written in ONE transaction (delete the old rows of the call, insert the
+//! new), so an interrupted batch never leaves half a call, and a rerun replaces rather than
+//! duplicates. Trainers' verdicts on findings survive a re-run or a rescore when the same item
+//! fires again over an overlapping span.
+
+use rusqlite::{Transaction, params};
+
+use super::{Store, StoreError};
+use crate::asr::Segment;
+use crate::rubric::{Finding, Score};
+use crate::tone::ToneWindow;
+use crate::vad::SpeechRegions;
+
+/// Who a call is and what produced its analysis.
+#[derive(Debug, Clone)]
+pub struct CallMeta {
+    pub call_key: String,
+    pub path: String,
+    pub audio_hash: String,
+    pub agent_id: Option<String>,
+    pub channel_map: String,
+    pub models_key: String,
+    pub run_id: i64,
+}
+
+/// The analysis of one call, as stored.
+#[derive(Debug, Clone)]
+pub struct CallRows<'a> {
+    pub duration_s: f64,
+    pub sample_rate: u32,
+    pub channels: usize,
+    pub encoding: &'a str,
+    pub segments: &'a [Segment],
+    pub speech: &'a [SpeechRegions],
+    pub tone: &'a [ToneWindow],
+    pub findings: &'a [Finding],
+    /// The agent's voice baseline in this call (JSON of `tone::Baseline`).
+    pub tone_baseline: Option<String>,
+    pub score: &'a Score,
+    pub rubric_hash: &'a str,
+}
+
+/// A trainer's verdict on a finding, carried over re-analysis.
+struct Review {
+    item_id: String,
+    start: f64,
+    end: f64,
+    review: String,
+    reviewer: Option<String>,
+    note: Option<String>,
+    at: Option<String>,
+}
+
+fn reviews_of(tx: &Transaction, call_id: i64, rubric: &str) -> rusqlite::Result<Vec<Review>> {
+    let mut stmt = tx.prepare(
+        "SELECT item_id, start_s, end_s, review, reviewer, review_note, reviewed_at FROM findings
+         WHERE call_id = ?1 AND rubric = ?2 AND review != 'open'",
+    )?;
+    let rows = stmt.query_map(params![call_id, rubric], |r| {
+        Ok(Review {
+            item_id: r.get(0)?,
+            start: r.get(1)?,
+            end: r.get(2)?,
+            review: r.get(3)?,
+            reviewer: r.get(4)?,
+            note: r.get(5)?,
+            at: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+fn insert_findings(
+    tx: &Transaction,
+    call_id: i64,
+    findings: &[Finding],
+    score: &Score,
+    rubric_hash: &str,
+    reviews: &[Review],
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM findings WHERE call_id = ?1 AND rubric = ?2",
+        params![call_id, score.rubric],
+    )?;
+    tx.execute(
+        "DELETE FROM scores WHERE call_id = ?1 AND rubric = ?2",
+        params![call_id, score.rubric],
+    )?;
+    let mut ins = tx.prepare(
+        "INSERT INTO findings (call_id, rubric, rubric_version, item_id, description, dimension,
+            points, veto, role, start_s, end_s, evidence, review, reviewer, review_note, reviewed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    for f in findings {
+        let carried = reviews
+            .iter()
+            .find(|r| r.item_id == f.item_id && r.start < f.end + 0.5 && f.start < r.end + 0.5);
+        ins.execute(params![
+            call_id,
+            score.rubric,
+            score.version,
+            f.item_id,
+            f.description,
+            f.dimension,
+            f.points,
+            f.veto,
+            f.role.map(|r| r.as_str()),
+            f.start,
+            f.end,
+            f.evidence,
+            carried.map_or("open", |r| r.review.as_str()),
+            carried.and_then(|r| r.reviewer.clone()),
+            carried.and_then(|r| r.note.clone()),
+            carried.and_then(|r| r.at.clone()),
+        ])?;
+    }
+    tx.execute(
+        "INSERT INTO scores (call_id, rubric, rubric_version, rubric_hash, total, deductions, vetoed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            call_id,
+            score.rubric,
+            score.version,
+            rubric_hash,
+            score.total,
+            score.deductions,
+            score.vetoed
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Has this call already been analysed from the same audio, models and rubric?
+    pub fn is_done(
+        &self,
+        call_key: &str,
+        audio_hash: &str,
+        models_key: &str,
+        rubric_hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM calls c JOIN scores s ON s.call_id = c.id
+                 WHERE c.call_key = ?1 AND c.audio_hash = ?2 AND c.models_key = ?3
+                   AND c.status = 'done' AND s.rubric_hash = ?4)",
+                params![call_key, audio_hash, models_key, rubric_hash],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Store a fully analysed call in one transaction; returns its row id.
+    pub fn save_call(&mut self, meta: &CallMeta, rows: &CallRows) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let result = (|| -> rusqlite::Result<i64> {
+            let tx = self.conn.transaction()?;
+            let old: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM calls WHERE call_key = ?1",
+                    params![meta.call_key],
+                    |r| r.get(0),
+                )
+                .ok();
+            let reviews = match old {
+                Some(id) => reviews_of(&tx, id, &rows.score.rubric)?,
+                None => Vec::new(),
+            };
+            if let Some(id) = old {
+                tx.execute("DELETE FROM calls WHERE id = ?1", params![id])?;
+            }
+            tx.execute(
+                "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
+                    duration_s, sample_rate, channels, encoding, models_key, run_id, tone_baseline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'done', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    meta.call_key,
+                    meta.path,
+                    meta.audio_hash,
+                    meta.agent_id,
+                    meta.channel_map,
+                    rows.duration_s,
+                    rows.sample_rate,
+                    rows.channels as i64,
+                    rows.encoding,
+                    meta.models_key,
+                    meta.run_id,
+                    rows.tone_baseline
+                ],
+            )?;
+            let call_id = tx.last_insert_rowid();
+            {
+                let mut ins = tx.prepare(
+                    "INSERT INTO segments (call_id, idx, role, start_s, end_s, text, confidence,
+                        avg_logprob, no_speech_prob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for (i, s) in rows.segments.iter().enumerate() {
+                    ins.execute(params![
+                        call_id,
+                        i as i64,
+                        s.role.as_str(),
+                        s.start,
+                        s.end,
+                        s.text,
+                        s.confidence,
+                        s.avg_logprob,
+                        s.no_speech_prob
+                    ])?;
+                }
+                let mut ins = tx.prepare(
+                    "INSERT INTO speech_regions (call_id, role, start_s, end_s) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for sr in rows.speech {
+                    for r in &sr.regions {
+                        ins.execute(params![call_id, sr.role.as_str(), r.start, r.end])?;
+                    }
+                }
+                let mut ins = tx.prepare(
+                    "INSERT INTO tone_windows (call_id, role, start_s, end_s, p_calm, p_tense,
+                        p_agitated, features) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for w in rows.tone {
+                    let features = w
+                        .features
+                        .as_ref()
+                        .map(|f| serde_json::to_string(f).unwrap_or_default());
+                    ins.execute(params![
+                        call_id,
+                        w.role.as_str(),
+                        w.start,
+                        w.end,
+                        w.p_calm,
+                        w.p_tense,
+                        w.p_agitated,
+                        features
+                    ])?;
+                }
+            }
+            insert_findings(&tx, call_id, rows.findings, rows.score, rows.rubric_hash, &reviews)?;
+            tx.commit()?;
+            Ok(call_id)
+        })();
+        result.map_err(|source| StoreError::Sqlite { path, source })
+    }
+
+    /// Record a call that could not be analysed, with the reason (replacing an earlier failure;
+    /// a call already done is left alone unless it is being redone with --force).
+    pub fn save_failure(&mut self, meta: &CallMeta, error: &str) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            tx.execute(
+                "DELETE FROM calls WHERE call_key = ?1",
+                params![meta.call_key],
+            )?;
+            tx.execute(
+                "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
+                    error, models_key, run_id) VALUES (?1, ?2, ?3, ?4, ?5, 'failed', ?6, ?7, ?8)",
+                params![
+                    meta.call_key,
+                    meta.path,
+                    meta.audio_hash,
+                    meta.agent_id,
+                    meta.channel_map,
+                    error,
+                    meta.models_key,
+                    meta.run_id
+                ],
+            )?;
+            tx.commit()
+        })();
+        result.map_err(|source| StoreError::Sqlite { path, source })
+    }
+
+    /// Replace one rubric's findings and score of a stored call (rescore), keeping reviews.
+    pub fn replace_scoring(
+        &mut self,
+        call_id: i64,
+        findings: &[Finding],
+        score: &Score,
+        rubric_hash: &str,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            let reviews = reviews_of(&tx, call_id, &score.rubric)?;
+            insert_findings(&tx, call_id, findings, score, rubric_hash, &reviews)?;
+            tx.commit()
+        })();
+        result.map_err(|source| StoreError::Sqlite { path, source })
+    }
+
+    /// Start a run record; returns its id.
+    pub fn begin_run(
+        &mut self,
+        command: &str,
+        models_json: &str,
+        rubric: Option<(&str, &str, &str)>,
+        settings_json: &str,
+    ) -> Result<i64, StoreError> {
+        let (name, version, hash) = match rubric {
+            Some((n, v, h)) => (Some(n), Some(v), Some(h)),
+            None => (None, None, None),
+        };
+        self.conn
+            .execute(
+                "INSERT INTO runs (command, models, rubric_name, rubric_version, rubric_hash, settings)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![command, models_json, name, version, hash, settings_json],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Close a run record with its totals.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        done: usize,
+        skipped: usize,
+        failed: usize,
+        audio_s: f64,
+        wall_s: f64,
+        stage_json: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), calls_done = ?2,
+                    calls_skipped = ?3, calls_failed = ?4, audio_s = ?5, wall_s = ?6, stage_s = ?7
+                 WHERE id = ?1",
+                params![run_id, done as i64, skipped as i64, failed as i64, audio_s, wall_s, stage_json],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
