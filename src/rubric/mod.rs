@@ -1,0 +1,184 @@
+//! Rubrics: what a call is inspected for, and the deductions it earns.
+//!
+//! A rubric is a TOML file (see `docs/rubric.md`, generated from these sources, and the shipped
+//! `rubrics/12345.toml`): a named, versioned list of items, each with points, an optional veto
+//! (一票否决) and one rule of a known kind. [`check`] runs every item over one call's
+//! [`CallFacts`] and returns the [`Finding`]s (with time span and quoted evidence) and the
+//! [`Score`].
+//!
+//! Layout:
+//! - [`parse`]: TOML → [`Rubric`], with errors that name file, line and column ([`RubricError`]);
+//!   its module doc is the file-format part of the reference;
+//! - [`matcher`]: the phrase matcher every word-based rule uses — pinyin, edit distance, number
+//!   normalisation, so that ASR errors do not cause false deductions;
+//! - [`scope`]: role scope, time windows and runs of one speaker's segments;
+//! - [`rules`]: one file per rule kind, each documented as *What it checks / Why QC cares /
+//!   Example*; [`reference_markdown`] turns those docs into `docs/rubric.md`.
+//!
+//! Scoring: each finding deducts its item's `points`; an item deducts for at most `max_count`
+//! findings (default 1: a checklist item such as "no greeting −2" is deducted once per call);
+//! findings past the cap are still listed, with `points` 0, so reviewers see every occurrence and
+//! the findings' points always add up to the deductions. A finding of a `veto` item sets the
+//! total to 0.
+
+pub mod matcher;
+pub mod parse;
+mod reference;
+pub mod rules;
+pub mod scope;
+
+use serde::{Deserialize, Serialize};
+
+use crate::asr::Segment;
+use crate::audio::Role;
+use crate::tone::ToneWindow;
+use crate::vad::SpeechRegions;
+
+pub use parse::{RubricError, load, parse};
+pub use reference::reference_markdown;
+pub use rules::{Rule, RuleKind};
+pub use scope::{Position, RoleScope, Window};
+
+/// The score a call starts from.
+pub const FULL_MARKS: f64 = 100.0;
+
+/// A loaded rubric.
+#[derive(Debug, Clone)]
+pub struct Rubric {
+    pub name: String,
+    pub version: String,
+    pub items: Vec<Item>,
+    /// SHA-256 (hex) of the file's bytes: stored with each score, so a score can always be traced
+    /// to the exact rubric text that produced it.
+    pub source_hash: String,
+}
+
+/// One inspected item.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub description: String,
+    /// Score dimension (服务规范, 服务态度, …) for per-dimension reports.
+    pub dimension: String,
+    /// Deducted per finding (up to `max_count` findings).
+    pub points: f64,
+    /// 一票否决: any finding sets the call's total to 0.
+    pub veto: bool,
+    pub role: RoleScope,
+    /// At most this many findings of the item deduct points.
+    pub max_count: u32,
+    pub rule: Rule,
+    /// Line of the item's `id` in the rubric file (for messages that point back at the file).
+    pub line: usize,
+}
+
+/// What the rules look at: one call's transcript, speech regions and tone windows.
+#[derive(Debug, Clone, Copy)]
+pub struct CallFacts<'a> {
+    pub duration_s: f64,
+    /// Recognised speech, any order (rules sort what they need).
+    pub segments: &'a [Segment],
+    /// Voice-activity regions per role: silence and talk-over are measured from these, never
+    /// from ASR segment times (whisper's times stretch across pauses).
+    pub speech: &'a [SpeechRegions],
+    /// Tone-model windows of any role (agent_tone keeps its own role's).
+    pub tone: &'a [ToneWindow],
+}
+
+/// One deduction (or flag) with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub item_id: String,
+    /// The rule kind that produced it ("forbidden_phrase", …).
+    pub kind: String,
+    pub description: String,
+    pub dimension: String,
+    /// Points deducted by this finding (0 past the item's `max_count`).
+    pub points: f64,
+    pub veto: bool,
+    /// Whose speech the evidence is (none for call-level facts such as silence or duration).
+    pub role: Option<Role>,
+    /// Seconds from the start of the call.
+    pub start: f64,
+    pub end: f64,
+    /// What was heard or measured, for the reviewer: quoted transcript with the hit in 【】,
+    /// or the measurement against the limit.
+    pub evidence: String,
+}
+
+impl Finding {
+    /// A finding of `item` (points and veto from the item; capping is done by [`check`]).
+    pub fn new(
+        item: &Item,
+        role: Option<Role>,
+        start: f64,
+        end: f64,
+        evidence: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            item_id: item.id.clone(),
+            kind: item.rule.kind_name().to_string(),
+            description: item.description.clone(),
+            dimension: item.dimension.clone(),
+            points: item.points,
+            veto: item.veto,
+            role,
+            start,
+            end,
+            evidence: evidence.into(),
+        }
+    }
+}
+
+/// The call's score under a rubric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub rubric: String,
+    pub version: String,
+    /// [`FULL_MARKS`] − deductions, floored at 0; 0 when any veto item has a finding.
+    pub total: f64,
+    pub deductions: f64,
+    pub vetoed: bool,
+}
+
+/// Run every item of `rubric` over one call.
+///
+/// Findings come back in time order (items in rubric order where times tie).
+pub fn check(rubric: &Rubric, facts: &CallFacts) -> (Vec<Finding>, Score) {
+    let mut findings = Vec::new();
+    let mut deductions = 0.0;
+    let mut vetoed = false;
+    for item in &rubric.items {
+        let mut found = item.rule.as_kind().check(item, facts);
+        found.sort_by(|a, b| a.start.total_cmp(&b.start));
+        for (n, f) in found.iter_mut().enumerate() {
+            if n >= item.max_count as usize {
+                f.points = 0.0;
+            }
+            deductions += f.points;
+            vetoed |= item.veto;
+        }
+        findings.extend(found);
+    }
+    findings.sort_by(|a, b| a.start.total_cmp(&b.start));
+    let total = if vetoed {
+        0.0
+    } else {
+        (FULL_MARKS - deductions).max(0.0)
+    };
+    let score = Score {
+        rubric: rubric.name.clone(),
+        version: rubric.version.clone(),
+        total,
+        deductions,
+        vetoed,
+    };
+    (findings, score)
+}
+
+impl Rubric {
+    /// The item with this id.
+    pub fn item(&self, id: &str) -> Option<&Item> {
+        self.items.iter().find(|i| i.id == id)
+    }
+}

@@ -1,0 +1,126 @@
+//! The rubric reference (`docs/rubric.md`), generated from the source docs.
+//!
+//! The file format is documented once, in `parse.rs`; phrase matching in `matcher.rs`; each rule
+//! kind in its own file. [`reference_markdown`] stitches those `//!` docs together, so the
+//! reference cannot drift from the code: a test compares it with `docs/rubric.md`.
+
+use super::rules::KINDS;
+
+/// How `docs/rubric.md` is regenerated (printed by the staleness test, written into the file).
+pub const REGENERATE: &str = "CALLQC_UPDATE_DOCS=1 cargo test --test rubric";
+
+/// The leading `//!` doc of a source file, as Markdown.
+fn module_doc(source: &str) -> String {
+    let mut out = String::new();
+    for line in source.lines() {
+        let Some(rest) = line.strip_prefix("//!") else {
+            break;
+        };
+        out.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        out.push('\n');
+    }
+    out
+}
+
+/// Demote Markdown headings by `levels` (outside code blocks: `#` starts a TOML comment there).
+fn demote(markdown: &str, levels: usize) -> String {
+    let mut out = String::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        }
+        if !in_code && line.starts_with('#') {
+            out.push_str(&"#".repeat(levels));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The whole reference: file format, phrase matching, then every rule kind.
+pub fn reference_markdown() -> String {
+    let mut md = String::new();
+    md.push_str("# Rubric reference\n\n");
+    md.push_str(&format!(
+        "<!-- Generated from the docs in src/rubric/ (parse.rs, matcher.rs, rules/*.rs) by \
+         callqc::rubric::reference_markdown(). Do not edit by hand; regenerate with: {REGENERATE} -->\n\n"
+    ));
+    md.push_str(
+        "How to write a rubric: the file format, how phrases are matched through recognition \
+         errors, and every rule kind with what it checks, why QC cares and an example. The \
+         default rubric for a 12345 centre is `rubrics/12345.toml`.\n\n",
+    );
+    md.push_str(&demote(&module_doc(include_str!("parse.rs")), 1));
+    md.push_str("\n## How phrases are matched\n\n");
+    md.push_str(&module_doc(include_str!("matcher.rs")));
+    md.push_str("\n## Rule kinds\n\n");
+    for k in KINDS {
+        md.push_str(&format!("- [`{0}`](#{0})\n", k.name));
+    }
+    for k in KINDS {
+        md.push_str(&format!("\n### {}\n\n", k.name));
+        md.push_str(&demote(&module_doc(k.source), 3));
+    }
+    // One trailing newline, however the last doc ended.
+    while md.ends_with("\n\n") {
+        md.pop();
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_documents_exactly_the_three_sections_with_a_parsable_example() {
+        for k in KINDS {
+            let doc = module_doc(k.source);
+            let headings: Vec<&str> = doc.lines().filter(|l| l.starts_with("# ")).collect();
+            assert_eq!(
+                headings,
+                vec!["# What it checks", "# Why QC cares", "# Example"],
+                "{}",
+                k.name
+            );
+            let example = doc
+                .split("```toml\n")
+                .nth(1)
+                .and_then(|rest| rest.split("```").next())
+                .unwrap_or_else(|| panic!("{}: no ```toml example", k.name));
+            let text = format!("name = \"example\"\nversion = \"1\"\n{example}");
+            let r = crate::rubric::parse(&text, std::path::Path::new(k.name))
+                .unwrap_or_else(|e| panic!("{}: example does not parse: {e}", k.name));
+            assert_eq!(r.items[0].rule.kind_name(), k.name);
+        }
+    }
+
+    #[test]
+    fn file_format_example_parses() {
+        let doc = module_doc(include_str!("parse.rs"));
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("an example");
+        crate::rubric::parse(example, std::path::Path::new("format")).unwrap();
+    }
+
+    #[test]
+    fn headings_are_demoted_outside_code_only() {
+        let md = "# A\n```toml\n# comment\n```\n## B\n";
+        assert_eq!(demote(md, 2), "### A\n```toml\n# comment\n```\n#### B\n");
+    }
+
+    #[test]
+    fn reference_covers_every_kind() {
+        let md = reference_markdown();
+        for k in KINDS {
+            assert!(md.contains(&format!("\n### {}\n", k.name)), "{}", k.name);
+        }
+        assert!(md.contains("## Rubric files"));
+        assert!(md.ends_with("```\n"));
+    }
+}

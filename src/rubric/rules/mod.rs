@@ -1,0 +1,415 @@
+//! Rule kinds: one file per kind, each opening with its reference doc.
+//!
+//! A kind is a [`RuleKind`] (what it checks, given one item and one call) plus a compile step
+//! from the item's `[items.rule]` table. [`KINDS`] lists them all: parsing looks kinds up there,
+//! and `docs/rubric.md` is generated from the `//!` docs of the files it names, so a new kind
+//! needs a file, a [`Rule`] variant and a [`KINDS`] entry — and its doc appears in the reference.
+
+pub mod agent_tone;
+pub mod call_duration;
+pub mod forbidden_phrase;
+pub mod keywords;
+pub mod order;
+pub mod required_phrase;
+pub mod silence;
+pub mod speech_rate;
+pub mod talk_over;
+
+use serde::de::DeserializeOwned;
+
+use super::matcher::{Phrase, PhraseSet, Tolerance};
+use super::scope::RoleScope;
+use super::{CallFacts, Finding, Item};
+
+/// What every rule kind does: look at one call and report the item's findings.
+pub trait RuleKind: std::fmt::Debug + Send + Sync {
+    /// Findings of `item` (whose rule is `self`) in the call; points are capped by the caller.
+    fn check(&self, item: &Item, facts: &CallFacts) -> Vec<Finding>;
+}
+
+/// A compiled rule of one of the known kinds.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    RequiredPhrase(required_phrase::RequiredPhrase),
+    ForbiddenPhrase(forbidden_phrase::ForbiddenPhrase),
+    Keywords(keywords::Keywords),
+    Order(order::Order),
+    Silence(silence::Silence),
+    TalkOver(talk_over::TalkOver),
+    SpeechRate(speech_rate::SpeechRate),
+    CallDuration(call_duration::CallDuration),
+    AgentTone(agent_tone::AgentTone),
+}
+
+impl Rule {
+    pub fn as_kind(&self) -> &dyn RuleKind {
+        match self {
+            Rule::RequiredPhrase(r) => r,
+            Rule::ForbiddenPhrase(r) => r,
+            Rule::Keywords(r) => r,
+            Rule::Order(r) => r,
+            Rule::Silence(r) => r,
+            Rule::TalkOver(r) => r,
+            Rule::SpeechRate(r) => r,
+            Rule::CallDuration(r) => r,
+            Rule::AgentTone(r) => r,
+        }
+    }
+
+    /// The kind's name in rubric files.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Rule::RequiredPhrase(_) => "required_phrase",
+            Rule::ForbiddenPhrase(_) => "forbidden_phrase",
+            Rule::Keywords(_) => "keywords",
+            Rule::Order(_) => "order",
+            Rule::Silence(_) => "silence",
+            Rule::TalkOver(_) => "talk_over",
+            Rule::SpeechRate(_) => "speech_rate",
+            Rule::CallDuration(_) => "call_duration",
+            Rule::AgentTone(_) => "agent_tone",
+        }
+    }
+}
+
+/// A rule kind as the parser and the reference generator see it.
+pub struct KindInfo {
+    /// `kind = "…"` in rubric files.
+    pub name: &'static str,
+    /// The kind's source file (its leading `//!` doc goes into docs/rubric.md).
+    pub source: &'static str,
+    /// The role scope when the item gives none.
+    pub default_role: RoleScope,
+    compile: fn(toml::Table, &Compile) -> Result<Rule, RuleError>,
+}
+
+impl KindInfo {
+    pub(crate) fn compile(&self, table: toml::Table, cx: &Compile) -> Result<Rule, RuleError> {
+        (self.compile)(table, cx)
+    }
+}
+
+/// Every rule kind, in reference order.
+pub const KINDS: &[KindInfo] = &[
+    KindInfo {
+        name: "required_phrase",
+        source: include_str!("required_phrase.rs"),
+        default_role: RoleScope::Agent,
+        compile: |t, cx| required_phrase::RequiredPhrase::compile(t, cx).map(Rule::RequiredPhrase),
+    },
+    KindInfo {
+        name: "forbidden_phrase",
+        source: include_str!("forbidden_phrase.rs"),
+        default_role: RoleScope::Agent,
+        compile: |t, cx| {
+            forbidden_phrase::ForbiddenPhrase::compile(t, cx).map(Rule::ForbiddenPhrase)
+        },
+    },
+    KindInfo {
+        name: "keywords",
+        source: include_str!("keywords.rs"),
+        default_role: RoleScope::Agent,
+        compile: |t, cx| keywords::Keywords::compile(t, cx).map(Rule::Keywords),
+    },
+    KindInfo {
+        name: "order",
+        source: include_str!("order.rs"),
+        default_role: RoleScope::Agent,
+        compile: |t, cx| order::Order::compile(t, cx).map(Rule::Order),
+    },
+    KindInfo {
+        name: "silence",
+        source: include_str!("silence.rs"),
+        default_role: RoleScope::Both,
+        compile: |t, cx| silence::Silence::compile(t, cx).map(Rule::Silence),
+    },
+    KindInfo {
+        name: "talk_over",
+        source: include_str!("talk_over.rs"),
+        default_role: RoleScope::Agent,
+        compile: |t, cx| talk_over::TalkOver::compile(t, cx).map(Rule::TalkOver),
+    },
+    KindInfo {
+        name: "speech_rate",
+        source: include_str!("speech_rate.rs"),
+        default_role: RoleScope::Agent,
+        compile: |t, cx| speech_rate::SpeechRate::compile(t, cx).map(Rule::SpeechRate),
+    },
+    KindInfo {
+        name: "call_duration",
+        source: include_str!("call_duration.rs"),
+        default_role: RoleScope::Both,
+        compile: |t, cx| call_duration::CallDuration::compile(t, cx).map(Rule::CallDuration),
+    },
+    KindInfo {
+        name: "agent_tone",
+        source: include_str!("agent_tone.rs"),
+        default_role: RoleScope::Agent,
+        compile: |t, cx| agent_tone::AgentTone::compile(t, cx).map(Rule::AgentTone),
+    },
+];
+
+/// The kind called `name`.
+pub fn kind(name: &str) -> Option<&'static KindInfo> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// What is wrong with a rule table; `key` names the offending key when there is one, so the
+/// parser can point at its line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleError {
+    pub message: String,
+    pub key: Option<String>,
+}
+
+impl RuleError {
+    pub fn new(message: impl Into<String>, key: &str) -> RuleError {
+        RuleError {
+            message: message.into(),
+            key: Some(key.to_string()),
+        }
+    }
+}
+
+/// What compiling a rule needs from the rest of the rubric.
+#[derive(Debug, Default)]
+pub struct Compile {
+    /// The rubric's `[synonyms]` groups, each a list of interchangeable phrases.
+    pub synonyms: Vec<Vec<String>>,
+}
+
+impl Compile {
+    /// Compile the phrases under `key`, each expanded by its synonym groups; each expansion keeps
+    /// the written phrase as its label.
+    pub fn phrases(
+        &self,
+        key: &str,
+        list: &[String],
+        tolerance: Tolerance,
+    ) -> Result<PhraseSet, RuleError> {
+        let mut set = PhraseSet::default();
+        for p in list {
+            self.add_group(&mut set, key, std::slice::from_ref(p), p, tolerance)?;
+        }
+        Ok(set)
+    }
+
+    /// Compile one term made of interchangeable phrases (labelled by the first).
+    pub fn term(
+        &self,
+        key: &str,
+        group: &[String],
+        tolerance: Tolerance,
+    ) -> Result<PhraseSet, RuleError> {
+        let mut set = PhraseSet::default();
+        let label = group
+            .first()
+            .ok_or_else(|| RuleError::new("an empty synonym list", key))?;
+        self.add_group(&mut set, key, group, label, tolerance)?;
+        Ok(set)
+    }
+
+    fn add_group(
+        &self,
+        set: &mut PhraseSet,
+        key: &str,
+        group: &[String],
+        label: &str,
+        tolerance: Tolerance,
+    ) -> Result<(), RuleError> {
+        let norm = crate::text::normalize_for_compare;
+        let mut texts: Vec<String> = Vec::new();
+        for p in group {
+            texts.push(p.clone());
+            for syn in &self.synonyms {
+                if syn.iter().any(|s| norm(s) == norm(p)) {
+                    texts.extend(syn.iter().cloned());
+                }
+            }
+        }
+        let mut seen: Vec<String> = set.phrases.iter().map(|p| norm(&p.text)).collect();
+        for t in texts {
+            let n = norm(&t);
+            if seen.contains(&n) {
+                continue;
+            }
+            let phrase = Phrase::new(&t, label, tolerance).ok_or_else(|| {
+                RuleError::new(
+                    format!("phrase {t:?} has no characters to match (only punctuation?)"),
+                    key,
+                )
+            })?;
+            set.phrases.push(phrase);
+            seen.push(n);
+        }
+        Ok(())
+    }
+}
+
+/// Deserialize a rule table into a kind's settings (unknown keys are errors: a typo must not
+/// silently fall back to a default).
+pub(crate) fn settings<T: DeserializeOwned>(table: toml::Table) -> Result<T, RuleError> {
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            let message = e.message().replace('\n', " ");
+            // serde names the key in backticks: "unknown field `within`", "missing field `phrases`".
+            let key = message
+                .split('`')
+                .nth(1)
+                .filter(|k| !k.is_empty() && !k.contains(' '))
+                .map(str::to_string);
+            RuleError {
+                message: message.trim().to_string(),
+                key,
+            }
+        })
+}
+
+/// `max_distance` must be a non-negative number.
+pub(crate) fn tolerance(max_distance: Option<f64>) -> Result<Tolerance, RuleError> {
+    match max_distance {
+        Some(d) if !(d.is_finite() && d >= 0.0) => Err(RuleError::new(
+            format!("max_distance must be ≥ 0 syllable edits, not {d}"),
+            "max_distance",
+        )),
+        d => Ok(Tolerance::from_option(d)),
+    }
+}
+
+/// A list of phrases must not be empty.
+pub(crate) fn non_empty(key: &str, list: &[String]) -> Result<(), RuleError> {
+    if list.is_empty() {
+        Err(RuleError::new(
+            format!("{key} must list at least one phrase"),
+            key,
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// `lo ≤ hi` where both are given, and both ≥ 0.
+pub(crate) fn bounds(
+    lo: Option<f64>,
+    hi: Option<f64>,
+    lo_key: &str,
+    hi_key: &str,
+) -> Result<(), RuleError> {
+    for (v, k) in [(lo, lo_key), (hi, hi_key)] {
+        if let Some(v) = v
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(RuleError::new(format!("{k} must be ≥ 0, not {v}"), k));
+        }
+    }
+    match (lo, hi) {
+        (None, None) => Err(RuleError {
+            message: format!("give {lo_key}, {hi_key} or both"),
+            key: None,
+        }),
+        (Some(a), Some(b)) if a > b => Err(RuleError::new(
+            format!("{lo_key} ({a}) is greater than {hi_key} ({b})"),
+            lo_key,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A window's settings as rule tables spell them.
+pub(crate) fn window(
+    position: super::scope::Position,
+    within_s: Option<f64>,
+    within_segments: Option<usize>,
+) -> Result<super::scope::Window, RuleError> {
+    let w = super::scope::Window {
+        position,
+        within_s,
+        within_segments,
+    };
+    w.validate().map_err(|(m, k)| RuleError::new(m, k))?;
+    Ok(w)
+}
+
+/// Phrases as a short list for evidence: 「您好」「为您服务」.
+pub(crate) fn quoted_list<'a>(labels: impl IntoIterator<Item = &'a str>) -> String {
+    labels.into_iter().map(|l| format!("「{l}」")).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Hand-built calls for the rule kinds' unit tests.
+
+    use crate::asr::Segment;
+    use crate::audio::Role;
+    use crate::rubric::{CallFacts, Finding, Rubric};
+    use crate::tone::ToneWindow;
+    use crate::vad::{SpeechRegion, SpeechRegions};
+
+    pub fn seg(role: Role, start: f64, end: f64, text: &str) -> Segment {
+        Segment {
+            role,
+            start,
+            end,
+            text: text.into(),
+            confidence: 0.9,
+            avg_logprob: -0.2,
+            no_speech_prob: 0.01,
+        }
+    }
+
+    pub fn agent(start: f64, end: f64, text: &str) -> Segment {
+        seg(Role::Agent, start, end, text)
+    }
+
+    pub fn caller(start: f64, end: f64, text: &str) -> Segment {
+        seg(Role::Caller, start, end, text)
+    }
+
+    /// Speech regions that are exactly the segments' times.
+    pub fn regions_of(segments: &[Segment]) -> Vec<SpeechRegions> {
+        [Role::Agent, Role::Caller]
+            .into_iter()
+            .map(|role| SpeechRegions {
+                role,
+                regions: segments
+                    .iter()
+                    .filter(|s| s.role == role)
+                    .map(|s| SpeechRegion {
+                        start: s.start,
+                        end: s.end,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// A one-item rubric from an item's TOML (without the `[[items]]` header).
+    pub fn rubric(item: &str) -> Rubric {
+        let text = format!("name = \"t\"\nversion = \"1\"\n[[items]]\n{item}");
+        crate::rubric::parse(&text, std::path::Path::new("test.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Findings of a one-item rubric on segments (regions from the segments, no tone).
+    pub fn run(item: &str, segments: &[Segment]) -> Vec<Finding> {
+        run_with(item, segments, &regions_of(segments), &[])
+    }
+
+    pub fn run_with(
+        item: &str,
+        segments: &[Segment],
+        speech: &[SpeechRegions],
+        tone: &[ToneWindow],
+    ) -> Vec<Finding> {
+        let r = rubric(item);
+        let duration_s = segments.iter().map(|s| s.end).fold(0.0, f64::max) + 1.0;
+        let facts = CallFacts {
+            duration_s,
+            segments,
+            speech,
+            tone,
+        };
+        crate::rubric::check(&r, &facts).0
+    }
+}
