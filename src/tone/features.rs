@@ -5,7 +5,7 @@
 //! pipeline is
 //!
 //! 1. [`FrameAnalysis`]: one pass over the role's audio at a 10 ms hop — frame level (40 ms RMS),
-//!    fundamental frequency (normalised cross-correlation on a 2:1 decimated copy, 60–500 Hz,
+//!    fundamental frequency (normalised cross-correlation on a 2:1 decimated copy, 60–700 Hz,
 //!    with a voicing decision), and a 512-point spectrum reduced to a few band powers.
 //! 2. [`RawFeatures`] per window (a VAD utterance, or a ~2 s sliding window): F0 median and range,
 //!    active-speech level and peak, speaking rate, spectral centroid and tilt, pause ratio.
@@ -35,9 +35,11 @@ const LEVEL_FRAME: usize = SAMPLE_RATE / 25;
 /// Spectrum frame: 512 samples (32 ms, 31.25 Hz bins), Hann-windowed.
 const SPEC_FRAME: usize = 512;
 const BIN_HZ: f64 = SAMPLE_RATE as f64 / SPEC_FRAME as f64;
-/// Lowest and highest F0 searched. 60 Hz covers low male voices, 500 Hz shouted female voices.
+/// Lowest and highest F0 searched. 60 Hz covers low male voices; raised high female voices reach
+/// 500–650 Hz, and a ceiling below them makes the tracker fall to the subharmonic (F0/2) exactly
+/// when the voice rises.
 pub const F0_MIN_HZ: f64 = 60.0;
-pub const F0_MAX_HZ: f64 = 500.0;
+pub const F0_MAX_HZ: f64 = 700.0;
 /// Frames quieter than this are digital silence whatever the call's level (a hard floor far below
 /// any real line noise, so that a ±10 dB gain does not move speech across it).
 pub const SILENCE_FLOOR_DB: f64 = -80.0;
@@ -123,9 +125,10 @@ pub struct RawFeatures {
     /// Characters per second from the transcript, when the caller has one for this window
     /// (a Chinese character is one syllable, so this is the better rate when available).
     pub char_rate: Option<f64>,
-    /// Power-weighted mean frequency over 94–4000 Hz of active frames (Hz).
+    /// Power-weighted mean frequency over 94–4000 Hz of voiced active frames (Hz).
     pub centroid_hz: f64,
-    /// Spectral tilt: energy above 1 kHz relative to below, dB. Pressed, effortful voice raises it.
+    /// Spectral tilt of voiced active frames: energy above 1 kHz relative to below, dB. Pressed,
+    /// effortful voice raises it.
     pub tilt_db: f64,
     /// Share of the window's frames that are not active speech.
     pub pause_ratio: f64,
@@ -190,9 +193,10 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
     "tilt_db",
     "pause_ratio",
 ];
-/// Symmetric clip of each relative feature before the model: beyond these a measurement is more
-/// likely an analysis error (an octave jump, a door slam) than a bigger emotion.
-pub const FEATURE_CLIP: [f64; N_FEATURES] = [8.0, 9.0, 14.0, 14.0, 0.7, 1.0, 12.0, 0.8];
+/// Symmetric clip of each relative feature before the model (≈ 5 prior scales): beyond these a
+/// measurement is more likely an analysis error (an octave jump, a door slam) than a bigger
+/// emotion, and no single feature may outvote all the others.
+pub const FEATURE_CLIP: [f64; N_FEATURES] = [6.0, 6.0, 6.0, 6.0, 0.35, 0.5, 6.0, 0.35];
 
 impl RelativeFeatures {
     /// Model input vector in [`FEATURE_NAMES`] order, clipped to [`FEATURE_CLIP`].
@@ -299,12 +303,14 @@ impl FrameAnalysis {
             frames.push(frame);
         }
         // Smooth the envelope over 3 frames (30 ms): single-frame wiggles are not syllables.
-        for i in 0..n {
+        for (i, frame) in frames.iter_mut().enumerate() {
             let lo = i.saturating_sub(1);
             let hi = (i + 2).min(n);
             let mean = env_power[lo..hi].iter().sum::<f64>() / (hi - lo) as f64;
-            frames[i].env_db = to_db(mean / (SPEC_FRAME * SPEC_FRAME) as f64);
+            frame.env_db = to_db(mean / (SPEC_FRAME * SPEC_FRAME) as f64);
         }
+        drop_short_voiced_runs(&mut frames);
+        fix_octave_errors(&mut frames);
         drop_short_voiced_runs(&mut frames);
         FrameAnalysis { frames, gate_db }
     }
@@ -330,11 +336,13 @@ impl FrameAnalysis {
             if self.is_active(a + k) {
                 active += 1;
                 active_power += db_to_power(f.db);
-                p_low += f.p_low;
-                p_high += f.p_high;
-                cnum += f.centroid_num;
                 if let Some(f0) = f.f0_hz {
                     f0s.push(f0);
+                    // Spectral effort from voiced frames only: vocal effort shows in the voice
+                    // source, while fricatives (s, sh, x, c…) would make the tilt follow the words.
+                    p_low += f.p_low;
+                    p_high += f.p_high;
+                    cnum += f.centroid_num;
                 }
             }
         }
@@ -467,6 +475,35 @@ fn drop_short_voiced_runs(frames: &mut [Frame]) {
                 f.f0_hz = None;
             }
         }
+    }
+}
+
+/// Correct isolated octave errors: a frame more than ~9 semitones from the median of the voiced
+/// frames around it (±0.3 s) is halved or doubled when that brings it within ~5 semitones, else
+/// called unvoiced. Autocorrelation pitch sometimes locks onto 2·F0 or F0/2 at syllable edges, and
+/// those frames would otherwise inflate the F0 range.
+fn fix_octave_errors(frames: &mut [Frame]) {
+    const CONTEXT: usize = 30;
+    const FAR_OCT: f64 = 0.75;
+    const NEAR_OCT: f64 = 0.4;
+    let f0: Vec<Option<f64>> = frames.iter().map(|f| f.f0_hz).collect();
+    for i in 0..frames.len() {
+        let Some(v) = f0[i] else { continue };
+        let lo = i.saturating_sub(CONTEXT);
+        let hi = (i + CONTEXT + 1).min(f0.len());
+        let mut ctx: Vec<f64> = f0[lo..hi].iter().flatten().copied().collect();
+        if ctx.len() < 5 {
+            continue;
+        }
+        let med = quantile(&mut ctx, 0.5);
+        let off = (v / med).log2();
+        if off.abs() <= FAR_OCT {
+            continue;
+        }
+        let fixed = if off > 0.0 { v / 2.0 } else { v * 2.0 };
+        frames[i].f0_hz = ((fixed / med).log2().abs() <= NEAR_OCT
+            && (F0_MIN_HZ..=F0_MAX_HZ).contains(&fixed))
+        .then_some(fixed);
     }
 }
 
@@ -742,6 +779,19 @@ pub fn sliding_windows(audio: &RoleAudio, win: f64, hop: f64) -> Vec<RawFeatures
 // ------------------------------------------------------------------------------------------------
 // Baseline
 
+/// Voiced seconds at which a window's deviations count half ([`evidence`]).
+pub const EVIDENCE_HALF_S: f64 = 1.5;
+
+/// How much a window's deviations from the baseline count: `voiced / (voiced + 1.5 s)`, from
+/// 0.12 at the 0.2 s minimum through 0.4 at 1 s to 0.67 at 3 s of voiced speech. A short window's
+/// medians rest on few frames (a single rising "Hello?" is all intonation), and agitation is a
+/// sustained state, so a brief excursion must not weigh like a sustained one. Level-invariant:
+/// voicing does not depend on gain.
+pub fn evidence(voiced_s: f64) -> f64 {
+    let v = voiced_s.max(0.0);
+    v / (v + EVIDENCE_HALF_S)
+}
+
 /// How many windows of history at most count against the current call in a blend: history
 /// informs, but a long record must not drown out today's call.
 pub const HISTORY_CAP_WINDOWS: usize = 200;
@@ -829,8 +879,10 @@ impl Baseline {
         }
     }
 
-    /// `w` relative to this baseline (unclipped; [`RelativeFeatures::to_array`] clips).
+    /// `w` relative to this baseline, each deviation weighted by the window's evidence
+    /// ([`evidence`]); unclipped ([`RelativeFeatures::to_array`] clips).
     pub fn relative(&self, w: &RawFeatures) -> RelativeFeatures {
+        let k = evidence(w.voiced_s);
         let rate_log = match (
             w.char_rate,
             self.char_rate,
@@ -842,14 +894,14 @@ impl Baseline {
             _ => 0.0,
         };
         RelativeFeatures {
-            f0_st: 12.0 * (w.f0_median_hz / self.f0_median_hz).log2(),
-            f0_range_st: w.f0_range_st - self.f0_range_st,
-            level_db: w.level_db - self.level_db,
-            peak_db: w.peak_db - self.peak_db,
-            rate_log,
-            centroid_oct: (w.centroid_hz / self.centroid_hz).log2(),
-            tilt_db: w.tilt_db - self.tilt_db,
-            pause_ratio: w.pause_ratio - self.pause_ratio,
+            f0_st: k * 12.0 * (w.f0_median_hz / self.f0_median_hz).log2(),
+            f0_range_st: k * (w.f0_range_st - self.f0_range_st),
+            level_db: k * (w.level_db - self.level_db),
+            peak_db: k * (w.peak_db - self.peak_db),
+            rate_log: k * rate_log,
+            centroid_oct: k * (w.centroid_hz / self.centroid_hz).log2(),
+            tilt_db: k * (w.tilt_db - self.tilt_db),
+            pause_ratio: k * (w.pause_ratio - self.pause_ratio),
         }
     }
 }
@@ -1023,8 +1075,11 @@ mod tests {
         let w = windows_for_utterances(&role(x), &[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]);
         let b = Baseline::from_windows(&w).unwrap();
         let r = b.relative(&w[3]);
-        assert!((r.f0_st - 4.0).abs() < 0.3, "{r:?}");
-        assert!((r.level_db - 8.0).abs() < 0.5, "{r:?}");
+        // 1 s of voiced speech: deviations count with evidence(1.0) = 0.4.
+        let k = evidence(w[3].voiced_s);
+        assert!(k > 0.35 && k < 0.45, "{k}");
+        assert!((r.f0_st / k - 4.0).abs() < 0.3, "{r:?}");
+        assert!((r.level_db / k - 8.0).abs() < 0.5, "{r:?}");
         assert!(b.relative(&w[0]).f0_st.abs() < 0.1);
     }
 
