@@ -6,7 +6,7 @@
 //! ways. Exact string search would turn each of those into a false "missing greeting" deduction,
 //! so every phrase rule matches like this:
 //!
-//! 1. **Normalise** each character with [`crate::text::normalize_for_compare`]: Simplified,
+//! 1. **Normalise** each character with `text::normalize_for_compare`: Simplified,
 //!    punctuation dropped, `12345` / `一二三四五` / `幺二三四五` all become `一二三四五`.
 //!    Each kept character remembers where it was in the original text, so evidence can quote it.
 //! 2. **Pronounce** each character as toneless pinyin (the first two readings of a heteronym:
@@ -26,9 +26,10 @@
 //!    character (不 没 无 非 未 别 莫 勿) is never allowed, only homophones of it: otherwise
 //!    "我也没办法" would match the helpful "我也有办法" one edit away.
 //!
-//! The allowed distance is per phrase: `max_distance` in the rule, or by default a fifth of the
-//! phrase's syllables rounded down to a half ([`Tolerance::Auto`]): 2 syllables → exact
-//! homophones only, 3–4 → one near-homophone, 5–7 → one edit, 8–9 → one and a half.
+//! The allowed distance is per phrase: the rule's `max_distance` (in syllable edits), or, when
+//! it is left out, a fifth of the phrase's syllables rounded down to a half: 2 syllables → exact
+//! homophones only, 3–4 → one near-homophone, 5–7 → one edit, 8–9 → one and a half. Set
+//! `max_distance = 0` where a false match would be costly (veto items).
 
 use pinyin::ToPinyinMulti;
 

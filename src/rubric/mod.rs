@@ -182,3 +182,37 @@ impl Rubric {
         self.items.iter().find(|i| i.id == id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rubrics_can_be_shared_by_worker_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Rubric>();
+        shareable::<Finding>();
+    }
+
+    #[test]
+    fn score_adds_capped_points_and_floors_at_zero() {
+        let r = rules::testing::rubric(
+            "id = \"r\"\ndescription = \"r\"\npoints = 40\nmax_count = 5\n\
+             [items.rule]\nkind = \"forbidden_phrase\"\nphrases = [\"管不了\"]",
+        );
+        let s = [rules::testing::agent(0.0, 5.0, "管不了管不了管不了")];
+        let facts = CallFacts {
+            duration_s: 6.0,
+            segments: &s,
+            speech: &[],
+            tone: &[],
+        };
+        let (findings, score) = check(&r, &facts);
+        assert_eq!(findings.len(), 3);
+        assert_eq!(
+            (score.deductions, score.total, score.vetoed),
+            (120.0, 0.0, false)
+        );
+        assert_eq!((score.rubric.as_str(), score.version.as_str()), ("t", "1"));
+    }
+}

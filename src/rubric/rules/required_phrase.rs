@@ -7,7 +7,8 @@
 //! count), `"end"` (the last ones, counted back from their last words) or `"anywhere"`.
 //! Phrases match through ASR errors: homophones, near-homophones, dropped characters up to
 //! `max_distance`, digits or number words, Traditional characters. One finding when the
-//! requirement is not met, spanning the window and quoting what was heard instead.
+//! requirement is not met, spanning the window and quoting what was heard instead; a call in
+//! which the speaker said nothing recognisable is a finding too.
 //!
 //! # Why QC cares
 //!
