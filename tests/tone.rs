@@ -535,7 +535,12 @@ fn samples_agitated_stretches_flagged_and_calm_calls_not() {
     let mut scorer = prior_scorer(dir.path());
     let threshold = scorer.threshold();
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let mut jsons: Vec<PathBuf> = std::fs::read_dir(require(&samples))
+    assert!(
+        samples.is_dir(),
+        "{} is missing (the sample calls ship with the repository; samples/gen regenerates them)",
+        samples.display()
+    );
+    let mut jsons: Vec<PathBuf> = std::fs::read_dir(&samples)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -601,4 +606,122 @@ fn samples_agitated_stretches_flagged_and_calm_calls_not() {
         calm_calls >= 1 && agitated_spans >= 1,
         "samples/ must hold calm and agitated calls"
     );
+}
+
+/// The calibration table in docs/tone.md ("How the threshold was chosen"): p_agitated of every
+/// group of windows under the prior. Run by hand:
+/// `cargo test --test tone -- --ignored calibration_report --nocapture`.
+#[test]
+#[ignore = "a report for docs/tone.md, not a check"]
+fn calibration_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scorer = prior_scorer(dir.path());
+    let mut groups: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut add = |name: &str, track: &ToneTrack, from: f64, to: f64| {
+        let ps = track
+            .windows
+            .iter()
+            .filter(|w| w.start >= from - 1e-6 && w.end <= to + 1e-6)
+            .map(|w| w.p_agitated);
+        match groups.iter_mut().find(|g| g.0 == name) {
+            Some(g) => g.1.extend(ps),
+            None => groups.push((name.to_string(), ps.collect())),
+        }
+    };
+    for speaker in ["speaker90", "speaker91"] {
+        let own = agent(own_channel(&sample(), speaker));
+        let t = scorer.score_role(&own, &turns(speaker), None).unwrap();
+        add("real speech, calm, utterances", &t, 0.0, 1e9);
+        let sliding = features::sliding_spans(own.duration_s(), 2.0, 0.5);
+        let t = scorer.score_role(&own, &sliding, None).unwrap();
+        add("real speech, calm, 2 s sliding", &t, 0.0, 1e9);
+        for turn in long_turns(speaker) {
+            type Change = Box<dyn Fn(&[f32]) -> Vec<f32>>;
+            let changes: [(&str, Change); 3] = [
+                (
+                    "real speech, +8 dB, 1.25x faster+higher",
+                    Box::new(|x| gain(&faster_higher(x, 1.25), 8.0)),
+                ),
+                ("real speech, +8 dB only", Box::new(|x| gain(x, 8.0))),
+                (
+                    "real speech, 1.25x faster+higher only",
+                    Box::new(|x| faster_higher(x, 1.25)),
+                ),
+            ];
+            for (name, f) in changes {
+                let (audio, spans, app) = call_with_appended(speaker, turn, f);
+                let t = scorer.score_role(&agent(audio), &spans, None).unwrap();
+                add(name, &t, app.0, app.1);
+            }
+        }
+    }
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let mut jsons: Vec<PathBuf> = std::fs::read_dir(&samples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    jsons.sort();
+    for json in jsons {
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let wav = samples.join(meta["audio"].as_str().unwrap());
+        let (_, roles) = callqc::audio::roles::load_call_audio(&wav, Default::default()).unwrap();
+        let audio = roles.into_iter().find(|r| r.role == Role::Agent).unwrap();
+        let utts: Vec<(f64, f64, String, f64)> = meta["utterances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["channel"] == "agent")
+            .map(|u| {
+                let (s, e) = (u["start"].as_f64().unwrap(), u["end"].as_f64().unwrap());
+                let chars = u["text"]
+                    .as_str()
+                    .unwrap()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .count();
+                (
+                    s,
+                    e,
+                    u["style"].as_str().unwrap_or("calm").to_string(),
+                    chars as f64 / (e - s),
+                )
+            })
+            .collect();
+        let spans: Vec<(f64, f64)> = utts.iter().map(|u| (u.0, u.1)).collect();
+        let rates: Vec<Option<f64>> = utts.iter().map(|u| Some(u.3)).collect();
+        let t = scorer.score_role(&audio, &spans, Some(&rates)).unwrap();
+        for u in &utts {
+            add(&format!("samples (TTS), {}, utterances", u.2), &t, u.0, u.1);
+        }
+        let sliding = features::sliding_spans(audio.duration_s(), 2.0, 0.5);
+        let t = scorer.score_role(&audio, &sliding, None).unwrap();
+        for w in &t.windows {
+            let agitated = utts
+                .iter()
+                .any(|u| u.2 == "agitated" && w.start < u.1 && w.end > u.0);
+            let one = ToneTrack {
+                windows: vec![w.clone()],
+                baseline: None,
+            };
+            let name = if agitated {
+                "samples (TTS), overlapping agitated, 2 s sliding"
+            } else {
+                "samples (TTS), calm, 2 s sliding"
+            };
+            add(name, &one, 0.0, 1e9);
+        }
+    }
+    println!("| windows | n | min | median | max |\n|---|---:|---:|---:|---:|");
+    for (name, mut ps) in groups {
+        ps.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "| {name} | {} | {:.3} | {:.3} | {:.3} |",
+            ps.len(),
+            ps[0],
+            ps[ps.len() / 2],
+            ps[ps.len() - 1]
+        );
+    }
 }
