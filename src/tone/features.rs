@@ -159,7 +159,8 @@ pub struct Baseline {
     pub calls: u32,
 }
 
-/// The model's inputs: one window relative to the agent's baseline, clipped to [`FEATURE_CLIP`].
+/// The model's inputs: one window relative to the agent's baseline, weighted by the window's
+/// [`evidence`] ([`Baseline::relative`]); [`RelativeFeatures::to_array`] clips to [`FEATURE_CLIP`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RelativeFeatures {
     /// F0 median above the baseline, semitones.
@@ -717,8 +718,9 @@ impl Fft {
 // ------------------------------------------------------------------------------------------------
 // Windows
 
-/// The windows to score for these spans: spans clipped to the audio, and spans longer than
-/// [`MAX_WINDOW_S`] split into equal pieces (each inheriting the span's transcript rate).
+/// The windows to score for these spans, in time order: spans clipped to the audio, and spans
+/// longer than [`MAX_WINDOW_S`] split into equal pieces (each inheriting the span's transcript
+/// rate).
 pub fn plan_windows(
     duration_s: f64,
     spans: &[(f64, f64)],
@@ -737,6 +739,7 @@ pub fn plan_windows(
             out.push((s + p as f64 * len, s + (p + 1) as f64 * len, rate));
         }
     }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
     out
 }
 

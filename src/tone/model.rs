@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::features::{
     self, Baseline, FEATURE_CLIP, FEATURE_NAMES, FrameAnalysis, N_FEATURES, RawFeatures,
+    RelativeFeatures,
 };
 use super::onnx_writer::{AttrValue, Dim, Graph, Model, Node, Tensor as OnnxTensor, ValueInfo};
 use super::{ToneError, ToneTrack, ToneWindow};
@@ -578,7 +579,13 @@ impl ToneModel {
         &self.inner.sidecar
     }
 
-    /// (p_calm, p_tense, p_agitated) for each feature vector, in one batch.
+    /// (p_calm, p_tense, p_agitated) for each window's relative features (clipped), in one batch.
+    pub fn score(&mut self, batch: &[RelativeFeatures]) -> Result<Vec<(f64, f64, f64)>, ToneError> {
+        let x: Vec<[f32; N_FEATURES]> = batch.iter().map(RelativeFeatures::to_array).collect();
+        self.probabilities(&x)
+    }
+
+    /// (p_calm, p_tense, p_agitated) for each model input vector, in one batch.
     pub fn probabilities(
         &mut self,
         batch: &[[f32; N_FEATURES]],
