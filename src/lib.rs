@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod provision;
 pub mod rubric;
 pub mod settings;
+pub mod store;
 
 pub mod text;
 pub mod tone;

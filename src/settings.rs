@@ -79,7 +79,10 @@ mod tests {
         for threads in 1..=16 {
             for max in 1..=8 {
                 let p = Parallelism::split(threads, max);
-                assert!(p.workers * p.whisper_threads <= threads.max(1), "{threads} {max} {p:?}");
+                assert!(
+                    p.workers * p.whisper_threads <= threads.max(1),
+                    "{threads} {max} {p:?}"
+                );
                 assert!(p.workers >= 1 && p.whisper_threads >= 1);
             }
         }

@@ -127,7 +127,10 @@ mod tests {
 
     #[test]
     fn traditional_becomes_simplified() {
-        assert_eq!(to_simplified("您好，請問有什麼可以幫您？"), "您好，请问有什么可以帮您？");
+        assert_eq!(
+            to_simplified("您好，請問有什麼可以幫您？"),
+            "您好，请问有什么可以帮您？"
+        );
         assert_eq!(to_simplified("熱線"), "热线");
     }
 
@@ -151,7 +154,13 @@ mod tests {
     #[test]
     fn cer_is_computed_on_normalised_text() {
         let c = CerCount::of("您好，12345热线。", "您好 一二三四五熱線");
-        assert_eq!(c, CerCount { edits: 0, reference_chars: 9 });
+        assert_eq!(
+            c,
+            CerCount {
+                edits: 0,
+                reference_chars: 9
+            }
+        );
         let c = CerCount::of("请稍等", "请稍");
         assert_eq!(c.rate(), Some(1.0 / 3.0));
         assert_eq!(CerCount::of("", "什么").rate(), None);

@@ -241,10 +241,20 @@ mod tests {
             pad_s: 0.0,
             ..VadParams::default()
         };
-        let probs = frames(&[(0.0, 1.0), (0.9, 2.0), (0.1, 0.2), (0.9, 1.0), (0.0, 1.0), (0.8, 1.0)]);
+        let probs = frames(&[
+            (0.0, 1.0),
+            (0.9, 2.0),
+            (0.1, 0.2),
+            (0.9, 1.0),
+            (0.0, 1.0),
+            (0.8, 1.0),
+        ]);
         let r = regions_from_probabilities(&probs, 10.0, &p);
         assert_eq!(r.len(), 2, "{r:?}");
-        assert!((r[0].start - 1.0).abs() < 0.05 && (r[0].end - 4.2).abs() < 0.05, "{r:?}");
+        assert!(
+            (r[0].start - 1.0).abs() < 0.05 && (r[0].end - 4.2).abs() < 0.05,
+            "{r:?}"
+        );
         assert!((r[1].start - 5.2).abs() < 0.05, "{r:?}");
     }
 

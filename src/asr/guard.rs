@@ -131,10 +131,14 @@ fn judge(seg: &Segment, raw: &RawSegment, p: &GuardParams) -> Option<String> {
     let dur = (raw.t1 - raw.t0).max(0.01);
     let rate = chars as f64 / dur;
     if dur >= 0.5 && rate > p.max_chars_per_s {
-        return Some(format!("{chars} characters in {dur:.2}s is faster than anyone speaks"));
+        return Some(format!(
+            "{chars} characters in {dur:.2}s is faster than anyone speaks"
+        ));
     }
     if dur >= p.min_rate_check_s && rate < p.min_chars_per_s {
-        return Some(format!("{chars} characters over {dur:.2}s: implausibly slow"));
+        return Some(format!(
+            "{chars} characters over {dur:.2}s: implausibly slow"
+        ));
     }
     None
 }
@@ -231,7 +235,11 @@ mod tests {
 
     #[test]
     fn keeps_good_speech_in_simplified_on_call_time() {
-        let (k, d) = apply(vec![raw(0.0, 3.0, "您好，請問有什麼可以幫您？")], &window(10.0, 3.2), &GuardParams::default());
+        let (k, d) = apply(
+            vec![raw(0.0, 3.0, "您好，請問有什麼可以幫您？")],
+            &window(10.0, 3.2),
+            &GuardParams::default(),
+        );
         assert!(d.is_empty());
         assert_eq!(k[0].text, "您好，请问有什么可以帮您？");
         assert!((k[0].start - 10.0).abs() < 1e-9 && (k[0].end - 13.0).abs() < 1e-9);
@@ -241,7 +249,10 @@ mod tests {
     fn drops_known_hallucinations_and_captions() {
         let p = GuardParams::default();
         let (k, d) = apply(
-            vec![raw(0.0, 2.0, "字幕由Amara.org社群提供"), raw(2.0, 3.0, "（音樂）")],
+            vec![
+                raw(0.0, 2.0, "字幕由Amara.org社群提供"),
+                raw(2.0, 3.0, "（音樂）"),
+            ],
             &window(0.0, 3.0),
             &p,
         );
@@ -255,10 +266,17 @@ mod tests {
         let w = window(0.0, 46.0);
         let (k, d) = apply(vec![raw(0.0, 46.0, "嗯")], &w, &p);
         assert!(k.is_empty() && d[0].reason.contains("slow"), "{d:?}");
-        let (k, d) = apply(vec![raw(0.0, 1.0, "一二三四五六七八九十一二三四五六")], &w, &p);
+        let (k, d) = apply(
+            vec![raw(0.0, 1.0, "一二三四五六七八九十一二三四五六")],
+            &w,
+            &p,
+        );
         assert!(k.is_empty() && d[0].reason.contains("faster"), "{d:?}");
         let (k, d) = apply(vec![raw(5.0, 6.0, "再见")], &window(0.0, 3.0), &p);
-        assert!(k.is_empty() && d[0].reason.contains("after the end"), "{d:?}");
+        assert!(
+            k.is_empty() && d[0].reason.contains("after the end"),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -274,7 +292,10 @@ mod tests {
     fn repetition_loops_collapse_but_natural_repeats_stay() {
         assert_eq!(collapse_repetitions("好的好的"), "好的好的");
         assert_eq!(collapse_repetitions("对对对"), "对对对");
-        assert_eq!(collapse_repetitions("我们会处理我们会处理我们会处理我们会处理我们会处理"), "我们会处理");
+        assert_eq!(
+            collapse_repetitions("我们会处理我们会处理我们会处理我们会处理我们会处理"),
+            "我们会处理"
+        );
         assert_eq!(collapse_repetitions("啊啊啊啊啊啊啊啊"), "啊");
     }
 }

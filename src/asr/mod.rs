@@ -70,7 +70,9 @@ impl Transcript {
 /// Errors from the speech-recognition stage.
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
-    #[error("whisper model not found: {0} (run scripts/setup.sh, or pass --model PATH to a ggml-*.bin)")]
+    #[error(
+        "whisper model not found: {0} (run scripts/setup.sh, or pass --model PATH to a ggml-*.bin)"
+    )]
     ModelMissing(PathBuf),
     #[error("could not load whisper model {path}: {reason}")]
     ModelLoad { path: PathBuf, reason: String },

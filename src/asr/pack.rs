@@ -78,7 +78,11 @@ impl Window {
 
     /// The piece a window time falls in (or the last one before it).
     pub fn piece_at(&self, t: f64) -> Option<&Piece> {
-        self.pieces.iter().rev().find(|p| p.window_start <= t).or(self.pieces.first())
+        self.pieces
+            .iter()
+            .rev()
+            .find(|p| p.window_start <= t)
+            .or(self.pieces.first())
     }
 }
 
@@ -107,8 +111,9 @@ pub fn pack(audio: &RoleAudio, regions: &[SpeechRegion], policy: PackPolicy) -> 
             continue;
         }
         let fits = windows.last().is_some_and(|w| {
-            packed && w.samples.len() + gap.len() + audio_slice.len()
-                <= (max_s * TARGET_RATE as f64) as usize
+            packed
+                && w.samples.len() + gap.len() + audio_slice.len()
+                    <= (max_s * TARGET_RATE as f64) as usize
         });
         if !fits {
             windows.push(Window {
@@ -151,7 +156,11 @@ mod tests {
     #[test]
     fn per_region_gives_one_window_each_with_exact_times() {
         let a = audio(20.0);
-        let w = pack(&a, &[region(1.0, 3.0), region(5.0, 6.5)], PackPolicy::PerRegion);
+        let w = pack(
+            &a,
+            &[region(1.0, 3.0), region(5.0, 6.5)],
+            PackPolicy::PerRegion,
+        );
         assert_eq!(w.len(), 2);
         assert!((w[1].to_call_time(0.0) - 5.0).abs() < 1e-9);
         assert!((w[1].to_call_time(1.5) - 6.5).abs() < 1e-9);
@@ -161,14 +170,22 @@ mod tests {
     #[test]
     fn packed_windows_respect_the_maximum_and_map_back() {
         let a = audio(60.0);
-        let regs = [region(1.0, 9.0), region(12.0, 20.0), region(25.0, 35.0), region(40.0, 41.0)];
+        let regs = [
+            region(1.0, 9.0),
+            region(12.0, 20.0),
+            region(25.0, 35.0),
+            region(40.0, 41.0),
+        ];
         let policy = PackPolicy::Packed {
             max_window_s: 20.0,
             gap_s: 0.5,
         };
         let w = pack(&a, &regs, policy);
         assert_eq!(w.len(), 2, "8 + 0.5 + 8 fits, +10 does not");
-        assert!(w.iter().all(|w| w.samples.len() <= 20 * TARGET_RATE as usize));
+        assert!(
+            w.iter()
+                .all(|w| w.samples.len() <= 20 * TARGET_RATE as usize)
+        );
         // Second piece of the first window starts at 8.5 s window time = 12 s call time.
         assert!((w[0].to_call_time(8.5) - 12.0).abs() < 1e-6);
         assert!((w[0].to_call_time(10.0) - 13.5).abs() < 1e-6);

@@ -8,7 +8,9 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 
 use super::guard::{self, GuardParams, RawSegment};
 use super::pack::{self, PackPolicy, Window};
@@ -77,11 +79,12 @@ impl Recognizer {
             path: model.to_path_buf(),
             reason: "path is not UTF-8".into(),
         })?;
-        let context = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
-            .map_err(|e| AsrError::ModelLoad {
-                path: model.to_path_buf(),
-                reason: format!("{e} (is it a whisper.cpp ggml file?)"),
-            })?;
+        let context =
+            WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+                .map_err(|e| AsrError::ModelLoad {
+                    path: model.to_path_buf(),
+                    reason: format!("{e} (is it a whisper.cpp ggml file?)"),
+                })?;
         let state = context.create_state().map_err(|e| AsrError::ModelLoad {
             path: model.to_path_buf(),
             reason: e.to_string(),
@@ -169,7 +172,7 @@ impl Recognizer {
         self.state
             .full(fp, samples)
             .map_err(|e| AsrError::Decode(e.to_string()))?;
-        
+
         let eot = self._context.token_eot();
         let mut segments = Vec::new();
         for seg in self.state.as_iter() {

@@ -11,8 +11,12 @@ use callqc::pipeline::call::{VadMode, WorkerConfig};
 use callqc::settings::{self, Parallelism};
 use callqc::vad::VadParams;
 
+mod batch;
 mod eval;
 mod models;
+mod rescore;
+mod show;
+mod tone;
 mod transcribe;
 
 /// callqc: full-volume quality inspection of hotline calls, on your own machines.
@@ -34,6 +38,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The nightly run: transcribe, score tone, check the rubric, store everything in SQLite.
+    Batch(batch::BatchArgs),
+    /// Re-check stored calls against a (new) rubric without running ASR again.
+    Rescore(rescore::RescoreArgs),
+    /// One stored call: score, deductions with evidence, tone, transcript.
+    Show(show::ShowArgs),
     /// Transcribe calls: speaker-attributed Mandarin segments with times.
     Transcribe(transcribe::TranscribeArgs),
     /// Measure callqc on labelled calls (NAME.wav + NAME.json): character error rate.
@@ -41,6 +51,9 @@ pub enum Command {
     /// Whisper model files: convert CTranslate2 models to whisper.cpp's ggml format.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// The tone model: write the documented prior.
+    #[command(subcommand)]
+    Tone(tone::ToneCommand),
 }
 
 /// Speech-recognition options shared by every command that runs whisper.
@@ -138,6 +151,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .max(1),
     };
     match cli.command {
+        Command::Batch(a) => batch::run(&opts, a),
+        Command::Rescore(a) => rescore::run(&opts, a),
+        Command::Show(a) => show::run(&opts, a),
+        Command::Tone(c) => tone::run(&opts, c),
         Command::Transcribe(a) => transcribe::run(&opts, a),
         Command::Eval(a) => eval::run(&opts, a),
         Command::Models(c) => models::run(&opts, c),

@@ -26,7 +26,11 @@ pub struct CallAnalysis {
 
 /// Characters per second of the agent's transcript inside each span (tone uses it as the
 /// speaking-rate feature where a transcript exists).
-pub fn transcript_rates(segments: &[Segment], role: Role, spans: &[(f64, f64)]) -> Vec<Option<f64>> {
+pub fn transcript_rates(
+    segments: &[Segment],
+    role: Role,
+    spans: &[(f64, f64)],
+) -> Vec<Option<f64>> {
     spans
         .iter()
         .map(|&(s, e)| {

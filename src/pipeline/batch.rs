@@ -95,10 +95,7 @@ fn wav_files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for p in entries {
         if p.is_dir() {
             wav_files_under(&p, out)?;
-        } else if p
-            .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("wav"))
-        {
+        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")) {
             out.push(p);
         }
     }
@@ -140,7 +137,10 @@ fn parse_manifest(path: &Path, default_map: ChannelMap) -> Result<Vec<CallJob>, 
 }
 
 /// Expand the command line's PATHs into calls (files, folders, manifests), without duplicates.
-pub fn collect_jobs(inputs: &[PathBuf], default_map: ChannelMap) -> Result<Vec<CallJob>, BatchError> {
+pub fn collect_jobs(
+    inputs: &[PathBuf],
+    default_map: ChannelMap,
+) -> Result<Vec<CallJob>, BatchError> {
     let mut jobs = Vec::new();
     for input in inputs {
         if input.is_dir() {
@@ -150,10 +150,11 @@ pub fn collect_jobs(inputs: &[PathBuf], default_map: ChannelMap) -> Result<Vec<C
                 reason: e.to_string(),
             })?;
             jobs.extend(files.iter().map(|f| with_sidecar(f, default_map)));
-        } else if input
-            .extension()
-            .is_some_and(|x| ["csv", "tsv", "txt", "lst"].iter().any(|m| x.eq_ignore_ascii_case(m)))
-        {
+        } else if input.extension().is_some_and(|x| {
+            ["csv", "tsv", "txt", "lst"]
+                .iter()
+                .any(|m| x.eq_ignore_ascii_case(m))
+        }) {
             jobs.extend(parse_manifest(input, default_map)?);
         } else if input.exists() {
             jobs.push(with_sidecar(input, default_map));
@@ -248,8 +249,15 @@ pub struct BatchSummary {
 
 /// Progress events for the caller's display.
 pub enum BatchEvent<'a> {
-    Started { to_do: usize, skipped: usize },
-    CallDone { path: &'a Path, audio_s: f64, error: Option<&'a str> },
+    Started {
+        to_do: usize,
+        skipped: usize,
+    },
+    CallDone {
+        path: &'a Path,
+        audio_s: f64,
+        error: Option<&'a str>,
+    },
 }
 
 /// The outcome of one call, sent from a worker to the writer.
@@ -405,7 +413,10 @@ pub fn run(
                     summary.audio_s += c.duration_s;
                     scores.push(analysis.score.total);
                     for f in &analysis.findings {
-                        *summary.deductions_by_item.entry(f.item_id.clone()).or_default() += 1;
+                        *summary
+                            .deductions_by_item
+                            .entry(f.item_id.clone())
+                            .or_default() += 1;
                     }
                     on_event(BatchEvent::CallDone {
                         path: &outcome.job.path,
@@ -455,7 +466,8 @@ fn analyze_one(
     history: &HashMap<String, Baseline>,
     rubric: &Rubric,
 ) -> Result<(CallAnalysis, Duration, Duration), String> {
-    let bytes = std::fs::read(&job.path).map_err(|e| format!("{}: cannot read file: {e}", job.path.display()))?;
+    let bytes = std::fs::read(&job.path)
+        .map_err(|e| format!("{}: cannot read file: {e}", job.path.display()))?;
     let call = w
         .asr
         .transcribe_bytes(&job.path, &bytes, job.channel_map)

@@ -80,7 +80,8 @@ impl Worker {
     /// Load the VAD and whisper models.
     pub fn load(cfg: &WorkerConfig) -> Result<Self, anyhow::Error> {
         let vad = Vad::load(&cfg.models_dir, cfg.vad)?;
-        let recognizer = Recognizer::load(&cfg.whisper_model, cfg.asr.clone(), cfg.whisper_threads)?;
+        let recognizer =
+            Recognizer::load(&cfg.whisper_model, cfg.asr.clone(), cfg.whisper_threads)?;
         Ok(Worker {
             vad,
             recognizer,
@@ -89,7 +90,11 @@ impl Worker {
     }
 
     /// Transcribe one file.
-    pub fn transcribe(&mut self, path: &Path, map: ChannelMap) -> Result<CallTranscript, CallError> {
+    pub fn transcribe(
+        &mut self,
+        path: &Path,
+        map: ChannelMap,
+    ) -> Result<CallTranscript, CallError> {
         let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
             path: path.to_path_buf(),
             source,
@@ -116,10 +121,14 @@ impl Worker {
         for role_audio in &roles {
             let t = Instant::now();
             let regions = match self.vad_mode {
-                VadMode::Silero => self.vad.detect(role_audio).map_err(|source| CallError::Vad {
-                    path: path.to_path_buf(),
-                    source,
-                })?,
+                VadMode::Silero => {
+                    self.vad
+                        .detect(role_audio)
+                        .map_err(|source| CallError::Vad {
+                            path: path.to_path_buf(),
+                            source,
+                        })?
+                }
                 VadMode::Off => SpeechRegions {
                     role: role_audio.role,
                     regions: vec![SpeechRegion {

@@ -23,7 +23,9 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("{path}: database schema version {found} is newer than this callqc understands ({known}); upgrade callqc")]
+    #[error(
+        "{path}: database schema version {found} is newer than this callqc understands ({known}); upgrade callqc"
+    )]
     TooNew {
         path: PathBuf,
         found: i64,
@@ -48,9 +50,12 @@ impl Store {
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),

@@ -137,7 +137,9 @@ impl Store {
             .map_err(e)?;
         let mut stmt = self
             .conn
-            .prepare("SELECT role, start_s, end_s FROM speech_regions WHERE call_id = ?1 ORDER BY rowid")
+            .prepare(
+                "SELECT role, start_s, end_s FROM speech_regions WHERE call_id = ?1 ORDER BY rowid",
+            )
             .map_err(e)?;
         let regions: Vec<(Role, SpeechRegion)> = stmt
             .query_map(params![id], |r| {

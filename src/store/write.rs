@@ -236,7 +236,14 @@ impl Store {
                     ])?;
                 }
             }
-            insert_findings(&tx, call_id, rows.findings, rows.score, rows.rubric_hash, &reviews)?;
+            insert_findings(
+                &tx,
+                call_id,
+                rows.findings,
+                rows.score,
+                rows.rubric_hash,
+                &reviews,
+            )?;
             tx.commit()?;
             Ok(call_id)
         })();

@@ -1,0 +1,121 @@
+//! `callqc show CALL`: a call's score, every deduction with its evidence, the agent's tone and
+//! the transcript with findings marked.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use callqc::audio::Role;
+use callqc::store::Store;
+use callqc::tone::{self, ToneTrack};
+
+use super::GlobalOpts;
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The call: database id, call id, audio hash prefix, path or file name.
+    pub call: String,
+    /// SQLite database written by `callqc batch`.
+    #[arg(long, default_value = "callqc.db")]
+    pub db: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&args.db)?;
+    let id = store.find_call(&args.call)?;
+    let call = store.load_call(id)?;
+    let findings = store.findings(id)?;
+    let scores = store.scores(id)?;
+    let track = ToneTrack {
+        windows: call
+            .tone
+            .iter()
+            .filter(|w| w.role == Role::Agent)
+            .cloned()
+            .collect(),
+        baseline: None,
+    };
+    let summary = tone::summarize(&track, tone::DEFAULT_THRESHOLD);
+    if args.json {
+        let out = serde_json::json!({
+            "call": call,
+            "scores": scores,
+            "findings": findings,
+            "tone_summary": summary,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("call {}  {}", call.id, call.path);
+    println!(
+        "  key {}  agent {}  duration {}  status {}",
+        call.call_key,
+        call.agent_id.as_deref().unwrap_or("-"),
+        call.duration_s.map_or("-".into(), |d| format!("{d:.1} s")),
+        call.status
+    );
+    if let Some(e) = &call.error {
+        println!("  error: {e}");
+    }
+    for s in &scores {
+        println!(
+            "  score {:.1} ({} v{}: −{:.1}{})",
+            s.total,
+            s.rubric,
+            s.rubric_version,
+            s.deductions,
+            if s.vetoed { ", VETO" } else { "" }
+        );
+    }
+    println!("\ndeductions:");
+    if findings.is_empty() {
+        println!("  none");
+    }
+    for f in &findings {
+        println!(
+            "  [{:6.1}–{:6.1}] {:<14} −{:<4} {}{} ({}) {}  [{}]",
+            f.start,
+            f.end,
+            f.item_id,
+            f.points,
+            if f.veto { "VETO " } else { "" },
+            f.description,
+            f.role.as_deref().unwrap_or("-"),
+            f.evidence,
+            f.review
+        );
+    }
+    println!(
+        "\nagent tone: {:.0}% tense, {:.0}% agitated, longest agitated stretch {:.1} s (max p {:.2})",
+        summary.tense_share * 100.0,
+        summary.agitated_share * 100.0,
+        summary.longest_agitated_s,
+        summary.max_agitated
+    );
+    println!("\ntranscript:");
+    for s in &call.segments {
+        let marks: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.role.as_deref().is_none_or(|r| r == s.role.as_str()))
+            .filter(|f| f.start < s.end && s.start < f.end)
+            .map(|f| f.item_id.as_str())
+            .collect();
+        println!(
+            "  [{:6.1}–{:6.1}] {:<6} {}{}",
+            s.start,
+            s.end,
+            s.role.as_str(),
+            s.text,
+            if marks.is_empty() {
+                String::new()
+            } else {
+                format!("   ◀ {}", marks.join(", "))
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
