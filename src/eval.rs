@@ -265,3 +265,223 @@ mod tests {
         assert_eq!(c.total.reference_chars, 9 + 2 + 5);
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// QC labels: did the rubric find what the labels say, and nothing else?
+
+/// A finding as evaluation needs it.
+#[derive(Debug, Clone)]
+pub struct FoundIssue {
+    pub kind: String,
+    pub item_id: String,
+    pub start: f64,
+    pub end: f64,
+    pub points: f64,
+}
+
+/// The label categories of the ground truth.
+pub const LABEL_KINDS: [&str; 5] = ["greeting", "closing", "forbidden", "dead_air", "agitation"];
+
+/// Which label category a finding speaks to. A `required_phrase` finding is a greeting when it
+/// lies in the first half of the call, else a closing (the two positions rubrics use).
+fn category(f: &FoundIssue, duration_s: f64) -> Option<&'static str> {
+    match f.kind.as_str() {
+        "required_phrase" if f.item_id.contains("greet") => Some("greeting"),
+        "required_phrase" if f.item_id.contains("clos") => Some("closing"),
+        "required_phrase" if f.start < duration_s / 2.0 => Some("greeting"),
+        "required_phrase" => Some("closing"),
+        "forbidden_phrase" => Some("forbidden"),
+        "silence" => Some("dead_air"),
+        "agent_tone" => Some("agitation"),
+        _ => None,
+    }
+}
+
+/// Counts for one label category.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Detection {
+    /// Labelled cases (calls for greeting/closing, spans otherwise).
+    pub labelled: usize,
+    /// Labelled cases that were found.
+    pub found: usize,
+    /// Findings made.
+    pub findings: usize,
+    /// Findings that match a labelled case.
+    pub correct: usize,
+}
+
+impl Detection {
+    fn add(&mut self, o: Detection) {
+        self.labelled += o.labelled;
+        self.found += o.found;
+        self.findings += o.findings;
+        self.correct += o.correct;
+    }
+    pub fn precision(&self) -> Option<f64> {
+        (self.findings > 0).then(|| self.correct as f64 / self.findings as f64)
+    }
+    pub fn recall(&self) -> Option<f64> {
+        (self.labelled > 0).then(|| self.found as f64 / self.labelled as f64)
+    }
+}
+
+/// Label evaluation of one call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallLabels {
+    pub call_id: String,
+    pub per_kind: BTreeMap<String, Detection>,
+    /// True when the labels say nothing is wrong with the call.
+    pub clean: bool,
+    /// Deductions (points > 0) of any kind made on a clean call: each one is false.
+    pub false_deductions_on_clean: usize,
+}
+
+fn overlaps(a: (f64, f64), b: (f64, f64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+/// Compare a call's findings with its labels.
+pub fn call_labels(truth: &GroundTruth, found: &[FoundIssue], duration_s: f64) -> CallLabels {
+    let l = &truth.labels;
+    let by_kind = |k: &str| -> Vec<&FoundIssue> {
+        found
+            .iter()
+            .filter(|f| category(f, duration_s) == Some(k))
+            .collect()
+    };
+    let mut per_kind = BTreeMap::new();
+    for (kind, ok) in [("greeting", l.greeting_ok), ("closing", l.closing_ok)] {
+        let n = by_kind(kind).len();
+        let missing = ok == Some(false);
+        per_kind.insert(
+            kind.to_string(),
+            Detection {
+                labelled: usize::from(missing),
+                found: usize::from(missing && n > 0),
+                findings: n,
+                correct: if missing { n } else { 0 },
+            },
+        );
+    }
+    let forbidden: Vec<(f64, f64)> = l
+        .forbidden_detail
+        .iter()
+        .filter_map(|d| Some((d.start?, d.end?)))
+        .collect();
+    let dead: Vec<(f64, f64)> = l.dead_air.iter().map(|d| (d.start, d.end)).collect();
+    for (kind, spans) in [
+        ("forbidden", forbidden),
+        ("dead_air", dead),
+        ("agitation", l.agitated_spans.clone()),
+    ] {
+        let fs = by_kind(kind);
+        per_kind.insert(
+            kind.to_string(),
+            Detection {
+                labelled: spans.len(),
+                found: spans
+                    .iter()
+                    .filter(|&&s| fs.iter().any(|f| overlaps(s, (f.start, f.end))))
+                    .count(),
+                findings: fs.len(),
+                correct: fs
+                    .iter()
+                    .filter(|f| spans.iter().any(|&s| overlaps(s, (f.start, f.end))))
+                    .count(),
+            },
+        );
+    }
+    let clean = l.greeting_ok != Some(false)
+        && l.closing_ok != Some(false)
+        && l.forbidden.is_empty()
+        && l.dead_air.is_empty()
+        && l.agitated_spans.is_empty();
+    CallLabels {
+        call_id: truth.call_id.clone(),
+        per_kind,
+        clean,
+        false_deductions_on_clean: if clean {
+            found.iter().filter(|f| f.points > 0.0).count()
+        } else {
+            0
+        },
+    }
+}
+
+/// Label evaluation over a set of calls.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelReport {
+    pub calls: Vec<CallLabels>,
+    pub per_kind: BTreeMap<String, Detection>,
+    pub clean_calls: usize,
+    pub false_deductions_on_clean: usize,
+}
+
+impl LabelReport {
+    pub fn from_calls(calls: Vec<CallLabels>) -> Self {
+        let mut per_kind: BTreeMap<String, Detection> = BTreeMap::new();
+        for c in &calls {
+            for (k, d) in &c.per_kind {
+                per_kind.entry(k.clone()).or_default().add(*d);
+            }
+        }
+        LabelReport {
+            clean_calls: calls.iter().filter(|c| c.clean).count(),
+            false_deductions_on_clean: calls.iter().map(|c| c.false_deductions_on_clean).sum(),
+            calls,
+            per_kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    fn issue(kind: &str, id: &str, start: f64, end: f64) -> FoundIssue {
+        FoundIssue {
+            kind: kind.into(),
+            item_id: id.into(),
+            start,
+            end,
+            points: 2.0,
+        }
+    }
+
+    #[test]
+    fn findings_are_matched_to_labelled_spans_by_overlap() {
+        let truth: GroundTruth = serde_json::from_str(
+            r#"{"call_id":"c","audio":"c.wav","utterances":[],
+              "labels":{"greeting_ok":false,"closing_ok":true,
+                "forbidden":["我也没办法"],
+                "forbidden_detail":[{"phrase":"我也没办法","start":20.0,"end":24.0}],
+                "agitated_spans":[[20.0,24.0],[30.0,33.0]],"dead_air":[]}}"#,
+        )
+        .unwrap();
+        let found = vec![
+            issue("required_phrase", "greeting", 0.0, 15.0),
+            issue("forbidden_phrase", "refusal", 21.0, 23.0),
+            issue("agent_tone", "agent_tone", 29.0, 31.0),
+            issue("silence", "dead_air", 40.0, 52.0),
+        ];
+        let r = call_labels(&truth, &found, 60.0);
+        let d = |k: &str| r.per_kind[k];
+        assert_eq!((d("greeting").found, d("greeting").correct), (1, 1));
+        assert_eq!((d("forbidden").found, d("forbidden").correct), (1, 1));
+        assert_eq!((d("agitation").labelled, d("agitation").found), (2, 1));
+        assert_eq!((d("dead_air").findings, d("dead_air").correct), (1, 0));
+        assert!(!r.clean);
+    }
+
+    #[test]
+    fn any_deduction_on_a_clean_call_is_false() {
+        let truth: GroundTruth = serde_json::from_str(
+            r#"{"call_id":"c","audio":"c.wav","utterances":[],
+              "labels":{"greeting_ok":true,"closing_ok":true,"forbidden":[],"agitated_spans":[],"dead_air":[]}}"#,
+        )
+        .unwrap();
+        let r = call_labels(&truth, &[issue("talk_over", "talk_over", 5.0, 6.0)], 40.0);
+        assert!(r.clean);
+        assert_eq!(r.false_deductions_on_clean, 1);
+    }
+}

@@ -1,4 +1,9 @@
-//! `callqc eval DIR`: run callqc on every labelled call in DIR and report CER.
+//! `callqc eval DIR`: measure callqc on labelled calls (NAME.wav + NAME.json): character error
+//! rate per call and role, and precision / recall of the QC labels (greeting, closing, forbidden
+//! phrases, dead air, agitation).
+//!
+//! Calls already analysed by `callqc batch` into `--db` (same call id and audio hash) are read
+//! from the database; the others are analysed here with the same pipeline.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,9 +12,14 @@ use std::process::ExitCode;
 use clap::Args;
 
 use callqc::audio::Role;
-use callqc::eval::{self, CerReport};
+use callqc::eval::{self, CerReport, Detection, FoundIssue, LABEL_KINDS, LabelReport};
+use callqc::pipeline::analyze;
+use callqc::pipeline::batch::{FullWorker, file_hash};
 use callqc::pipeline::call::Worker;
+use callqc::rubric::{self, Rubric};
 use callqc::settings::Parallelism;
+use callqc::store::Store;
+use callqc::tone::ToneScorer;
 
 use super::{AsrArgs, GlobalOpts};
 
@@ -17,6 +27,15 @@ use super::{AsrArgs, GlobalOpts};
 pub struct EvalArgs {
     /// Directory with NAME.wav + NAME.json pairs (schema: docs/ground-truth.md).
     pub dir: PathBuf,
+    /// Database from `callqc batch` to read analysed calls from (ignored if missing).
+    #[arg(long, default_value = "callqc.db")]
+    pub db: PathBuf,
+    /// Analyse every call afresh instead of reading the database.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Rubric for calls analysed here.
+    #[arg(long, default_value = "rubrics/12345.toml")]
+    pub rubric: PathBuf,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -24,63 +43,211 @@ pub struct EvalArgs {
     pub asr: AsrArgs,
 }
 
-fn pct(c: &callqc::text::CerCount) -> String {
-    c.rate()
-        .map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0))
+fn pct(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0))
+}
+
+/// One call's analysis as evaluation needs it.
+struct Evaluated {
+    transcript: callqc::asr::Transcript,
+    roles: Vec<Role>,
+    found: Vec<FoundIssue>,
+    duration_s: f64,
+}
+
+fn from_store(store: &Store, call: &eval::LabelledCall) -> Option<Evaluated> {
+    let id = store.find_call(&call.truth.call_id).ok()?;
+    let stored = store.load_call(id).ok()?;
+    let hash = file_hash(&call.audio_path).ok()?;
+    let audio_hash: String = store.audio_hash(id).ok()?;
+    if stored.status != "done" || audio_hash != hash {
+        return None;
+    }
+    let found = store
+        .findings(id)
+        .ok()?
+        .into_iter()
+        .map(|f| FoundIssue {
+            kind: f.kind,
+            item_id: f.item_id,
+            start: f.start,
+            end: f.end,
+            points: f.points,
+        })
+        .collect();
+    Some(Evaluated {
+        roles: stored.speech.iter().map(|s| s.role).collect(),
+        transcript: callqc::asr::Transcript {
+            segments: stored.segments,
+            dropped: Vec::new(),
+        },
+        found,
+        duration_s: stored.duration_s.unwrap_or(0.0),
+    })
+}
+
+fn analyse_here(
+    worker: &mut FullWorker,
+    rubric: &Rubric,
+    call: &eval::LabelledCall,
+) -> anyhow::Result<Evaluated> {
+    let t = worker
+        .asr
+        .transcribe(&call.audio_path, call.truth.channel_map())?;
+    let a = analyze::analyze(t, &mut worker.tone, rubric, None)?;
+    Ok(Evaluated {
+        roles: a.call.roles.clone(),
+        found: a
+            .findings
+            .iter()
+            .map(|f| FoundIssue {
+                kind: f.kind.clone(),
+                item_id: f.item_id.clone(),
+                start: f.start,
+                end: f.end,
+                points: f.points,
+            })
+            .collect(),
+        duration_s: a.call.duration_s,
+        transcript: a.call.transcript,
+    })
 }
 
 pub fn run(opts: &GlobalOpts, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let calls = eval::find_labelled_calls(&args.dir)?;
-    let par = Parallelism::single(opts.threads);
-    let mut worker = Worker::load(&args.asr.worker_config(opts, par))?;
-    let mut results = Vec::new();
-    let mut failed = 0;
+    let rubric = rubric::load(&args.rubric)?;
+    let store = if !args.fresh && args.db.exists() {
+        Some(Store::open(&args.db)?)
+    } else {
+        None
+    };
+    let mut worker: Option<FullWorker> = None;
+    let (mut cers, mut labels, mut failed, mut from_db) = (Vec::new(), Vec::new(), 0, 0);
     for call in &calls {
-        match worker.transcribe(&call.audio_path, call.truth.channel_map()) {
-            Ok(t) => results.push(eval::call_cer(&call.truth, &t.transcript, &t.roles)),
+        let evaluated = match store.as_ref().and_then(|s| from_store(s, call)) {
+            Some(e) => {
+                from_db += 1;
+                Ok(e)
+            }
+            None => {
+                if worker.is_none() {
+                    let par = Parallelism::single(opts.threads);
+                    let cfg = args.asr.worker_config(opts, par);
+                    let tone =
+                        ToneScorer::load(&opts.models_dir, &opts.models_dir.join("tone.onnx"), 1)?;
+                    worker = Some(FullWorker {
+                        asr: Worker::load(&cfg)?,
+                        tone,
+                    });
+                }
+                analyse_here(worker.as_mut().expect("loaded"), &rubric, call)
+            }
+        };
+        match evaluated {
+            Ok(e) => {
+                cers.push(eval::call_cer(&call.truth, &e.transcript, &e.roles));
+                labels.push(eval::call_labels(&call.truth, &e.found, e.duration_s));
+            }
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {e}");
+                eprintln!("error: {e:#}");
             }
         }
     }
-    let report = CerReport::from_calls(results);
+    let cer = CerReport::from_calls(cers);
+    let labels = LabelReport::from_calls(labels);
     let mut out = std::io::stdout().lock();
     if args.json {
+        let report = serde_json::json!({
+            "calls_from_db": from_db,
+            "cer": cer,
+            "labels": labels,
+            // Kept flat too, for scripts that only want CER.
+            "overall": cer.overall,
+            "per_role": cer.per_role,
+            "calls": cer.calls,
+        });
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        writeln!(
-            out,
-            "{:<12} {:>8} {:>8} {:>8} {:>6}",
-            "call", "agent", "caller", "all", "chars"
-        )?;
-        for c in &report.calls {
-            let role = |r: Role| c.per_role.get(&r).map_or("-".into(), pct);
-            writeln!(
-                out,
-                "{:<12} {:>8} {:>8} {:>8} {:>6}",
-                c.call_id,
-                role(Role::Agent),
-                role(Role::Caller),
-                pct(&c.total),
-                c.total.reference_chars
-            )?;
-        }
-        let role = |r: Role| report.per_role.get(&r).map_or("-".into(), pct);
-        writeln!(
-            out,
-            "{:<12} {:>8} {:>8} {:>8} {:>6}",
-            "ALL",
-            role(Role::Agent),
-            role(Role::Caller),
-            pct(&report.overall),
-            report.overall.reference_chars
-        )?;
+        print_tables(&mut out, &cer, &labels, from_db, calls.len())?;
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn print_tables(
+    out: &mut impl Write,
+    cer: &CerReport,
+    labels: &LabelReport,
+    from_db: usize,
+    total: usize,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{from_db} of {total} calls read from the database, the rest analysed now\n"
+    )?;
+    writeln!(
+        out,
+        "Character error rate (normalised: no punctuation, Simplified, digits as 一二三)"
+    )?;
+    writeln!(
+        out,
+        "{:<10} {:>8} {:>8} {:>8} {:>6}",
+        "call", "agent", "caller", "all", "chars"
+    )?;
+    let role = |m: &std::collections::BTreeMap<Role, callqc::text::CerCount>, r: Role| {
+        m.get(&r).map_or("-".to_string(), |c| pct(c.rate()))
+    };
+    for c in &cer.calls {
+        writeln!(
+            out,
+            "{:<10} {:>8} {:>8} {:>8} {:>6}",
+            c.call_id,
+            role(&c.per_role, Role::Agent),
+            role(&c.per_role, Role::Caller),
+            pct(c.total.rate()),
+            c.total.reference_chars
+        )?;
+    }
+    writeln!(
+        out,
+        "{:<10} {:>8} {:>8} {:>8} {:>6}\n",
+        "ALL",
+        role(&cer.per_role, Role::Agent),
+        role(&cer.per_role, Role::Caller),
+        pct(cer.overall.rate()),
+        cer.overall.reference_chars
+    )?;
+    writeln!(
+        out,
+        "QC labels (a finding is right when it overlaps a labelled case)"
+    )?;
+    writeln!(
+        out,
+        "{:<10} {:>9} {:>7} {:>9} {:>8} {:>10} {:>8}",
+        "label", "labelled", "found", "findings", "correct", "precision", "recall"
+    )?;
+    for k in LABEL_KINDS {
+        let d: Detection = labels.per_kind.get(k).copied().unwrap_or_default();
+        writeln!(
+            out,
+            "{:<10} {:>9} {:>7} {:>9} {:>8} {:>10} {:>8}",
+            k,
+            d.labelled,
+            d.found,
+            d.findings,
+            d.correct,
+            pct(d.precision()),
+            pct(d.recall())
+        )?;
+    }
+    writeln!(
+        out,
+        "clean calls: {}, deductions on them: {}",
+        labels.clean_calls, labels.false_deductions_on_clean
+    )
 }

@@ -31,6 +31,7 @@ pub struct StoredFinding {
     pub call_id: i64,
     pub rubric: String,
     pub item_id: String,
+    pub kind: String,
     pub description: String,
     pub dimension: String,
     pub points: f64,
@@ -88,6 +89,17 @@ impl Store {
             path: self.path.clone(),
             query: query.to_string(),
         })
+    }
+
+    /// The sha256 of a stored call's audio.
+    pub fn audio_hash(&self, id: i64) -> Result<String, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT audio_hash FROM calls WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Load a call's stored analysis.
@@ -194,7 +206,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, call_id, rubric, item_id, description, dimension, points, veto, role,
-                    start_s, end_s, evidence, review FROM findings WHERE call_id = ?1
+                    start_s, end_s, evidence, review, kind FROM findings WHERE call_id = ?1
                  ORDER BY start_s, item_id",
             )
             .map_err(e)?;
@@ -213,6 +225,7 @@ impl Store {
                 end: r.get(10)?,
                 evidence: r.get(11)?,
                 review: r.get(12)?,
+                kind: r.get(13)?,
             })
         })
         .and_then(|rows| rows.collect())

@@ -92,6 +92,7 @@ const MIGRATIONS: &[&str] = &[
         rubric        TEXT NOT NULL,
         rubric_version TEXT NOT NULL,
         item_id       TEXT NOT NULL,
+        kind          TEXT NOT NULL,        -- the rule kind that produced it
         description   TEXT NOT NULL,
         dimension     TEXT NOT NULL,
         points        REAL NOT NULL,

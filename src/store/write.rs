@@ -87,9 +87,9 @@ fn insert_findings(
         params![call_id, score.rubric],
     )?;
     let mut ins = tx.prepare(
-        "INSERT INTO findings (call_id, rubric, rubric_version, item_id, description, dimension,
+        "INSERT INTO findings (call_id, rubric, rubric_version, item_id, kind, description, dimension,
             points, veto, role, start_s, end_s, evidence, review, reviewer, review_note, reviewed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?17, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     for f in findings {
         let carried = reviews
@@ -112,6 +112,7 @@ fn insert_findings(
             carried.and_then(|r| r.reviewer.clone()),
             carried.and_then(|r| r.note.clone()),
             carried.and_then(|r| r.at.clone()),
+            f.kind,
         ])?;
     }
     tx.execute(
