@@ -1,0 +1,217 @@
+//! The nightly batch with the real models: crash safety (kill -9 half-way, rerun, compare with
+//! an uninterrupted run), rescore without ASR, failed calls recorded, broken rubrics refused.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rusqlite::Connection;
+
+/// Copy some samples (audio + ground truth with call/agent ids) into `dir`.
+fn stage_calls(dir: &Path, names: &[&str]) {
+    for n in names {
+        for ext in ["wav", "json"] {
+            std::fs::copy(
+                sample(&format!("{n}.{ext}")),
+                dir.join(format!("{n}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// Everything the analysis stored, without run ids and timestamps, in a stable order.
+fn dump(db: &Path) -> Vec<String> {
+    let c = Connection::open(db).unwrap();
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT call_key, audio_hash, agent_id, status, error, duration_s, models_key, tone_baseline FROM calls ORDER BY call_key",
+        "SELECT k.call_key, s.idx, s.role, s.start_s, s.end_s, s.text FROM segments s JOIN calls k ON k.id = s.call_id ORDER BY k.call_key, s.idx",
+        "SELECT k.call_key, r.role, r.start_s, r.end_s FROM speech_regions r JOIN calls k ON k.id = r.call_id ORDER BY k.call_key, r.role, r.start_s",
+        "SELECT k.call_key, t.role, t.start_s, t.end_s, t.p_agitated FROM tone_windows t JOIN calls k ON k.id = t.call_id ORDER BY k.call_key, t.start_s",
+        "SELECT k.call_key, f.item_id, f.start_s, f.end_s, f.points, f.evidence FROM findings f JOIN calls k ON k.id = f.call_id ORDER BY k.call_key, f.start_s, f.item_id",
+        "SELECT k.call_key, s.rubric, s.total, s.deductions, s.vetoed FROM scores s JOIN calls k ON k.id = s.call_id ORDER BY k.call_key",
+    ] {
+        let mut stmt = c.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                let mut line = Vec::new();
+                for i in 0..n {
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    line.push(format!("{v:?}"));
+                }
+                Ok(line.join("|"))
+            })
+            .unwrap();
+        out.extend(rows.map(|r| r.unwrap()));
+    }
+    out
+}
+
+/// The stored segments (role, times, text) of every call.
+fn before_db_segments(db: &Path) -> Vec<String> {
+    let c = Connection::open(db).unwrap();
+    let mut stmt = c
+        .prepare("SELECT call_id, idx, role, start_s, end_s, text FROM segments ORDER BY call_id, idx")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(format!(
+            "{}|{}|{}|{}|{}|{}",
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, f64>(3)?,
+            r.get::<_, f64>(4)?,
+            r.get::<_, String>(5)?
+        ))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+fn table(rows: &[String]) -> String {
+    rows.join("\n")
+}
+
+fn done_calls(db: &Path) -> i64 {
+    Connection::open(db)
+        .and_then(|c| {
+            c.query_row("SELECT count(*) FROM calls WHERE status = 'done'", [], |r| r.get(0))
+        })
+        .unwrap_or(0)
+}
+
+fn batch(dir: &Path, db: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "batch",
+        dir.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--workers",
+        "1",
+        "--threads",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    callqc(&args)
+}
+
+#[test]
+fn kill_9_half_way_then_rerun_equals_an_uninterrupted_run_and_rescore_needs_no_asr() {
+    require_models();
+    let work = tempfile::tempdir().unwrap();
+    let calls = work.path().join("calls");
+    std::fs::create_dir(&calls).unwrap();
+    stage_calls(&calls, &["call01", "call08", "call05"]);
+
+    // Interrupted run: kill -9 as soon as the first call is stored.
+    let killed_db = work.path().join("killed.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callqc"))
+        .args(["batch", calls.to_str().unwrap(), "--db", killed_db.to_str().unwrap()])
+        .args(["--workers", "1", "--threads", "2"])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while done_calls(&killed_db) < 1 {
+        assert!(started.elapsed() < Duration::from_secs(900), "no call stored in 15 min");
+        assert!(child.try_wait().unwrap().is_none(), "batch ended before it was killed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let stored = done_calls(&killed_db);
+    assert!((1..3).contains(&stored), "killed half-way: {stored} calls stored");
+
+    let rerun = batch(&calls, &killed_db, &[]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert!(
+        stdout(&rerun).contains(&format!("{stored} skipped")),
+        "the rerun must skip what was stored: {}",
+        stdout(&rerun)
+    );
+
+    let clean_db = work.path().join("clean.db");
+    let clean = batch(&calls, &clean_db, &[]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    let (a, b) = (dump(&killed_db), dump(&clean_db));
+    assert!(a.len() > 50, "a real analysis was stored");
+    assert_eq!(a, b, "interrupted + rerun must equal uninterrupted");
+
+    // A third run does nothing.
+    let again = batch(&calls, &clean_db, &[]);
+    assert!(stdout(&again).contains("3 skipped"), "{}", stdout(&again));
+    assert_eq!(dump(&clean_db), b);
+
+    // Rescore with an edited rubric: scores change, transcripts do not, and no model is loaded
+    // (the models directory points nowhere).
+    let rubric = std::fs::read_to_string(root().join("rubrics/12345.toml")).unwrap();
+    let edited = rubric.replacen("points = 2", "points = 7", 1);
+    assert_ne!(rubric, edited);
+    let edited_path = work.path().join("edited.toml");
+    std::fs::write(&edited_path, edited).unwrap();
+    let before = dump(&clean_db);
+    let segments_snapshot = before_db_segments(&clean_db);
+    let out = callqc(&[
+        "rescore",
+        "--rubric",
+        edited_path.to_str().unwrap(),
+        "--db",
+        clean_db.to_str().unwrap(),
+        "--models",
+        "/nonexistent-models",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = dump(&clean_db);
+    assert_eq!(
+        table(&before_db_segments(&clean_db)),
+        table(&segments_snapshot),
+        "rescore must not touch transcripts"
+    );
+    assert_ne!(before, after, "the edited rubric must change a score: {}", stdout(&out));
+}
+
+#[test]
+fn failed_calls_are_recorded_and_broken_rubrics_stop_before_work() {
+    require_models();
+    let work = tempfile::tempdir().unwrap();
+    let calls = work.path().join("calls");
+    std::fs::create_dir(&calls).unwrap();
+    stage_calls(&calls, &["call02"]);
+    std::fs::write(calls.join("broken.wav"), b"RIFF\x10\x00\x00\x00WAVEfmt ").unwrap();
+    std::fs::write(calls.join("notes.wav"), "不是音频").unwrap();
+    let db = work.path().join("q.db");
+
+    // Broken rubric: one line naming file and line, nothing stored.
+    let bad_rubric = work.path().join("bad.toml");
+    std::fs::write(&bad_rubric, "name = \"x\"\nversion = \"1\"\n[[items]]\nid = \"a\"\npoints = \"many\"\n").unwrap();
+    let out = batch(&calls, &db, &["--rubric", bad_rubric.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("bad.toml:") && !err.contains("panicked"), "{err}");
+    assert_eq!(done_calls(&db), 0);
+
+    // Bad files are recorded as failed with a reason; the good call is stored; exit status 1.
+    let out = batch(&calls, &db, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(done_calls(&db), 1);
+    let c = Connection::open(&db).unwrap();
+    let failed: Vec<(String, String)> = c
+        .prepare("SELECT path, error FROM calls WHERE status = 'failed' ORDER BY path")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(failed.len(), 2);
+    for (path, error) in &failed {
+        assert!(error.contains(path.as_str()), "{error} should name {path}");
+    }
+}
