@@ -13,17 +13,15 @@ use crate::audio::{Role, RoleAudio, TARGET_RATE};
 use crate::vad::SpeechRegion;
 
 /// How regions are grouped into whisper windows.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "policy")]
 pub enum PackPolicy {
+    #[default]
     PerRegion,
-    Packed { max_window_s: f64, gap_s: f64 },
-}
-
-impl Default for PackPolicy {
-    fn default() -> Self {
-        PackPolicy::PerRegion
-    }
+    Packed {
+        max_window_s: f64,
+        gap_s: f64,
+    },
 }
 
 /// One region's audio placed inside a window.

@@ -62,10 +62,11 @@ fn file_fingerprint(path: &std::path::Path) -> String {
         if let Ok(n) = f.read(&mut buf) {
             h.update(&buf[..n]);
         }
-        if len > (2 << 20) && f.seek(SeekFrom::End(-(1 << 20))).is_ok() {
-            if let Ok(n) = f.read(&mut buf) {
-                h.update(&buf[..n]);
-            }
+        if len > (2 << 20)
+            && f.seek(SeekFrom::End(-(1 << 20))).is_ok()
+            && let Ok(n) = f.read(&mut buf)
+        {
+            h.update(&buf[..n]);
         }
     }
     h.finalize()
