@@ -18,6 +18,7 @@
 //!   and a call-level [`ToneSummary`].
 
 pub mod features;
+pub mod fit;
 pub mod live;
 pub mod model;
 pub mod onnx_writer;
