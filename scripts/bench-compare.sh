@@ -11,7 +11,8 @@
 # BENCH_SAMPLES (samples), BENCH_CALLS (call names, default all), BENCH_ONLY (regex of
 # configuration ids), BENCH_QUIET_WAIT (300: seconds to wait, before each configuration, for
 # other processes to leave the CPU; 0 = don't wait), BENCH_SKIP_BUILD=1 (use the binaries as built),
-# BENCH_REPORT_ONLY=1 (only rebuild the report from target/bench/results.jsonl).
+# BENCH_REPORT_ONLY=1 (only rebuild the report from target/bench/results.jsonl), BENCH_TIMEOUT
+# (1200: seconds after which one configuration is stopped; its row then says "exit 124").
 #
 # What it does, idempotently:
 #   1. installs GNU time (apt package `time`) if /usr/bin/time is missing;
@@ -37,6 +38,7 @@ OUT="$ROOT/target/bench"
 VENV="$ROOT/target/bench-venv"
 REQ="$ROOT/scripts/bench/requirements.txt"
 QUIET_WAIT=${BENCH_QUIET_WAIT:-300}
+TIMEOUT=${BENCH_TIMEOUT:-1200}
 CT2="$ROOT/models/cache/whisper-base-ct2"
 CALLQC="$ROOT/target/release/callqc"
 
@@ -165,15 +167,16 @@ for cfg in "${CONFIGS[@]}"; do
     cmd=("$CALLQC" --threads "$THREADS" batch "$INPUT" --db "$db" --force --json "${argv[@]}")
     hyp=(--db "$db")
   else
-    hypf="$OUT/$id.json"
+    hypf="$OUT/$id.json"; rm -f "$hypf"
     cmd=("$VENV/bin/python" "$ROOT/scripts/bench/fw_run.py" --model "$CT2" --threads "$THREADS"
          "${argv[@]}" --out "$hypf" "${WAVS[@]}")
     hyp=(--hyp "$hypf")
   fi
   rc=0
-  /usr/bin/time -v -o "$timef" "${cmd[@]}" >"$OUT/$id.out" 2>"$log" || rc=$?
+  /usr/bin/time -v -o "$timef" timeout --kill-after=10 "$TIMEOUT" "${cmd[@]}" >"$OUT/$id.out" 2>"$log" || rc=$?
   t1=$EPOCHREALTIME
   read -r b1 _ < <(cpu_jiffies)
+  [ "$rc" -ne 124 ] || say "WARNING: $id stopped after BENCH_TIMEOUT=$TIMEOUT s"
   [ "$rc" -eq 0 ] || say "WARNING: $id exited with status $rc (log: $log)"
   "$CER" --truth "$INPUT" "${hyp[@]}" --label "$id" >"$OUT/$id.cer.json" \
     || echo '{"cer": null}' >"$OUT/$id.cer.json"
@@ -256,8 +259,10 @@ for r in rows:
     nw = 100 * other / total if other is not None and total else None
     c = cer(r)
     name = r["label"] + (f" `{r['args']}`" if r["kind"] == "callqc" else "")
-    if r["rc"] != 0:
-        name += f" (exit {r['rc']})"
+    if r["rc"] == 124:
+        name += " (**stopped by BENCH_TIMEOUT**: wall is a lower bound, CER not scored)"
+    elif r["rc"] != 0:
+        name += f" (exit {r['rc']}: CER not scored)"
     L.append(f"| {name} | {r['wall_s']:.1f} | {fmt(speed, '%.2f')} | {fmt(vs, '%.2f')}× | {fmt(c and 100*c if c is not None else None)} | "
              f"{fmt((r['rss_kb'] or 0)/1024, '%.0f')} | {r['cpu_s']:.1f} | {r['others_cpu_s']:.1f} | {fmt(nw)} |")
 
@@ -284,7 +289,8 @@ for what, a, b in steps:
         continue
     ca, cb = cer(ra), cer(rb)
     dc = 100 * (cb - ca) if ca is not None and cb is not None else None
-    L.append(f"| {what} | {ra['wall_s']/rb['wall_s']:.2f}× | {ra['cpu_s']/max(rb['cpu_s'],1e-9):.2f}× | "
+    mark = " (timed out)" if 124 in (ra["rc"], rb["rc"]) else ""
+    L.append(f"| {what}{mark} | {ra['wall_s']/rb['wall_s']:.2f}× | {ra['cpu_s']/max(rb['cpu_s'],1e-9):.2f}× | "
              f"{fmt(dc, '%+.1f')} | {((rb['rss_kb'] or 0)-(ra['rss_kb'] or 0))/1024:+.0f} |")
 
 # Target checks.
