@@ -34,7 +34,9 @@ fn fit_from_labelled_spans_and_refuse_without_labels() {
     assert!(o.status.success(), "batch: {}", stderr(&o));
 
     // No reviews and no --labels: nothing to learn from, a clear refusal (exit 2), no file.
-    let out = dir.path().join("fit.onnx");
+    // Not in the labels folder: the written sidecar JSON is no ground-truth file.
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("fit.onnx");
     let out_s = out.to_str().unwrap();
     let o = callqc(&["tone", "fit", "--db", db_s, "--output", out_s]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
