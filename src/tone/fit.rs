@@ -298,8 +298,8 @@ pub fn fit_agitated(prior: &LinearToneParams, examples: &[Example]) -> LinearTon
     }
 
     let mut out = prior.clone();
-    for i in 0..N_FEATURES {
-        out.weights[i][AGITATED] = theta[i];
+    for (w, &t) in out.weights.iter_mut().zip(&theta) {
+        w[AGITATED] = t;
     }
     out.bias[AGITATED] = theta[N_FEATURES];
     out
@@ -319,12 +319,14 @@ fn solve(mut h: [[f64; P]; P], mut g: [f64; P]) -> Option<[f64; P]> {
         }
         h.swap(c, piv);
         g.swap(c, piv);
-        for r in c + 1..P {
-            let f = h[r][c] / h[c][c];
-            for k in c..P {
-                h[r][k] -= f * h[c][k];
+        let (top, rest) = h.split_at_mut(c + 1);
+        let pivot_row = &top[c];
+        for (i, row) in rest.iter_mut().enumerate() {
+            let f = row[c] / pivot_row[c];
+            for (v, p) in row[c..].iter_mut().zip(&pivot_row[c..]) {
+                *v -= f * p;
             }
-            g[r] -= f * g[c];
+            g[c + 1 + i] -= f * g[c];
         }
     }
     let mut x = [0.0; P];
