@@ -56,7 +56,9 @@ fn dump(db: &Path) -> Vec<String> {
 fn before_db_segments(db: &Path) -> Vec<String> {
     let c = Connection::open(db).unwrap();
     let mut stmt = c
-        .prepare("SELECT call_id, idx, role, start_s, end_s, text FROM segments ORDER BY call_id, idx")
+        .prepare(
+            "SELECT call_id, idx, role, start_s, end_s, text FROM segments ORDER BY call_id, idx",
+        )
         .unwrap();
     stmt.query_map([], |r| {
         Ok(format!(
@@ -81,7 +83,11 @@ fn table(rows: &[String]) -> String {
 fn done_calls(db: &Path) -> i64 {
     Connection::open(db)
         .and_then(|c| {
-            c.query_row("SELECT count(*) FROM calls WHERE status = 'done'", [], |r| r.get(0))
+            c.query_row(
+                "SELECT count(*) FROM calls WHERE status = 'done'",
+                [],
+                |r| r.get(0),
+            )
         })
         .unwrap_or(0)
 }
@@ -112,7 +118,12 @@ fn kill_9_half_way_then_rerun_equals_an_uninterrupted_run_and_rescore_needs_no_a
     // Interrupted run: kill -9 as soon as the first call is stored.
     let killed_db = work.path().join("killed.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_callqc"))
-        .args(["batch", calls.to_str().unwrap(), "--db", killed_db.to_str().unwrap()])
+        .args([
+            "batch",
+            calls.to_str().unwrap(),
+            "--db",
+            killed_db.to_str().unwrap(),
+        ])
         .args(["--workers", "1", "--threads", "2"])
         .current_dir(root())
         .stdout(Stdio::null())
@@ -121,14 +132,23 @@ fn kill_9_half_way_then_rerun_equals_an_uninterrupted_run_and_rescore_needs_no_a
         .unwrap();
     let started = Instant::now();
     while done_calls(&killed_db) < 1 {
-        assert!(started.elapsed() < Duration::from_secs(900), "no call stored in 15 min");
-        assert!(child.try_wait().unwrap().is_none(), "batch ended before it was killed");
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "no call stored in 15 min"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "batch ended before it was killed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let stored = done_calls(&killed_db);
-    assert!((1..3).contains(&stored), "killed half-way: {stored} calls stored");
+    assert!(
+        (1..3).contains(&stored),
+        "killed half-way: {stored} calls stored"
+    );
 
     let rerun = batch(&calls, &killed_db, &[]);
     assert!(rerun.status.success(), "{}", stderr(&rerun));
@@ -175,7 +195,12 @@ fn kill_9_half_way_then_rerun_equals_an_uninterrupted_run_and_rescore_needs_no_a
         table(&segments_snapshot),
         "rescore must not touch transcripts"
     );
-    assert_ne!(before, after, "the edited rubric must change a score: {}", stdout(&out));
+    assert_ne!(
+        before,
+        after,
+        "the edited rubric must change a score: {}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -191,11 +216,18 @@ fn failed_calls_are_recorded_and_broken_rubrics_stop_before_work() {
 
     // Broken rubric: one line naming file and line, nothing stored.
     let bad_rubric = work.path().join("bad.toml");
-    std::fs::write(&bad_rubric, "name = \"x\"\nversion = \"1\"\n[[items]]\nid = \"a\"\npoints = \"many\"\n").unwrap();
+    std::fs::write(
+        &bad_rubric,
+        "name = \"x\"\nversion = \"1\"\n[[items]]\nid = \"a\"\npoints = \"many\"\n",
+    )
+    .unwrap();
     let out = batch(&calls, &db, &["--rubric", bad_rubric.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("bad.toml:") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("bad.toml:") && !err.contains("panicked"),
+        "{err}"
+    );
     assert_eq!(done_calls(&db), 0);
 
     // Bad files are recorded as failed with a reason; the good call is stored; exit status 1.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::pack::Window;
 use super::{DroppedSegment, Segment};
 use crate::text::{spoken_char_count, to_simplified};
+use crate::vad::SpeechRegion;
 
 /// A segment as whisper returned it: window-relative times, raw text.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,77 @@ pub struct RawSegment {
     pub confidence: f32,
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
+    /// The text tokens with their times (empty when token timestamps were off).
+    pub tokens: Vec<RawToken>,
+}
+
+/// One text token: its bytes (a token may hold part of a UTF-8 character) and window times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawToken {
+    pub bytes: Vec<u8>,
+    pub t0: f64,
+    pub t1: f64,
+}
+
+/// Split segments that run across several packed utterances back into one segment per
+/// utterance: each token goes to the piece its mid-time falls in (or is nearest to), and
+/// consecutive tokens of one piece form a segment. Whisper, given utterances separated by a
+/// short pause, often writes them as one segment; without this split the segment's times would
+/// cover the other speaker's turns in between.
+pub fn split_at_pieces(raw: Vec<RawSegment>, window: &Window) -> Vec<RawSegment> {
+    if window.pieces.len() < 2 {
+        return raw;
+    }
+    let piece_of = |t: f64| -> usize {
+        let mut best = (0usize, f64::INFINITY);
+        for (i, p) in window.pieces.iter().enumerate() {
+            let (s, e) = (p.window_start, p.window_start + p.region.duration());
+            let d = if t < s {
+                s - t
+            } else if t > e {
+                t - e
+            } else {
+                0.0
+            };
+            if d < best.1 {
+                best = (i, d);
+            }
+        }
+        best.0
+    };
+    let mut out = Vec::new();
+    for seg in raw {
+        if seg.tokens.is_empty() {
+            out.push(seg);
+            continue;
+        }
+        let mut parts: Vec<(usize, Vec<u8>, f64, f64)> = Vec::new();
+        for tok in &seg.tokens {
+            let idx = piece_of((tok.t0 + tok.t1) / 2.0);
+            match parts.last_mut() {
+                // A token that finishes a split UTF-8 character stays with its start.
+                Some(last) if last.0 == idx || std::str::from_utf8(&last.1).is_err() => {
+                    last.1.extend_from_slice(&tok.bytes);
+                    last.3 = tok.t1;
+                }
+                _ => parts.push((idx, tok.bytes.clone(), tok.t0, tok.t1)),
+            }
+        }
+        // Even a segment whose tokens all fall in one utterance is cut to that utterance's
+        // bounds: whisper's segment end often runs on into the pause and the next utterance.
+        for (idx, bytes, t0, t1) in parts {
+            let p = &window.pieces[idx];
+            let (ps, pe) = (p.window_start, p.window_start + p.region.duration());
+            out.push(RawSegment {
+                t0: t0.clamp(ps, pe),
+                t1: t1.clamp(ps, pe),
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+                tokens: Vec::new(),
+                ..seg.clone()
+            });
+        }
+    }
+    out
 }
 
 /// Thresholds of the guards.
@@ -79,7 +151,7 @@ pub fn apply(
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
     let content_end = window.content_s();
-    for r in raw {
+    for r in split_at_pieces(raw, window) {
         let text = clean_text(&to_simplified(&r.text), p);
         let mut seg = Segment {
             role: window.role,
@@ -90,6 +162,7 @@ pub fn apply(
             avg_logprob: r.avg_logprob,
             no_speech_prob: r.no_speech_prob,
         };
+        snap_to_regions(&mut seg, window);
         if seg.end < seg.start {
             seg.end = seg.start;
         }
@@ -111,6 +184,28 @@ pub fn apply(
     }
     (kept, dropped)
 }
+
+/// Whisper's timestamps drift by a few hundred ms; VAD's region edges do not. A segment edge
+/// within [`SNAP_S`] of the edge of the speech region it falls in is moved onto that edge.
+fn snap_to_regions(seg: &mut Segment, window: &Window) {
+    let nearest = |t: f64, edge: fn(&SpeechRegion) -> f64| {
+        window
+            .pieces
+            .iter()
+            .map(|p| edge(&p.region))
+            .min_by(|a, b| (a - t).abs().total_cmp(&(b - t).abs()))
+            .filter(|e| (e - t).abs() <= SNAP_S)
+    };
+    if let Some(s) = nearest(seg.start, |r| r.start) {
+        seg.start = s;
+    }
+    if let Some(e) = nearest(seg.end, |r| r.end) {
+        seg.end = e;
+    }
+}
+
+/// How far a segment edge may be moved onto a VAD region edge (seconds).
+const SNAP_S: f64 = 0.6;
 
 /// Why a segment should not be kept, if it should not.
 fn judge(seg: &Segment, raw: &RawSegment, p: &GuardParams) -> Option<String> {
@@ -206,7 +301,6 @@ mod tests {
     use super::*;
     use crate::asr::pack::Piece;
     use crate::audio::Role;
-    use crate::vad::SpeechRegion;
 
     fn window(start: f64, len: f64) -> Window {
         Window {
@@ -230,7 +324,68 @@ mod tests {
             confidence: 0.8,
             avg_logprob: -0.3,
             no_speech_prob: 0.05,
+            tokens: Vec::new(),
         }
+    }
+
+    #[test]
+    fn segments_across_packed_utterances_are_split_per_utterance() {
+        let w = Window {
+            role: Role::Agent,
+            samples: vec![0.0; 16000 * 6],
+            pieces: vec![
+                Piece {
+                    window_start: 0.0,
+                    region: SpeechRegion {
+                        start: 10.0,
+                        end: 12.0,
+                    },
+                },
+                Piece {
+                    window_start: 3.0,
+                    region: SpeechRegion {
+                        start: 20.0,
+                        end: 23.0,
+                    },
+                },
+            ],
+        };
+        let tok = |s: &str, t0: f64, t1: f64| RawToken {
+            bytes: s.as_bytes().to_vec(),
+            t0,
+            t1,
+        };
+        let mut r = raw(0.0, 6.0, "好的请稍等");
+        // "稍" split over two tokens mid-character, both in the second utterance.
+        let shao = "稍".as_bytes();
+        r.tokens = vec![
+            tok("好的", 0.1, 1.5),
+            tok("请", 3.1, 3.5),
+            RawToken {
+                bytes: shao[..1].to_vec(),
+                t0: 3.5,
+                t1: 3.7,
+            },
+            RawToken {
+                bytes: shao[1..].to_vec(),
+                t0: 3.7,
+                t1: 3.9,
+            },
+            tok("等", 3.9, 5.8),
+        ];
+        let (k, d) = apply(vec![r], &w, &GuardParams::default());
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(k.len(), 2, "{k:?}");
+        assert_eq!(k[0].text, "好的");
+        assert_eq!(k[1].text, "请稍等");
+        assert!(
+            (k[0].start - 10.0).abs() < 1e-9 && (k[1].start - 20.0).abs() < 1e-9,
+            "{k:?}"
+        );
+        assert!(
+            (k[1].end - 23.0).abs() < 1e-9,
+            "snapped to the region end: {k:?}"
+        );
     }
 
     #[test]
@@ -242,7 +397,8 @@ mod tests {
         );
         assert!(d.is_empty());
         assert_eq!(k[0].text, "您好，请问有什么可以帮您？");
-        assert!((k[0].start - 10.0).abs() < 1e-9 && (k[0].end - 13.0).abs() < 1e-9);
+        // The end is 0.2 s from the VAD region's edge: snapped onto it.
+        assert!((k[0].start - 10.0).abs() < 1e-9 && (k[0].end - 13.2).abs() < 1e-9);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::guard::{self, GuardParams, RawSegment};
+use super::guard::{self, GuardParams, RawSegment, RawToken};
 use super::pack::{self, PackPolicy, Window};
 use super::{AsrError, Transcript};
 use crate::audio::{RoleAudio, TARGET_RATE};
@@ -149,6 +149,9 @@ impl Recognizer {
         fp.set_entropy_thold(2.4);
         fp.set_temperature(0.0);
         fp.set_temperature_inc(0.2);
+        // Token times let a segment that runs across packed utterances be split back at the
+        // utterance boundaries (asr::guard::split_at_pieces).
+        fp.set_token_timestamps(window.pieces.len() > 1);
         if let Some(prompt) = self.params.prompt.as_deref().filter(|p| !p.is_empty()) {
             fp.set_initial_prompt(prompt);
         }
@@ -180,6 +183,7 @@ impl Recognizer {
             // Repetition loops can end inside a multi-byte character: keep what decodes.
             let text = String::from_utf8_lossy(bytes).into_owned();
             let (mut sum_p, mut sum_logp, mut n) = (0.0f32, 0.0f32, 0usize);
+            let mut tokens = Vec::new();
             for i in 0..seg.n_tokens() {
                 if let Some(tok) = seg.get_token(i) {
                     let data = tok.token_data();
@@ -187,6 +191,11 @@ impl Recognizer {
                         sum_p += data.p;
                         sum_logp += data.plog;
                         n += 1;
+                        tokens.push(RawToken {
+                            bytes: tok.to_bytes().map(<[u8]>::to_vec).unwrap_or_default(),
+                            t0: data.t0 as f64 / 100.0,
+                            t1: data.t1 as f64 / 100.0,
+                        });
                     }
                 }
             }
@@ -199,6 +208,7 @@ impl Recognizer {
                 confidence: sum_p / n_f,
                 avg_logprob: sum_logp / n_f,
                 no_speech_prob: seg.no_speech_probability(),
+                tokens,
             });
         }
         self.stats.windows += 1;

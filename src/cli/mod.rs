@@ -74,12 +74,17 @@ pub struct AsrArgs {
     /// Feed whisper whole channels instead of VAD speech regions (the naive approach).
     #[arg(long)]
     pub no_vad: bool,
-    /// Pack consecutive speech regions into shared windows of up to this many seconds (0 = one window per region).
-    #[arg(long, default_value_t = 0.0)]
+    /// Pack consecutive speech regions of a speaker into shared whisper windows of up to this
+    /// many seconds (0 = one window per region). Encoder cost is per window: packing was ~3×
+    /// faster at equal or better CER (README, Performance).
+    #[arg(long, default_value_t = 28.0)]
     pub pack: f64,
-    /// Shrink whisper's encoder context for short windows.
-    #[arg(long)]
+    /// Shrink whisper's encoder context to the window's length (the default).
+    #[arg(long, overrides_with = "no_shrink_ctx")]
     pub shrink_ctx: bool,
+    /// Always run whisper's encoder over a full 30 s context.
+    #[arg(long)]
+    pub no_shrink_ctx: bool,
 }
 
 impl AsrArgs {
@@ -94,12 +99,12 @@ impl AsrArgs {
             pack: if self.pack > 0.0 {
                 PackPolicy::Packed {
                     max_window_s: self.pack.min(30.0),
-                    gap_s: 0.6,
+                    gap_s: 1.0,
                 }
             } else {
                 PackPolicy::PerRegion
             },
-            shrink_audio_ctx: self.shrink_ctx,
+            shrink_audio_ctx: !self.no_shrink_ctx,
             ..AsrParams::default()
         }
     }

@@ -10,7 +10,11 @@ pub fn root() -> PathBuf {
 
 /// Fail (not skip) when the set-up has not been run: the tests are about the real models.
 pub fn require_models() {
-    require(&["ggml-base.bin", "silero_vad.onnx", "onnxruntime/libonnxruntime.so"]);
+    require(&[
+        "ggml-base.bin",
+        "silero_vad.onnx",
+        "onnxruntime/libonnxruntime.so",
+    ]);
 }
 
 /// ONNX Runtime and the VAD model only.
@@ -21,7 +25,11 @@ pub fn require_onnx() {
 fn require(files: &[&str]) {
     for f in files {
         let p = root().join("models").join(f);
-        assert!(p.exists(), "{} is missing: run scripts/setup.sh first", p.display());
+        assert!(
+            p.exists(),
+            "{} is missing: run scripts/setup.sh first",
+            p.display()
+        );
     }
 }
 
