@@ -35,7 +35,7 @@ pub struct RawToken {
 }
 
 /// Split segments that run across several packed utterances back into one segment per
-/// utterance: each token goes to the piece its mid-time falls in (or is nearest to), and
+/// utterance: each token goes to the piece its mid-time falls in (or the next one), and
 /// consecutive tokens of one piece form a segment. Whisper, given utterances separated by a
 /// short pause, often writes them as one segment; without this split the segment's times would
 /// cover the other speaker's turns in between.
@@ -43,22 +43,14 @@ pub fn split_at_pieces(raw: Vec<RawSegment>, window: &Window) -> Vec<RawSegment>
     if window.pieces.len() < 2 {
         return raw;
     }
+    // A token in the pause between two utterances belongs to the next one: whisper stamps the
+    // first tokens of an utterance early (into the pause), rarely the last ones late.
     let piece_of = |t: f64| -> usize {
-        let mut best = (0usize, f64::INFINITY);
-        for (i, p) in window.pieces.iter().enumerate() {
-            let (s, e) = (p.window_start, p.window_start + p.region.duration());
-            let d = if t < s {
-                s - t
-            } else if t > e {
-                t - e
-            } else {
-                0.0
-            };
-            if d < best.1 {
-                best = (i, d);
-            }
-        }
-        best.0
+        window
+            .pieces
+            .iter()
+            .position(|p| t < p.window_start + p.region.duration())
+            .unwrap_or(window.pieces.len() - 1)
     };
     let mut out = Vec::new();
     for seg in raw {
