@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
   || { echo "[test] models are missing: run scripts/setup.sh first" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --release --quiet
+# One test at a time: tests that run whisper use every core, and ggml's threads spin-wait, so
+# two of them side by side run ~10x slower than one after the other.
+cargo test --release --quiet -- --test-threads=1
