@@ -103,6 +103,21 @@ impl Recognizer {
         &self.params
     }
 
+    /// Start a new call with a fresh decoding state. whisper.cpp seeds the sampler used by its
+    /// temperature fallback once per state, so reusing a state across calls would make a call's
+    /// transcript depend on which calls the worker handled before it (and a resumed batch differ
+    /// from an uninterrupted one). The model itself stays loaded.
+    pub fn begin_call(&mut self) -> Result<(), AsrError> {
+        self.state = self
+            ._context
+            .create_state()
+            .map_err(|e| AsrError::ModelLoad {
+                path: self.model_path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(())
+    }
+
     /// Recognise one role's speech regions; returns kept and dropped segments on call time.
     pub fn recognize(
         &mut self,

@@ -111,6 +111,12 @@ impl Worker {
     ) -> Result<CallTranscript, CallError> {
         let t = Instant::now();
         let rec = audio::decode::decode_bytes(path, bytes)?;
+        self.recognizer
+            .begin_call()
+            .map_err(|source| CallError::Asr {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let roles = audio::roles::split_roles(&rec, map)?;
         let mut timings = StageTimings {
             decode: t.elapsed(),
