@@ -173,7 +173,7 @@ fn kill_9_half_way_then_rerun_equals_an_uninterrupted_run_and_rescore_needs_no_a
     // Rescore with an edited rubric: scores change, transcripts do not, and no model is loaded
     // (the models directory points nowhere).
     let rubric = std::fs::read_to_string(root().join("rubrics/12345.toml")).unwrap();
-    let edited = rubric.replacen("points = 2", "points = 7", 1);
+    let edited = rubric.replace("points = 2", "points = 7");
     assert_ne!(rubric, edited);
     let edited_path = work.path().join("edited.toml");
     std::fs::write(&edited_path, edited).unwrap();
