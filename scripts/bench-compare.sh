@@ -82,6 +82,13 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cer" and m.get("executable"):
         print(m["executable"])') || true
 [ -n "$CER" ] && [ -x "$CER" ] || fail "could not build the CER scorer (cargo bench --bench cer --no-run)"
+# Run copies: a `cargo test --release` elsewhere rewrites target/release/callqc, and every row
+# must run the same binary.
+mkdir -p "$OUT/bin"
+cp -p "$CALLQC" "$OUT/bin/callqc"; cp -p "$CER" "$OUT/bin/cer"
+CALLQC="$OUT/bin/callqc"; CER="$OUT/bin/cer"
+REV="$(git describe --always --dirty 2>/dev/null || echo '?'), binary built $(date -r "$CALLQC" '+%F %T')"
+echo "$REV" > "$OUT/bin/REVISION"
 
 # --- 4. models ------------------------------------------------------------------------------------
 [ -f models/ggml-base.bin ] || fail "models/ggml-base.bin is missing: run scripts/setup.sh"
@@ -110,15 +117,16 @@ say "${#WAVS[@]} calls from $INPUT, $THREADS threads for every system"
 
 # --- 6. configurations ----------------------------------------------------------------------------
 # id | label | kind | arguments. callqc rows: `callqc --threads N batch INPUT <arguments>`;
-# fw rows: fw_run.py <arguments>. The order is the order of the steps in the issue.
+# fw rows: fw_run.py <arguments>. The order is the order of the steps in the issue. Every callqc
+# row spells out --pack and --(no-)shrink-ctx, so a change of callqc's defaults cannot change a row.
 CONFIGS=(
-  "naive-b5|whisper.cpp whole channels (naive), beam 5|callqc|--no-vad --beam 5 --workers 2"
-  "naive-b1|whisper.cpp whole channels (naive), greedy|callqc|--no-vad --beam 1 --workers 2"
-  "callqc-vad-b5|callqc VAD, one window per utterance, beam 5 (defaults)|callqc|--beam 5 --workers 2"
-  "callqc-vad-shrink-b5|callqc VAD + shrink-ctx, beam 5|callqc|--shrink-ctx --beam 5 --workers 2"
-  "callqc-pack-b5|callqc VAD + pack 28, beam 5|callqc|--pack 28 --beam 5 --workers 2"
+  "naive-b5|whisper.cpp whole channels (naive), beam 5|callqc|--no-vad --pack 0 --no-shrink-ctx --beam 5 --workers 2"
+  "naive-b1|whisper.cpp whole channels (naive), greedy|callqc|--no-vad --pack 0 --no-shrink-ctx --beam 1 --workers 2"
+  "callqc-vad-b5|callqc VAD, one window per utterance, beam 5|callqc|--pack 0 --no-shrink-ctx --beam 5 --workers 2"
+  "callqc-vad-shrink-b5|callqc VAD + shrink-ctx, beam 5|callqc|--pack 0 --shrink-ctx --beam 5 --workers 2"
+  "callqc-pack-b5|callqc VAD + pack 28, beam 5|callqc|--pack 28 --no-shrink-ctx --beam 5 --workers 2"
   "callqc-pack-shrink-b5|callqc VAD + pack 28 + shrink-ctx, beam 5|callqc|--pack 28 --shrink-ctx --beam 5 --workers 2"
-  "callqc-pack-b1|callqc VAD + pack 28, greedy|callqc|--pack 28 --beam 1 --workers 2"
+  "callqc-pack-b1|callqc VAD + pack 28, greedy|callqc|--pack 28 --no-shrink-ctx --beam 1 --workers 2"
   "callqc-pack-shrink-b1|callqc VAD + pack 28 + shrink-ctx, greedy|callqc|--pack 28 --shrink-ctx --beam 1 --workers 2"
   "callqc-q8-pack-shrink-b5|callqc q8_0 + pack 28 + shrink-ctx, beam 5|callqc|--model base-q8_0 --pack 28 --shrink-ctx --beam 5 --workers 2"
   "callqc-q8-pack-shrink-b1|callqc q8_0 + pack 28 + shrink-ctx, greedy|callqc|--model base-q8_0 --pack 28 --shrink-ctx --beam 1 --workers 2"
@@ -242,7 +250,7 @@ try:
 except StopIteration:
     cpu = platform.processor()
 try:
-    rev = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    rev = open(mdf.rsplit("/", 1)[0] + "/bin/REVISION").read().strip()
 except OSError:
     rev = "?"
 L.append("# callqc vs faster-whisper vs naive whisper.cpp — one run, same calls, same machine\n")
@@ -250,8 +258,8 @@ L.append(f"{ncalls} calls from `{input_dir}`, {fmt(audio_s)} s of stereo audio (
          f"{threads} threads for every system; CPU: {cpu}; callqc {rev}. Wall = whole process (model loading included). "
          "CER with callqc's rules (benches/cer.rs). *Others* = CPU-seconds other processes used during the row "
          "(a shared machine: high values mean a slower, noisier row).\n")
-L.append("| configuration | wall s | audio-s per wall-s | × faster-whisper (VAD on) | CER % | peak RSS MB | CPU s | others CPU-s | non-whisper % of stage time |")
-L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+L.append("| configuration | wall s | audio-s per wall-s | × faster-whisper (VAD on) | CER % | peak RSS MB | CPU s | audio-s per CPU-s | others CPU-s | non-whisper % of stage time |")
+L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     speed = audio_s / r["wall_s"] if audio_s else None
     vs = fw_vad["wall_s"] / r["wall_s"] if fw_vad else None
@@ -264,7 +272,8 @@ for r in rows:
     elif r["rc"] != 0:
         name += f" (exit {r['rc']}: CER not scored)"
     L.append(f"| {name} | {r['wall_s']:.1f} | {fmt(speed, '%.2f')} | {fmt(vs, '%.2f')}× | {fmt(c and 100*c if c is not None else None)} | "
-             f"{fmt((r['rss_kb'] or 0)/1024, '%.0f')} | {r['cpu_s']:.1f} | {r['others_cpu_s']:.1f} | {fmt(nw)} |")
+             f"{fmt((r['rss_kb'] or 0)/1024, '%.0f')} | {r['cpu_s']:.1f} | {fmt(audio_s and audio_s / max(r['cpu_s'], 1e-9), '%.2f')} | "
+             f"{r['others_cpu_s']:.1f} | {fmt(nw)} |")
 
 # Step gains: (what, from, to).
 steps = [
