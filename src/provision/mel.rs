@@ -6,7 +6,7 @@
 //! Slaney area normalisation, fmin 0, fmax sr/2. We recompute them here so that the converter needs
 //! no Python asset, replaying librosa's arithmetic step by step (f64 ramps, stored to f32, scaled
 //! by an f64 norm, stored to f32 again) so that the result is bit-identical, down to the sign of
-//! zeros: librosa's `np.maximum(0, -0.0)` keeps `-0.0` (w[0][0]).
+//! zeros: librosa's `np.maximum(0, -0.0)` keeps `-0.0` (`w[0][0]`).
 
 /// Sample rate whisper works at.
 pub const SAMPLE_RATE: f64 = 16_000.0;

@@ -12,7 +12,7 @@
 //! - [`mel`] computes the Slaney mel filter bank that whisper.cpp expects inside the model file;
 //! - [`ggml`] writes the whisper.cpp file: header, mel filters, vocabulary, tensors;
 //! - [`quantize`] packs 2-D weights into ggml's q8_0 / q5_0 blocks (optional);
-//! - [`convert`] ties it together: name mapping, tensor order, atomic write, report.
+//! - [`mod@convert`] ties it together: name mapping, tensor order, atomic write, report.
 //!
 //! Nothing here panics on input-derived data: every length read from a file is bounds-checked and
 //! surfaces as a [`ProvisionError`] naming the file and what is wrong with it.
