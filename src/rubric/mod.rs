@@ -7,7 +7,7 @@
 //! [`Score`].
 //!
 //! Layout:
-//! - [`parse`]: TOML → [`Rubric`], with errors that name file, line and column ([`RubricError`]);
+//! - [`mod@parse`]: TOML → [`Rubric`], with errors that name file, line and column ([`RubricError`]);
 //!   its module doc is the file-format part of the reference;
 //! - [`matcher`]: the phrase matcher every word-based rule uses — pinyin, edit distance, number
 //!   normalisation, so that ASR errors do not cause false deductions;

@@ -1,7 +1,7 @@
 //! SQLite storage: one file holds every call, its transcript, tone windows, findings and scores.
 //!
 //! - [`schema`]: the versioned schema and its migrations (`PRAGMA user_version`);
-//! - [`write`]: one transaction per call, so a batch killed at any moment leaves whole calls only;
+//! - [`mod@write`]: one transaction per call, so a batch killed at any moment leaves whole calls only;
 //! - [`read`]: what `rescore`, `show`, `eval` and the trainers' views read back.
 //!
 //! The database runs in WAL mode with a busy timeout, so trainers can read while a batch writes.
