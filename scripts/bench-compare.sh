@@ -11,7 +11,8 @@
 # BENCH_SAMPLES (samples), BENCH_CALLS (call names, default all), BENCH_ONLY (regex of
 # configuration ids), BENCH_QUIET_WAIT (300: seconds to wait, before each configuration, for
 # other processes to leave the CPU; 0 = don't wait), BENCH_SKIP_BUILD=1 (use the binaries as built),
-# BENCH_REPORT_ONLY=1 (only rebuild the report from target/bench/results.jsonl), BENCH_TIMEOUT
+# BENCH_REPORT_ONLY=1 (only rebuild the report from target/bench/results.jsonl), BENCH_APPEND=1
+# (keep earlier results: re-measure some rows, e.g. ones another process disturbed), BENCH_TIMEOUT
 # (1200: seconds after which one configuration is stopped; its row then says "exit 124").
 #
 # What it does, idempotently:
@@ -67,28 +68,35 @@ else
 fi
 
 # --- 3. binaries -----------------------------------------------------------------------------------
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  say "building callqc (release) and the CER scorer"
-  cargo build --release --quiet --bin callqc || {
-    [ -x "$CALLQC" ] || fail "cargo build failed and there is no target/release/callqc"
-    say "WARNING: cargo build failed; using the existing target/release/callqc"
-  }
-fi
-[ -x "$CALLQC" ] || fail "target/release/callqc is missing (cargo build --release)"
-CER=$(cargo bench --quiet --bench cer --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import sys, json
+# Every row runs copies in target/bench/bin: a `cargo test --release` elsewhere rewrites
+# target/release/callqc, and all rows of a report must come from one binary. BENCH_APPEND and
+# BENCH_REPORT_ONLY keep using the copies of the run they add to.
+mkdir -p "$OUT/bin"
+if [ "${BENCH_APPEND:-0}" = 1 ] || [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
+  [ -x "$OUT/bin/callqc" ] && [ -x "$OUT/bin/cer" ] \
+    || fail "no binaries of an earlier run in target/bench/bin (run without BENCH_APPEND first)"
+  say "using the binaries of the earlier run: $(cat "$OUT/bin/REVISION" 2>/dev/null)"
+else
+  if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    say "building callqc (release) and the CER scorer"
+    cargo build --release --quiet --bin callqc || {
+      [ -x "$CALLQC" ] || fail "cargo build failed and there is no target/release/callqc"
+      say "WARNING: cargo build failed; using the existing target/release/callqc"
+    }
+  fi
+  [ -x "$CALLQC" ] || fail "target/release/callqc is missing (cargo build --release)"
+  CER=$(cargo bench --quiet --bench cer --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import sys, json
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cer" and m.get("executable"):
         print(m["executable"])') || true
-[ -n "$CER" ] && [ -x "$CER" ] || fail "could not build the CER scorer (cargo bench --bench cer --no-run)"
-# Run copies: a `cargo test --release` elsewhere rewrites target/release/callqc, and every row
-# must run the same binary.
-mkdir -p "$OUT/bin"
-cp -p "$CALLQC" "$OUT/bin/callqc"; cp -p "$CER" "$OUT/bin/cer"
+  [ -n "$CER" ] && [ -x "$CER" ] || fail "could not build the CER scorer (cargo bench --bench cer --no-run)"
+  cp -p "$CALLQC" "$OUT/bin/callqc"; cp -p "$CER" "$OUT/bin/cer"
+  echo "$(git describe --always --dirty 2>/dev/null || echo '?'), binary built $(date -r "$CALLQC" '+%F %T')" \
+    > "$OUT/bin/REVISION"
+fi
 CALLQC="$OUT/bin/callqc"; CER="$OUT/bin/cer"
-REV="$(git describe --always --dirty 2>/dev/null || echo '?'), binary built $(date -r "$CALLQC" '+%F %T')"
-echo "$REV" > "$OUT/bin/REVISION"
 
 # --- 4. models ------------------------------------------------------------------------------------
 [ -f models/ggml-base.bin ] || fail "models/ggml-base.bin is missing: run scripts/setup.sh"
@@ -158,6 +166,8 @@ HZ=$(getconf CLK_TCK)
 if [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
   say "BENCH_REPORT_ONLY=1: reporting the existing $RESULTS"
   CONFIGS=()
+elif [ "${BENCH_APPEND:-0}" = 1 ]; then
+  say "BENCH_APPEND=1: adding to $RESULTS (a configuration run again replaces its row; the report lists the earlier values)"
 else
   : > "$RESULTS"
 fi
@@ -190,7 +200,7 @@ for cfg in "${CONFIGS[@]}"; do
     || echo '{"cer": null}' >"$OUT/$id.cer.json"
   python3 - "$id" "$label" "$kind" "$args" "$t0" "$t1" "$timef" "$OUT/$id.cer.json" "$OUT/$id.out" \
       "$rc" "$busy_before" "$((b1 - b0))" "$HZ" >>"$RESULTS" <<'PY'
-import json, re, sys
+import json, re, sys, time
 (id_, label, kind, args, t0, t1, timef, cerf, outf, rc, busy, jiffies, hz) = sys.argv[1:]
 t = open(timef).read()
 def field(name, conv=float):
@@ -202,6 +212,7 @@ rec = {
     "user_s": field("User time (seconds)"), "sys_s": field("System time (seconds)"),
     "rss_kb": field("Maximum resident set size (kbytes)", int),
     "busy_before": float(busy),
+    "started_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(t0))),
 }
 rec["cpu_s"] = (rec["user_s"] or 0) + (rec["sys_s"] or 0)
 # CPU used by every process on the machine during the run, minus this run's own.
@@ -223,10 +234,16 @@ done
 
 # --- 7. report -------------------------------------------------------------------------------------
 python3 - "$RESULTS" "$OUT/compare.md" "$THREADS" "${#WAVS[@]}" "$INPUT" <<'PY'
-import json, subprocess, sys, platform
+import json, re, sys, platform
 resf, mdf, threads, ncalls, input_dir = sys.argv[1:]
-rows = [json.loads(l) for l in open(resf) if l.strip()]
-by = {r["id"]: r for r in rows}
+every = [json.loads(l) for l in open(resf) if l.strip()]
+by = {}
+superseded = []
+for r in every:  # a configuration measured again replaces its earlier row
+    if r["id"] in by:
+        superseded.append(by[r["id"]])
+    by[r["id"]] = r
+rows = list(by.values())
 def cer(r):
     return r["cer"].get("cer") if r and r.get("rc") == 0 else None
 audio_s = next((r["cer"].get("audio_s") for r in rows if r["cer"].get("audio_s")), None)
@@ -274,6 +291,14 @@ for r in rows:
     L.append(f"| {name} | {r['wall_s']:.1f} | {fmt(speed, '%.2f')} | {fmt(vs, '%.2f')}× | {fmt(c and 100*c if c is not None else None)} | "
              f"{fmt((r['rss_kb'] or 0)/1024, '%.0f')} | {r['cpu_s']:.1f} | {fmt(audio_s and audio_s / max(r['cpu_s'], 1e-9), '%.2f')} | "
              f"{r['others_cpu_s']:.1f} | {fmt(nw)} |")
+
+if superseded:
+    L.append("\nRe-measured rows (the earlier measurement, replaced above): " + "; ".join(
+        f"{r['id']} at {r.get('started_at', '?')}: wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, "
+        f"others {r['others_cpu_s']:.1f} CPU-s, CER {fmt(cer(r) and 100*cer(r))}%" for r in superseded) + ".")
+span = sorted(r.get("started_at", "") for r in rows if r.get("started_at"))
+if span:
+    L.append(f"\nRows measured between {span[0]} and {span[-1]}.")
 
 # Step gains: (what, from, to).
 steps = [
@@ -340,14 +365,19 @@ if best:
             ratio = naive["wall_s"] / best["wall_s"]
             L.append(f"- ≥ 2 × the naive whole-channel whisper.cpp run ({what}, {naive['wall_s']:.1f} s, CER "
                      f"{fmt(cer(naive) and 100*cer(naive))}%): **{ratio:.2f}×**: {verdict(ratio >= 2)}")
-    other, total = nonwhisper(best)
-    if other is not None:
-        s = best["summary"]
-        share_wall = 100 * other / max(s["wall_s"], 1e-9)
+    for r in sorted({id(x): x for x in (best, by.get("callqc-pack-shrink-b5"))
+                     if x and x.get("summary")}.values(), key=lambda x: x["wall_s"]):
+        other, total = nonwhisper(r)
+        s = r["summary"]
+        workers = int(re.search(r"--workers (\d+)", r["args"]).group(1)) if "--workers" in r["args"] else 1
+        share_wall = 100 * other / max(s["wall_s"] * workers, 1e-9)
         share_stage = 100 * other / max(total, 1e-9)
-        L.append(f"- Everything except whisper ≤ 5% of batch wall time: {other:.2f} s of decode+VAD+tone+rules+store "
-                 f"= **{share_wall:.2f}%** of the batch's {s['wall_s']:.1f} s wall (summed over workers; "
-                 f"{share_stage:.2f}% of stage time, as the batch summary prints it): {verdict(share_wall <= 5)}")
+        st = s["stages"]
+        L.append(f"- Everything except whisper ≤ 5% of batch wall time, `{r['args']}`: decode {st['decode']:.2f} s + "
+                 f"VAD {st['vad']:.2f} s + tone {st['tone']:.2f} s + rules {st['rules']:.2f} s + store {st['store']:.2f} s "
+                 f"= {other:.2f} worker-seconds = **{share_wall:.1f}%** of the batch's {s['wall_s']:.1f} s wall × "
+                 f"{workers} workers ({share_stage:.1f}% of stage time, as the batch summary prints it): "
+                 f"{verdict(share_wall <= 5)}")
     w2 = [r for r in callqc_vad if "--workers 2" in r["args"] and "base-q8_0" not in r["args"]]
     if w2:
         worst = max(w2, key=lambda r: r["rss_kb"] or 0)
