@@ -10,7 +10,8 @@
 //! | `whisper_encode` | the encoder alone over a full 30 s context (the fixed cost of every window), flash attention off (callqc today: whisper-rs defaults it off) and on (whisper.cpp's own default) |
 //! | `whisper_full` | `whisper_full` on the window as callqc's recogniser calls it (language zh, no context, temperature fallback, suppress non-speech tokens): greedy vs beam 5, full 1500-frame context vs the shrunk one (`--shrink-ctx`: window length + 128 frames, at least 384), flash attention off / on |
 //!
-//! Speed only: flash attention changes the arithmetic slightly, so its CER must be measured end
+//! `CALLQC_BENCH_DUMP_WINDOW=FILE` also writes the window (raw f32 LE, 16 kHz) for experiments
+//! outside the crate. Speed only: flash attention changes the arithmetic slightly, so its CER must be measured end
 //! to end (scripts/bench-compare.sh) before it is switched on.
 
 use std::path::PathBuf;
@@ -41,6 +42,12 @@ fn window() -> Vec<f32> {
         gap_s: 1.0,
     };
     let w = pack(agent, &regions.regions, policy).remove(0);
+    // For experiments outside this crate (e.g. whisper.cpp built another way): the window as
+    // raw little-endian f32 at 16 kHz.
+    if let Some(path) = std::env::var_os("CALLQC_BENCH_DUMP_WINDOW") {
+        let bytes: Vec<u8> = w.samples.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(path, bytes).expect("write the window");
+    }
     w.samples
 }
 
