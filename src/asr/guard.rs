@@ -35,7 +35,7 @@ pub struct RawToken {
 }
 
 /// Split segments that run across several packed utterances back into one segment per
-/// utterance: each token goes to the piece its mid-time falls in (or the next one), and
+/// utterance: each token goes to the utterance (piece) it was spoken in ([`token_owners`]), and
 /// consecutive tokens of one piece form a segment. Whisper, given utterances separated by a
 /// short pause, often writes them as one segment; without this split the segment's times would
 /// cover the other speaker's turns in between.
@@ -43,48 +43,169 @@ pub fn split_at_pieces(raw: Vec<RawSegment>, window: &Window) -> Vec<RawSegment>
     if window.pieces.len() < 2 {
         return raw;
     }
-    // A token in the pause between two utterances belongs to the next one: whisper stamps the
-    // first tokens of an utterance early (into the pause), rarely the last ones late.
-    let piece_of = |t: f64| -> usize {
-        window
-            .pieces
-            .iter()
-            .position(|p| t < p.window_start + p.region.duration())
-            .unwrap_or(window.pieces.len() - 1)
-    };
-    let mut out = Vec::new();
+    // (piece index, part); None = a segment without token times, left as it is.
+    let mut parts: Vec<(Option<usize>, RawSegment)> = Vec::new();
     for seg in raw {
         if seg.tokens.is_empty() {
-            out.push(seg);
+            parts.push((None, seg));
             continue;
         }
-        let mut parts: Vec<(usize, Vec<u8>, f64, f64)> = Vec::new();
-        for tok in &seg.tokens {
-            let idx = piece_of((tok.t0 + tok.t1) / 2.0);
-            match parts.last_mut() {
+        let owners = token_owners(&seg.tokens, window);
+        let mut groups: Vec<(usize, Vec<u8>, f64, f64)> = Vec::new();
+        for (tok, &idx) in seg.tokens.iter().zip(&owners) {
+            match groups.last_mut() {
                 // A token that finishes a split UTF-8 character stays with its start.
                 Some(last) if last.0 == idx || std::str::from_utf8(&last.1).is_err() => {
                     last.1.extend_from_slice(&tok.bytes);
                     last.3 = tok.t1;
                 }
-                _ => parts.push((idx, tok.bytes.clone(), tok.t0, tok.t1)),
+                _ => groups.push((idx, tok.bytes.clone(), tok.t0, tok.t1)),
             }
         }
         // Even a segment whose tokens all fall in one utterance is cut to that utterance's
         // bounds: whisper's segment end often runs on into the pause and the next utterance.
-        for (idx, bytes, t0, t1) in parts {
+        for (idx, bytes, t0, t1) in groups {
             let p = &window.pieces[idx];
             let (ps, pe) = (p.window_start, p.window_start + p.region.duration());
-            out.push(RawSegment {
+            let part = RawSegment {
                 t0: t0.clamp(ps, pe),
                 t1: t1.clamp(ps, pe),
                 text: String::from_utf8_lossy(&bytes).into_owned(),
                 tokens: Vec::new(),
                 ..seg.clone()
-            });
+            };
+            parts.push((Some(idx), part));
         }
     }
-    out
+    merge_slivers(parts)
+}
+
+/// Where a token's mid-time falls relative to the window's pieces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Place {
+    /// Inside piece i (before the first piece counts as the first, after the last as the last).
+    Inside(usize),
+    /// In the inserted silence between piece i and piece i + 1.
+    Gap(usize),
+}
+
+fn place_of(t: f64, window: &Window) -> Place {
+    let last = window.pieces.len() - 1;
+    for (i, p) in window.pieces.iter().enumerate() {
+        if t < p.window_start {
+            return if i == 0 {
+                Place::Inside(0)
+            } else {
+                Place::Gap(i - 1)
+            };
+        }
+        if t <= p.window_start + p.region.duration() {
+            return Place::Inside(i);
+        }
+    }
+    Place::Inside(last)
+}
+
+/// Punctuation whisper writes at the end of a clause or sentence.
+fn ends_clause(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    text.trim_end()
+        .chars()
+        .last()
+        .is_some_and(|c| "，。？！、；：,.?!;:".contains(c))
+}
+
+/// The piece each token of one segment belongs to.
+///
+/// Whisper's token times are heuristic: near a pause they drift into it from both sides — the
+/// first words of an utterance are stamped early, and with short pauses the last word and its
+/// full stop are stamped late. So a run of tokens in the pause between pieces i and i + 1 is
+/// split by what the text says: everything up to its last clause-ending punctuation finishes
+/// utterance i; the rest starts utterance i + 1. A run without punctuation goes to the
+/// utterance the segment continues into (a segment that starts in the pause starts the next
+/// utterance; one that ends there finishes the previous), and where the segment has tokens on
+/// both sides, to the nearer edge of the pause.
+fn token_owners(tokens: &[RawToken], window: &Window) -> Vec<usize> {
+    let places: Vec<Place> = tokens
+        .iter()
+        .map(|t| place_of((t.t0 + t.t1) / 2.0, window))
+        .collect();
+    let mut owners = vec![0usize; tokens.len()];
+    let mut k = 0;
+    while k < tokens.len() {
+        let gap = match places[k] {
+            Place::Inside(i) => {
+                owners[k] = i;
+                k += 1;
+                continue;
+            }
+            Place::Gap(g) => g,
+        };
+        let run_end = (k..tokens.len())
+            .find(|&j| places[j] != Place::Gap(gap))
+            .unwrap_or(tokens.len());
+        let last_punct = (k..run_end).rev().find(|&j| ends_clause(&tokens[j].bytes));
+        let (prev, next) = (gap, gap + 1);
+        let has_before = k > 0;
+        let has_after = run_end < tokens.len();
+        let gap_start = window.pieces[prev].window_start + window.pieces[prev].region.duration();
+        let gap_end = window.pieces[next].window_start;
+        for j in k..run_end {
+            owners[j] = match last_punct {
+                Some(lp) if j <= lp => prev,
+                Some(_) => next,
+                None if !has_before => next,
+                None if !has_after => prev,
+                None => {
+                    let mid = (tokens[j].t0 + tokens[j].t1) / 2.0;
+                    if mid - gap_start < gap_end - mid {
+                        prev
+                    } else {
+                        next
+                    }
+                }
+            };
+        }
+        k = run_end;
+    }
+    owners
+}
+
+/// A part squeezed to (almost) no time by the clamping above is a word whose time whisper put
+/// in the pause: join it to its utterance's neighbouring part instead of keeping a sliver
+/// segment with no duration (it would distort speech-rate and overlap measures).
+fn merge_slivers(parts: Vec<(Option<usize>, RawSegment)>) -> Vec<RawSegment> {
+    const SLIVER_S: f64 = 0.05;
+    let mut out: Vec<(Option<usize>, RawSegment)> = Vec::with_capacity(parts.len());
+    let mut pending_head: Option<(usize, RawSegment)> = None;
+    for (idx, mut part) in parts {
+        if let (Some(i), Some((hi, head))) = (idx, pending_head.as_ref())
+            && *hi == i
+        {
+            part.text = format!("{}{}", head.text, part.text);
+            part.t0 = part.t0.min(head.t0);
+            pending_head = None;
+        } else if let Some((hi, head)) = pending_head.take() {
+            out.push((Some(hi), head));
+        }
+        let is_sliver = part.t1 - part.t0 < SLIVER_S;
+        if let (true, Some(i)) = (is_sliver, idx) {
+            if let Some((Some(pi), prev)) = out.last_mut()
+                && *pi == i
+            {
+                prev.text.push_str(&part.text);
+                prev.t1 = prev.t1.max(part.t1);
+                continue;
+            }
+            pending_head = Some((i, part));
+            continue;
+        }
+        out.push((idx, part));
+    }
+    if let Some((hi, head)) = pending_head {
+        out.push((Some(hi), head));
+    }
+    out.into_iter().map(|(_, part)| part).collect()
 }
 
 /// Thresholds of the guards.
@@ -378,6 +499,81 @@ mod tests {
             (k[1].end - 23.0).abs() < 1e-9,
             "snapped to the region end: {k:?}"
         );
+    }
+
+    /// Two utterances (10–12 s and 20–23 s of the call) packed with a 1 s pause: window
+    /// 0–2 s, pause 2–3 s, 3–6 s.
+    fn two_piece_window() -> Window {
+        let piece = |window_start: f64, start: f64, end: f64| Piece {
+            window_start,
+            region: SpeechRegion { start, end },
+        };
+        Window {
+            role: Role::Agent,
+            samples: vec![0.0; 16000 * 6],
+            pieces: vec![piece(0.0, 10.0, 12.0), piece(3.0, 20.0, 23.0)],
+        }
+    }
+
+    fn tok(s: &str, t0: f64, t1: f64) -> RawToken {
+        RawToken {
+            bytes: s.as_bytes().to_vec(),
+            t0,
+            t1,
+        }
+    }
+
+    #[test]
+    fn a_sentence_end_stamped_into_the_pause_stays_with_its_utterance() {
+        let mut r = raw(0.0, 6.0, "请问具体位置？我们会处理");
+        r.tokens = vec![
+            tok("请问具体", 0.2, 1.5),
+            tok("位置", 1.9, 2.3),
+            tok("？", 2.3, 2.4),
+            tok("我们", 2.6, 2.9),
+            tok("会处理", 3.1, 5.5),
+        ];
+        let (k, _) = apply(vec![r], &two_piece_window(), &GuardParams::default());
+        let texts: Vec<&str> = k.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["请问具体位置？", "我们会处理"], "{k:?}");
+        assert!((k[1].start - 20.0).abs() < 1e-9, "{k:?}");
+    }
+
+    #[test]
+    fn words_in_the_pause_without_punctuation_follow_the_segment() {
+        // A segment that starts in the pause starts the next utterance…
+        let mut head = raw(2.5, 6.0, "您好请讲");
+        head.tokens = vec![tok("您好", 2.5, 2.8), tok("请讲", 3.2, 4.0)];
+        // …and one that ends in the pause finishes the previous one.
+        let mut tail = raw(0.0, 2.6, "好的物业");
+        tail.tokens = vec![tok("好的", 0.2, 1.0), tok("物业", 2.1, 2.6)];
+        let (k, _) = apply(
+            vec![tail, head],
+            &two_piece_window(),
+            &GuardParams::default(),
+        );
+        let texts: Vec<&str> = k.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["好的物业", "您好请讲"], "{k:?}");
+    }
+
+    #[test]
+    fn a_segment_made_only_of_a_late_word_joins_its_utterance() {
+        // Whisper wrote the last word of utterance 2 as its own segment, stamped after the
+        // audio's end: no zero-length segment, the word joins the utterance's text.
+        let mut body = raw(3.0, 5.9, "我们会处理");
+        body.tokens = vec![tok("我们会", 3.1, 4.5), tok("处理", 4.5, 5.9)];
+        let mut late = raw(6.0, 6.0, "的。");
+        late.tokens = vec![tok("的。", 6.0, 6.0)];
+        let mut first = raw(0.0, 2.0, "好的");
+        first.tokens = vec![tok("好的", 0.2, 1.8)];
+        let (k, _) = apply(
+            vec![first, body, late],
+            &two_piece_window(),
+            &GuardParams::default(),
+        );
+        let texts: Vec<&str> = k.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["好的", "我们会处理的。"], "{k:?}");
+        assert!(k.iter().all(|s| s.end - s.start > 0.5), "{k:?}");
     }
 
     #[test]
