@@ -122,32 +122,34 @@ impl Worker {
             decode: t.elapsed(),
             ..StageTimings::default()
         };
-        let mut speech = Vec::with_capacity(roles.len());
         let mut transcript = Transcript::default();
-        for role_audio in &roles {
-            let t = Instant::now();
-            let regions = match self.vad_mode {
-                VadMode::Silero => {
-                    self.vad
-                        .detect(role_audio)
-                        .map_err(|source| CallError::Vad {
-                            path: path.to_path_buf(),
-                            source,
-                        })?
-                }
-                VadMode::Off => SpeechRegions {
+        let t = Instant::now();
+        let speech: Vec<SpeechRegions> = match self.vad_mode {
+            // All channels of the call in one batched VAD pass.
+            VadMode::Silero => self
+                .vad
+                .detect_many(&roles)
+                .map_err(|source| CallError::Vad {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+            VadMode::Off => roles
+                .iter()
+                .map(|role_audio| SpeechRegions {
                     role: role_audio.role,
                     regions: vec![SpeechRegion {
                         start: 0.0,
                         end: role_audio.duration_s(),
                     }],
-                },
-            };
-            timings.vad += t.elapsed();
+                })
+                .collect(),
+        };
+        timings.vad += t.elapsed();
+        for (role_audio, regions) in roles.iter().zip(&speech) {
             let t = Instant::now();
             let part = self
                 .recognizer
-                .recognize(role_audio, &regions)
+                .recognize(role_audio, regions)
                 .map_err(|source| CallError::Asr {
                     path: path.to_path_buf(),
                     source,
@@ -155,7 +157,6 @@ impl Worker {
             timings.asr += t.elapsed();
             transcript.segments.extend(part.segments);
             transcript.dropped.extend(part.dropped);
-            speech.push(regions);
         }
         transcript.sort();
         Ok(CallTranscript {
