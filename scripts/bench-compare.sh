@@ -126,19 +126,24 @@ say "${#WAVS[@]} calls from $INPUT, $THREADS threads for every system"
 # --- 6. configurations ----------------------------------------------------------------------------
 # id | label | kind | arguments. callqc rows: `callqc --threads N batch INPUT <arguments>`;
 # fw rows: fw_run.py <arguments>. The order is the order of the steps in the issue. Every callqc
-# row spells out --pack and --(no-)shrink-ctx, so a change of callqc's defaults cannot change a row.
+# row spells out every ASR option (model, packing, context, beam), so a change of callqc's
+# defaults cannot change a row; `callqc-default` spells out the current defaults.
 CONFIGS=(
-  "naive-b5|whisper.cpp whole channels (naive), beam 5|callqc|--no-vad --pack 0 --no-shrink-ctx --beam 5 --workers 2"
-  "naive-b1|whisper.cpp whole channels (naive), greedy|callqc|--no-vad --pack 0 --no-shrink-ctx --beam 1 --workers 2"
-  "callqc-vad-b5|callqc VAD, one window per utterance, beam 5|callqc|--pack 0 --no-shrink-ctx --beam 5 --workers 2"
-  "callqc-vad-shrink-b5|callqc VAD + shrink-ctx, beam 5|callqc|--pack 0 --shrink-ctx --beam 5 --workers 2"
-  "callqc-pack-b5|callqc VAD + pack 28, beam 5|callqc|--pack 28 --no-shrink-ctx --beam 5 --workers 2"
-  "callqc-pack-shrink-b5|callqc VAD + pack 28 + shrink-ctx, beam 5|callqc|--pack 28 --shrink-ctx --beam 5 --workers 2"
-  "callqc-pack-b1|callqc VAD + pack 28, greedy|callqc|--pack 28 --no-shrink-ctx --beam 1 --workers 2"
-  "callqc-pack-shrink-b1|callqc VAD + pack 28 + shrink-ctx, greedy|callqc|--pack 28 --shrink-ctx --beam 1 --workers 2"
-  "callqc-q8-pack-shrink-b5|callqc q8_0 + pack 28 + shrink-ctx, beam 5|callqc|--model base-q8_0 --pack 28 --shrink-ctx --beam 5 --workers 2"
-  "callqc-q8-pack-shrink-b1|callqc q8_0 + pack 28 + shrink-ctx, greedy|callqc|--model base-q8_0 --pack 28 --shrink-ctx --beam 1 --workers 2"
-  "callqc-w1-pack-shrink-b5|callqc 1 worker × 2 threads, pack 28 + shrink-ctx, beam 5|callqc|--pack 28 --shrink-ctx --beam 5 --workers 1"
+  "naive-b5|whisper.cpp whole channels (naive), beam 5|callqc|--model base --no-vad --pack 0 --no-shrink-ctx --beam 5 --workers 2"
+  "naive-b1|whisper.cpp whole channels (naive), greedy|callqc|--model base --no-vad --pack 0 --no-shrink-ctx --beam 1 --workers 2"
+  "callqc-vad-b5|callqc VAD, one window per utterance, beam 5|callqc|--model base --pack 0 --no-shrink-ctx --beam 5 --workers 2"
+  "callqc-vad-shrink-b5|callqc VAD + shrink-ctx, beam 5|callqc|--model base --pack 0 --shrink-ctx --ctx-margin 128 --beam 5 --workers 2"
+  "callqc-pack-b5|callqc VAD + pack 28, beam 5|callqc|--model base --pack 28 --pack-gap 1 --no-shrink-ctx --beam 5 --workers 2"
+  "callqc-pack-shrink-b5|callqc VAD + pack 28 + shrink-ctx, beam 5|callqc|--model base --pack 28 --pack-gap 1 --shrink-ctx --ctx-margin 128 --beam 5 --workers 2"
+  "callqc-pack-b1|callqc VAD + pack 28, greedy|callqc|--model base --pack 28 --pack-gap 1 --no-shrink-ctx --beam 1 --workers 2"
+  "callqc-pack-shrink-b1|callqc VAD + pack 28 + shrink-ctx, greedy|callqc|--model base --pack 28 --pack-gap 1 --shrink-ctx --ctx-margin 128 --beam 1 --workers 2"
+  "callqc-q8-pack-shrink-b5|callqc q8_0 + pack 28 + shrink-ctx, beam 5|callqc|--model base-q8_0 --pack 28 --pack-gap 1 --shrink-ctx --ctx-margin 128 --beam 5 --workers 2"
+  "callqc-q8-pack-shrink-b1|callqc q8_0 + pack 28 + shrink-ctx, greedy|callqc|--model base-q8_0 --pack 28 --pack-gap 1 --shrink-ctx --ctx-margin 128 --beam 1 --workers 2"
+  "callqc-q8-tight-b5|callqc q8_0 + pack 28 with 0.5 s gaps + shrink-ctx with a 32-frame margin, beam 5|callqc|--model base-q8_0 --pack 28 --pack-gap 0.5 --shrink-ctx --ctx-margin 32 --beam 5 --workers 2"
+  "callqc-q8-tight-b2|the same, beam 2|callqc|--model base-q8_0 --pack 28 --pack-gap 0.5 --shrink-ctx --ctx-margin 32 --beam 2 --workers 2"
+  "callqc-q8-tight-b1-nofb|the same, greedy, temperature fallback off|callqc|--model base-q8_0 --pack 28 --pack-gap 0.5 --shrink-ctx --ctx-margin 32 --beam 1 --no-fallback --workers 2"
+  "callqc-default|**callqc defaults**: the same, greedy (fallback on)|callqc|--model base-q8_0 --pack 28 --pack-gap 0.5 --shrink-ctx --ctx-margin 32 --beam 1 --workers 2"
+  "callqc-w1-default|callqc defaults but 1 worker × 2 threads|callqc|--model base-q8_0 --pack 28 --pack-gap 0.5 --shrink-ctx --ctx-margin 32 --beam 1 --workers 1"
   "fw-vad|faster-whisper int8, beam 5, VAD on|fw|--vad on --beam 5"
   "fw-novad|faster-whisper int8, beam 5, VAD off|fw|--vad off --beam 5"
 )
@@ -311,7 +316,12 @@ steps = [
     ("greedy instead of beam 5 (naive)", "naive-b5", "naive-b1"),
     ("q8_0 instead of f16 (packed + shrink, beam 5)", "callqc-pack-shrink-b5", "callqc-q8-pack-shrink-b5"),
     ("q8_0 instead of f16 (packed + shrink, greedy)", "callqc-pack-shrink-b1", "callqc-q8-pack-shrink-b1"),
-    ("2 workers × 1 thread instead of 1 × 2 (packed + shrink, beam 5)", "callqc-w1-pack-shrink-b5", "callqc-pack-shrink-b5"),
+    ("0.5 s gaps and a 32-frame context margin instead of 1 s and 128 (q8_0, greedy)", "callqc-q8-pack-shrink-b1", "callqc-default"),
+    ("0.5 s gaps and a 32-frame context margin instead of 1 s and 128 (q8_0, beam 5)", "callqc-q8-pack-shrink-b5", "callqc-q8-tight-b5"),
+    ("greedy instead of beam 5 (the defaults)", "callqc-q8-tight-b5", "callqc-default"),
+    ("greedy instead of beam 2 (the defaults)", "callqc-q8-tight-b2", "callqc-default"),
+    ("temperature fallback off (the defaults)", "callqc-default", "callqc-q8-tight-b1-nofb"),
+    ("2 workers × 1 thread instead of 1 × 2 (the defaults)", "callqc-w1-default", "callqc-default"),
     ("faster-whisper: its VAD on instead of off", "fw-novad", "fw-vad"),
 ]
 L.append("\n## Step gains\n")
@@ -365,7 +375,7 @@ if best:
             ratio = naive["wall_s"] / best["wall_s"]
             L.append(f"- ≥ 2 × the naive whole-channel whisper.cpp run ({what}, {naive['wall_s']:.1f} s, CER "
                      f"{fmt(cer(naive) and 100*cer(naive))}%): **{ratio:.2f}×**: {verdict(ratio >= 2)}")
-    for r in sorted({id(x): x for x in (best, by.get("callqc-pack-shrink-b5"))
+    for r in sorted({id(x): x for x in (best, by.get("callqc-default"))
                      if x and x.get("summary")}.values(), key=lambda x: x["wall_s"]):
         other, total = nonwhisper(r)
         s = r["summary"]
@@ -378,7 +388,7 @@ if best:
                  f"= {other:.2f} worker-seconds = **{share_wall:.1f}%** of the batch's {s['wall_s']:.1f} s wall × "
                  f"{workers} workers ({share_stage:.1f}% of stage time, as the batch summary prints it): "
                  f"{verdict(share_wall <= 5)}")
-    w2 = [r for r in callqc_vad if "--workers 2" in r["args"] and "base-q8_0" not in r["args"]]
+    w2 = [r for r in callqc_vad if "--workers 2" in r["args"]]
     if w2:
         worst = max(w2, key=lambda r: r["rss_kb"] or 0)
         mb = (worst["rss_kb"] or 0) / 1024

@@ -3,7 +3,7 @@
 # scripts/setup.sh provisions (the tests fail, naming the fix, when those are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -f models/ggml-base.bin ] && [ -f models/silero_vad.onnx ] && [ -f models/onnxruntime/libonnxruntime.so ] \
+[ -f models/ggml-base.bin ] && [ -f models/ggml-base-q8_0.bin ] && [ -f models/silero_vad.onnx ] && [ -f models/onnxruntime/libonnxruntime.so ] \
   || { echo "[test] models are missing: run scripts/setup.sh first" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings

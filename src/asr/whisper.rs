@@ -31,6 +31,12 @@ pub struct AsrParams {
     pub pack: PackPolicy,
     /// Shrink the encoder's context for short windows (faster; see the performance notes).
     pub shrink_audio_ctx: bool,
+    /// Encoder frames (20 ms each) added after the window's audio when the context is shrunk,
+    /// so the decoder sees the end of the last word and a little silence after it.
+    pub ctx_margin_frames: u32,
+    /// Re-decode a window at a higher temperature when the result looks like a loop or has a
+    /// low log-probability (whisper's temperature fallback).
+    pub temperature_fallback: bool,
     pub guard: GuardParams,
 }
 
@@ -42,6 +48,8 @@ impl Default for AsrParams {
             prompt: None,
             pack: PackPolicy::default(),
             shrink_audio_ctx: false,
+            ctx_margin_frames: 128,
+            temperature_fallback: true,
             guard: GuardParams::default(),
         }
     }
@@ -163,7 +171,12 @@ impl Recognizer {
         fp.set_logprob_thold(-1.0);
         fp.set_entropy_thold(2.4);
         fp.set_temperature(0.0);
-        fp.set_temperature_inc(0.2);
+        // 0 switches the fallback off in whisper.cpp.
+        fp.set_temperature_inc(if self.params.temperature_fallback {
+            0.2
+        } else {
+            0.0
+        });
         // Token times let a segment that runs across packed utterances be split back at the
         // utterance boundaries (asr::guard::split_at_pieces).
         fp.set_token_timestamps(window.pieces.len() > 1);
@@ -182,7 +195,8 @@ impl Recognizer {
         if self.params.shrink_audio_ctx {
             // 1500 encoder frames = 30 s; keep a margin so the decoder sees the whole window.
             let secs = samples.len() as f64 / TARGET_RATE as f64;
-            let ctx = ((secs / 30.0 * 1500.0) as i32 + 128).clamp(384, 1500);
+            let margin = self.params.ctx_margin_frames.min(1500) as i32;
+            let ctx = ((secs / 30.0 * 1500.0).ceil() as i32 + margin).clamp(384, 1500);
             fp.set_audio_ctx(ctx);
         } else {
             fp.set_audio_ctx(0);

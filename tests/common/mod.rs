@@ -12,6 +12,7 @@ pub fn root() -> PathBuf {
 pub fn require_models() {
     require(&[
         "ggml-base.bin",
+        "ggml-base-q8_0.bin",
         "silero_vad.onnx",
         "onnxruntime/libonnxruntime.so",
     ]);
