@@ -40,19 +40,83 @@ pub struct AsrParams {
     pub guard: GuardParams,
 }
 
+/// The defaults are the measured production settings (README, Performance; the CLI's defaults
+/// come from here): greedy decoding, utterances packed into windows of up to 28 s with 0.5 s
+/// pauses, the encoder context shrunk to the window plus 32 frames, temperature fallback on.
 impl Default for AsrParams {
     fn default() -> Self {
         AsrParams {
             language: "zh".into(),
-            beam_size: 5,
+            beam_size: 1,
             prompt: None,
-            pack: PackPolicy::default(),
-            shrink_audio_ctx: false,
-            ctx_margin_frames: 128,
+            pack: PackPolicy::Packed {
+                max_window_s: 28.0,
+                gap_s: 0.5,
+            },
+            shrink_audio_ctx: true,
+            ctx_margin_frames: 32,
             temperature_fallback: true,
             guard: GuardParams::default(),
         }
     }
+}
+
+/// whisper.cpp's decoding parameters for one window of `n_samples` (16 kHz) with callqc's
+/// settings — one place, so the benchmarks measure exactly what the batch runs.
+pub fn full_params(
+    params: &AsrParams,
+    threads: usize,
+    n_samples: usize,
+    token_timestamps: bool,
+) -> FullParams<'_, '_> {
+    let strategy = if params.beam_size <= 1 {
+        SamplingStrategy::Greedy { best_of: 1 }
+    } else {
+        SamplingStrategy::BeamSearch {
+            beam_size: params.beam_size as i32,
+            patience: -1.0,
+        }
+    };
+    let mut fp = FullParams::new(strategy);
+    fp.set_n_threads(threads.max(1) as i32);
+    fp.set_language(Some(&params.language));
+    fp.set_translate(false);
+    // Each window stands alone: carrying text over lets one bad window poison the next.
+    fp.set_no_context(true);
+    fp.set_print_special(false);
+    fp.set_print_progress(false);
+    fp.set_print_realtime(false);
+    fp.set_print_timestamps(false);
+    // Non-speech tokens are where "(音乐)"-style captions come from.
+    fp.set_suppress_nst(true);
+    fp.set_suppress_blank(true);
+    fp.set_no_speech_thold(0.6);
+    fp.set_logprob_thold(-1.0);
+    fp.set_entropy_thold(2.4);
+    fp.set_temperature(0.0);
+    // 0 switches the fallback off in whisper.cpp.
+    fp.set_temperature_inc(if params.temperature_fallback {
+        0.2
+    } else {
+        0.0
+    });
+    fp.set_token_timestamps(token_timestamps);
+    if let Some(prompt) = params.prompt.as_deref().filter(|p| !p.is_empty()) {
+        fp.set_initial_prompt(prompt);
+    }
+    fp.set_audio_ctx(audio_ctx(params, n_samples));
+    fp
+}
+
+/// The encoder context (in 20 ms frames) for a window of `n_samples`: 0 = whisper's full 30 s,
+/// or, with `shrink_audio_ctx`, the window's length plus the margin (at least 384 frames).
+pub fn audio_ctx(params: &AsrParams, n_samples: usize) -> i32 {
+    if !params.shrink_audio_ctx {
+        return 0;
+    }
+    let secs = n_samples as f64 / TARGET_RATE as f64;
+    let margin = params.ctx_margin_frames.min(1500) as i32;
+    ((secs / 30.0 * 1500.0).ceil() as i32 + margin).clamp(384, 1500)
 }
 
 /// Time spent in whisper, for the run's statistics.
@@ -146,43 +210,6 @@ impl Recognizer {
     /// Run whisper on one window; times are window-relative, text is as whisper wrote it.
     fn decode_window(&mut self, window: &Window) -> Result<Vec<RawSegment>, AsrError> {
         let started = Instant::now();
-        let strategy = if self.params.beam_size <= 1 {
-            SamplingStrategy::Greedy { best_of: 1 }
-        } else {
-            SamplingStrategy::BeamSearch {
-                beam_size: self.params.beam_size as i32,
-                patience: -1.0,
-            }
-        };
-        let mut fp = FullParams::new(strategy);
-        fp.set_n_threads(self.threads as i32);
-        fp.set_language(Some(&self.params.language));
-        fp.set_translate(false);
-        // Each window stands alone: carrying text over lets one bad window poison the next.
-        fp.set_no_context(true);
-        fp.set_print_special(false);
-        fp.set_print_progress(false);
-        fp.set_print_realtime(false);
-        fp.set_print_timestamps(false);
-        // Non-speech tokens are where "(音乐)"-style captions come from.
-        fp.set_suppress_nst(true);
-        fp.set_suppress_blank(true);
-        fp.set_no_speech_thold(0.6);
-        fp.set_logprob_thold(-1.0);
-        fp.set_entropy_thold(2.4);
-        fp.set_temperature(0.0);
-        // 0 switches the fallback off in whisper.cpp.
-        fp.set_temperature_inc(if self.params.temperature_fallback {
-            0.2
-        } else {
-            0.0
-        });
-        // Token times let a segment that runs across packed utterances be split back at the
-        // utterance boundaries (asr::guard::split_at_pieces).
-        fp.set_token_timestamps(window.pieces.len() > 1);
-        if let Some(prompt) = self.params.prompt.as_deref().filter(|p| !p.is_empty()) {
-            fp.set_initial_prompt(prompt);
-        }
         // whisper.cpp refuses input under one second: pad short windows with silence.
         let min_len = TARGET_RATE as usize + TARGET_RATE as usize / 10;
         let mut padded;
@@ -192,15 +219,14 @@ impl Recognizer {
             padded.resize(min_len, 0.0);
             samples = &padded;
         }
-        if self.params.shrink_audio_ctx {
-            // 1500 encoder frames = 30 s; keep a margin so the decoder sees the whole window.
-            let secs = samples.len() as f64 / TARGET_RATE as f64;
-            let margin = self.params.ctx_margin_frames.min(1500) as i32;
-            let ctx = ((secs / 30.0 * 1500.0).ceil() as i32 + margin).clamp(384, 1500);
-            fp.set_audio_ctx(ctx);
-        } else {
-            fp.set_audio_ctx(0);
-        }
+        // Token times let a segment that runs across packed utterances be split back at the
+        // utterance boundaries (asr::guard::split_at_pieces).
+        let fp = full_params(
+            &self.params,
+            self.threads,
+            samples.len(),
+            window.pieces.len() > 1,
+        );
         self.state
             .full(fp, samples)
             .map_err(|e| AsrError::Decode(e.to_string()))?;

@@ -60,12 +60,13 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct AsrArgs {
     /// Whisper model: a name under the models directory (base-q8_0, base) or a path to a
-    /// ggml-*.bin. q8_0 is the default: faster than f16 at the same CER (README, Performance).
+    /// ggml-*.bin. q8_0 is the default: 1.2× faster than f16, CER within a point (README,
+    /// Performance).
     #[arg(long, default_value = "base-q8_0")]
     pub model: String,
-    /// Beam width (1 = greedy, the default; 5 is ~1.6× slower for ~1.5 points less CER: README,
+    /// Beam width (1 = greedy, the default; 5 is ~1.7× slower for ~1.3 points less CER: README,
     /// Performance).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = AsrParams::default().beam_size)]
     pub beam: u32,
     /// Initial prompt for whisper (domain sentence). Off by default: see README for its effect on CER.
     #[arg(long)]
@@ -79,13 +80,13 @@ pub struct AsrArgs {
     /// Pack consecutive speech regions of a speaker into shared whisper windows of up to this
     /// many seconds (0 = one window per region). Encoder cost is per window: packing was ~3×
     /// faster at equal or better CER (README, Performance).
-    #[arg(long, default_value_t = 28.0)]
+    #[arg(long, default_value_t = default_pack().0)]
     pub pack: f64,
     /// Seconds of silence put between packed regions (whisper hears the pause as a sentence end).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = default_pack().1)]
     pub pack_gap: f64,
     /// Encoder frames (20 ms) kept after a window's audio when the context is shrunk.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = AsrParams::default().ctx_margin_frames)]
     pub ctx_margin: u32,
     /// Switch whisper's temperature fallback off (no re-decoding of doubtful windows).
     #[arg(long)]
@@ -96,6 +97,17 @@ pub struct AsrArgs {
     /// Always run whisper's encoder over a full 30 s context.
     #[arg(long)]
     pub no_shrink_ctx: bool,
+}
+
+/// (window length, gap) of the default packing.
+fn default_pack() -> (f64, f64) {
+    match AsrParams::default().pack {
+        PackPolicy::Packed {
+            max_window_s,
+            gap_s,
+        } => (max_window_s, gap_s),
+        PackPolicy::PerRegion => (0.0, 0.0),
+    }
 }
 
 impl AsrArgs {
