@@ -633,7 +633,7 @@ impl<'a> F0Tracker<'a> {
         let r: Vec<f64> = (lo..=hi)
             .map(|lag| {
                 let x1 = &self.y[start + lag..start + lag + F0_N];
-                let dot: f64 = x0.iter().zip(x1).map(|(a, b)| a * b).sum();
+                let dot = dot(x0, x1);
                 let e1 = self.energy(start + lag, F0_N);
                 if e1 <= 1e-18 {
                     0.0
@@ -664,6 +664,26 @@ impl<'a> F0Tracker<'a> {
         let lag = (lo + k) as f64 + delta;
         Some(F0_RATE / lag)
     }
+}
+
+/// Dot product with eight independent sums: a plain `zip().sum()` over f64 is one serial chain
+/// of additions the compiler may not reorder, so it runs ~4× slower; this is the F0 tracker's
+/// inner loop (about a hundred lags per 10 ms frame).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -955,6 +975,16 @@ mod tests {
                 (b.0 - re).abs() < 1e-9 && (b.1 - im).abs() < 1e-9,
                 "bin {k}"
             );
+        }
+    }
+
+    #[test]
+    fn dot_matches_the_plain_sum_for_every_length() {
+        for n in 0..40 {
+            let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos() - 0.2).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-12, "n = {n}");
         }
     }
 
