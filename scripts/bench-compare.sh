@@ -9,7 +9,8 @@
 #
 # Environment: BENCH_THREADS (2: every system gets the same number of CPU threads),
 # BENCH_SAMPLES (samples), BENCH_CALLS (call names, default all), BENCH_ONLY (regex of
-# configuration ids), BENCH_QUIET_WAIT (300: seconds to wait, before each configuration, for
+# configuration ids), BENCH_MODELS (other ggml models to add a defaults row for, names under
+# models/ or paths), BENCH_FW_MODEL (the CTranslate2 folder faster-whisper loads; default base), BENCH_QUIET_WAIT (300: seconds to wait, before each configuration, for
 # other processes to leave the CPU; 0 = don't wait), BENCH_SKIP_BUILD=1 (use the binaries as built),
 # BENCH_REPORT_ONLY=1 (only rebuild the report from target/bench/results.jsonl), BENCH_APPEND=1
 # (keep earlier results: re-measure some rows, e.g. ones another process disturbed), BENCH_TIMEOUT
@@ -148,6 +149,14 @@ CONFIGS=(
   "fw-novad|faster-whisper int8, beam 5, VAD off|fw|--vad off --beam 5"
 )
 
+# Any other whisper model the user converted (`callqc models convert … -o models/ggml-NAME.bin`):
+# BENCH_MODELS="small-q8_0 /path/to/ggml-x.bin" adds one row per model with callqc's defaults
+# (faster-whisper stays on base: give it the matching CTranslate2 folder with BENCH_FW_MODEL).
+for m in ${BENCH_MODELS:-}; do
+  mid=$(basename "$m" .bin); mid=${mid#ggml-}
+  CONFIGS+=("callqc-model-$mid|callqc defaults with model $mid|callqc|--model $m --pack 28 --pack-gap 0.5 --shrink-ctx --ctx-margin 32 --beam 1 --workers 2")
+done
+
 cpu_jiffies() { # busy total (all CPUs, USER_HZ ticks)
   awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat
 }
@@ -191,7 +200,7 @@ for cfg in "${CONFIGS[@]}"; do
     hyp=(--db "$db")
   else
     hypf="$OUT/$id.json"; rm -f "$hypf"
-    cmd=("$VENV/bin/python" "$ROOT/scripts/bench/fw_run.py" --model "$CT2" --threads "$THREADS"
+    cmd=("$VENV/bin/python" "$ROOT/scripts/bench/fw_run.py" --model "${BENCH_FW_MODEL:-$CT2}" --threads "$THREADS"
          "${argv[@]}" --out "$hypf" "${WAVS[@]}")
     hyp=(--hyp "$hypf")
   fi
