@@ -120,11 +120,14 @@ fn ends_clause(bytes: &[u8]) -> bool {
 /// Whisper's token times are heuristic: near a pause they drift into it from both sides — the
 /// first words of an utterance are stamped early, and with short pauses the last word and its
 /// full stop are stamped late. So a run of tokens in the pause between pieces i and i + 1 is
-/// split by what the text says: everything up to its last clause-ending punctuation finishes
-/// utterance i; the rest starts utterance i + 1. A run without punctuation goes to the
-/// utterance the segment continues into (a segment that starts in the pause starts the next
-/// utterance; one that ends there finishes the previous), and where the segment has tokens on
-/// both sides, to the nearer edge of the pause.
+/// split by what the text says:
+/// - the token before the run ended a clause (…哪里？ | 好的，): utterance i is complete, the run
+///   starts utterance i + 1;
+/// - otherwise the run up to its first clause-ending punctuation finishes utterance i (…位置 |
+///   ？我们 → 位置？ | 我们), the rest starts utterance i + 1;
+/// - a run without punctuation goes where the segment continues (a segment that starts in the
+///   pause starts the next utterance; one that ends there finishes the previous), and where the
+///   segment has tokens on both sides, to the nearer edge of the pause.
 fn token_owners(tokens: &[RawToken], window: &Window) -> Vec<usize> {
     let places: Vec<Place> = tokens
         .iter()
@@ -144,15 +147,17 @@ fn token_owners(tokens: &[RawToken], window: &Window) -> Vec<usize> {
         let run_end = (k..tokens.len())
             .find(|&j| places[j] != Place::Gap(gap))
             .unwrap_or(tokens.len());
-        let last_punct = (k..run_end).rev().find(|&j| ends_clause(&tokens[j].bytes));
+        let after_clause_end = k > 0 && ends_clause(&tokens[k - 1].bytes);
+        let first_punct = (k..run_end).find(|&j| ends_clause(&tokens[j].bytes));
         let (prev, next) = (gap, gap + 1);
         let has_before = k > 0;
         let has_after = run_end < tokens.len();
         let gap_start = window.pieces[prev].window_start + window.pieces[prev].region.duration();
         let gap_end = window.pieces[next].window_start;
         for j in k..run_end {
-            owners[j] = match last_punct {
-                Some(lp) if j <= lp => prev,
+            owners[j] = match first_punct {
+                _ if after_clause_end => next,
+                Some(fp) if j <= fp => prev,
                 Some(_) => next,
                 None if !has_before => next,
                 None if !has_after => prev,
@@ -537,6 +542,22 @@ mod tests {
         let texts: Vec<&str> = k.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts, ["请问具体位置？", "我们会处理"], "{k:?}");
         assert!((k[1].start - 20.0).abs() < 1e-9, "{k:?}");
+    }
+
+    #[test]
+    fn words_after_a_finished_sentence_start_the_next_utterance() {
+        // "好的，" is stamped in the pause, after the question that ends utterance 1.
+        let mut r = raw(0.0, 6.0, "请问具体位置？好的，我们会处理");
+        r.tokens = vec![
+            tok("请问具体位置", 0.2, 1.8),
+            tok("？", 1.8, 1.9),
+            tok("好的", 2.2, 2.5),
+            tok("，", 2.5, 2.6),
+            tok("我们会处理", 3.1, 5.5),
+        ];
+        let (k, _) = apply(vec![r], &two_piece_window(), &GuardParams::default());
+        let texts: Vec<&str> = k.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["请问具体位置？", "好的，我们会处理"], "{k:?}");
     }
 
     #[test]
