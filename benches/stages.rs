@@ -29,7 +29,7 @@ use callqc::rubric::{self, CallFacts, Rubric};
 use callqc::store::Store;
 use callqc::store::write::{CallMeta, CallRows};
 use callqc::tone::{ToneScorer, ToneWindow};
-use callqc::vad::{SpeechRegion, SpeechRegions, Vad, VadParams};
+use callqc::vad::{SpeechRegions, Vad, VadParams};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -146,20 +146,7 @@ fn synthetic_call(minutes: f64) -> Synthetic {
 
 /// Speech regions at the segments, and one calm tone window per agent segment.
 fn with_facts(segments: Vec<Segment>, duration_s: f64) -> Synthetic {
-    let speech = [Role::Agent, Role::Caller]
-        .into_iter()
-        .map(|role| SpeechRegions {
-            role,
-            regions: segments
-                .iter()
-                .filter(|s| s.role == role)
-                .map(|s| SpeechRegion {
-                    start: s.start,
-                    end: s.end,
-                })
-                .collect(),
-        })
-        .collect();
+    let speech = SpeechRegions::of_stereo_spans(segments.iter().map(|s| (s.role, s.start, s.end)));
     let tone = segments
         .iter()
         .filter(|s| s.role == Role::Agent)

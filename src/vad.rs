@@ -75,6 +75,24 @@ pub struct SpeechRegions {
     pub regions: Vec<SpeechRegion>,
 }
 
+impl SpeechRegions {
+    /// The agent's and the caller's regions from known `(role, start, end)` spans, e.g. labelled
+    /// utterances or transcript segments (tests and benchmarks that need speech facts without
+    /// running the VAD). Spans keep their order.
+    pub fn of_stereo_spans(spans: impl IntoIterator<Item = (Role, f64, f64)>) -> Vec<Self> {
+        let mut out = [Role::Agent, Role::Caller].map(|role| SpeechRegions {
+            role,
+            regions: Vec::new(),
+        });
+        for (role, start, end) in spans {
+            if let Some(r) = out.iter_mut().find(|r| r.role == role) {
+                r.regions.push(SpeechRegion { start, end });
+            }
+        }
+        out.into()
+    }
+}
+
 /// A loaded silero VAD model (one per worker: `Session::run` needs `&mut`).
 pub struct Vad {
     session: Session,

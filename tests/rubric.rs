@@ -17,7 +17,7 @@ use callqc::audio::Role;
 use callqc::eval::{GroundTruth, TruthUtterance};
 use callqc::rubric::{self, CallFacts, Finding, Rubric};
 use callqc::tone::ToneWindow;
-use callqc::vad::{SpeechRegion, SpeechRegions};
+use callqc::vad::SpeechRegions;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -97,20 +97,8 @@ impl Facts {
                 no_speech_prob: 0.01,
             })
             .collect();
-        let speech = [Role::Agent, Role::Caller]
-            .into_iter()
-            .map(|role| SpeechRegions {
-                role,
-                regions: utts
-                    .iter()
-                    .filter(|u| u.channel == role)
-                    .map(|u| SpeechRegion {
-                        start: u.start,
-                        end: u.end,
-                    })
-                    .collect(),
-            })
-            .collect();
+        let speech =
+            SpeechRegions::of_stereo_spans(utts.iter().map(|u| (u.channel, u.start, u.end)));
         // 2 s windows every 0.5 s over each utterance, as the tone stage scores speech.
         let mut tone = Vec::new();
         for u in utts {

@@ -448,31 +448,7 @@ mod tests {
 
     #[test]
     fn segments_across_packed_utterances_are_split_per_utterance() {
-        let w = Window {
-            role: Role::Agent,
-            samples: vec![0.0; 16000 * 6],
-            pieces: vec![
-                Piece {
-                    window_start: 0.0,
-                    region: SpeechRegion {
-                        start: 10.0,
-                        end: 12.0,
-                    },
-                },
-                Piece {
-                    window_start: 3.0,
-                    region: SpeechRegion {
-                        start: 20.0,
-                        end: 23.0,
-                    },
-                },
-            ],
-        };
-        let tok = |s: &str, t0: f64, t1: f64| RawToken {
-            bytes: s.as_bytes().to_vec(),
-            t0,
-            t1,
-        };
+        let w = two_piece_window();
         let mut r = raw(0.0, 6.0, "好的请稍等");
         // "稍" split over two tokens mid-character, both in the second utterance.
         let shao = "稍".as_bytes();

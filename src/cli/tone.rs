@@ -127,7 +127,7 @@ fn run_fit(
     println!("  prior: {}", line(&cv.prior));
     println!("  fit:   {}", line(&cv.fit));
 
-    let date = fit::now_utc();
+    let date = callqc::tone::model::now_utc();
     let notes = format!(
         "Fitted {date} by `callqc tone fit` from {db}: {} agent windows of {} calls, {} agitated; \
          labels: {source_text}. Agitated weights and bias refitted (L2 towards the prior, \

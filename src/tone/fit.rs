@@ -481,30 +481,6 @@ pub fn refusal(c: &Counts) -> Option<String> {
     }
 }
 
-/// Current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days; no date crate needed).
-pub fn now_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,7 +581,7 @@ mod tests {
         assert!(refusal(&counts(&data[..3])).unwrap().contains("2 calls"));
         let calm: Vec<Example> = data.iter().filter(|e| !e.agitated).cloned().collect();
         assert!(refusal(&counts(&calm)).unwrap().contains("no agitated"));
-        let now = now_utc();
+        let now = crate::tone::model::now_utc();
         assert!(
             now.len() == 20 && now.starts_with("20") && now.ends_with('Z'),
             "{now}"

@@ -344,7 +344,7 @@ pub(crate) mod testing {
     use crate::audio::Role;
     use crate::rubric::{CallFacts, Finding, Rubric};
     use crate::tone::ToneWindow;
-    use crate::vad::{SpeechRegion, SpeechRegions};
+    use crate::vad::SpeechRegions;
 
     pub fn seg(role: Role, start: f64, end: f64, text: &str) -> Segment {
         Segment {
@@ -368,20 +368,7 @@ pub(crate) mod testing {
 
     /// Speech regions that are exactly the segments' times.
     pub fn regions_of(segments: &[Segment]) -> Vec<SpeechRegions> {
-        [Role::Agent, Role::Caller]
-            .into_iter()
-            .map(|role| SpeechRegions {
-                role,
-                regions: segments
-                    .iter()
-                    .filter(|s| s.role == role)
-                    .map(|s| SpeechRegion {
-                        start: s.start,
-                        end: s.end,
-                    })
-                    .collect(),
-            })
-            .collect()
+        SpeechRegions::of_stereo_spans(segments.iter().map(|s| (s.role, s.start, s.end)))
     }
 
     /// A one-item rubric from an item's TOML (without the `[[items]]` header).
