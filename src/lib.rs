@@ -35,6 +35,7 @@
 
 pub mod asr;
 pub mod audio;
+pub mod error;
 pub mod eval;
 pub mod onnx;
 pub mod pipeline;
@@ -44,5 +45,8 @@ pub mod settings;
 pub mod store;
 
 pub mod text;
+pub mod time;
 pub mod tone;
 pub mod vad;
+
+pub use error::{Error, Result};

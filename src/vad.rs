@@ -58,7 +58,9 @@ impl Default for VadParams {
 /// One stretch of speech on one role's channel, on the call's timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SpeechRegion {
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub start: f64,
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub end: f64,
 }
 
@@ -115,169 +117,409 @@ impl Vad {
     /// one batch (each row keeps its own recurrent state), which halves the number of model
     /// runs for a stereo call — per-run overhead is most of silero's cost at 32 ms frames.
     pub fn probabilities_many(&mut self, channels: &[&[f32]]) -> Result<Vec<Vec<f32>>, OnnxError> {
-        let err = |e: ort::Error| OnnxError::Run {
-            model: "silero_vad.onnx".into(),
-            reason: e.to_string(),
-        };
-        let batch = channels.len();
-        if batch == 0 {
-            return Ok(Vec::new());
+        let mut stream = VadStream::new(vec![Role::Mixed; channels.len()], self.params);
+        for (c, samples) in channels.iter().enumerate() {
+            stream.buffer(c, samples);
         }
-        let frames_of = |c: &[f32]| c.len().div_ceil(FRAME);
-        let n_frames = channels.iter().map(|c| frames_of(c)).max().unwrap_or(0);
-        let mut state = Array3::<f32>::zeros((2, batch, 128));
-        let sr = arr0(TARGET_RATE as i64);
-        let mut input = Array2::<f32>::zeros((batch, CONTEXT + FRAME));
-        let mut probs: Vec<Vec<f32>> = channels
-            .iter()
-            .map(|c| Vec::with_capacity(frames_of(c)))
-            .collect();
-        for i in 0..n_frames {
-            for (b, samples) in channels.iter().enumerate() {
-                let mut row = input.row_mut(b);
-                let row = row.as_slice_mut().expect("contiguous row");
-                // Context = the last 64 samples of the previous frame (zeros at the start);
-                // a channel shorter than the others is fed silence past its end.
-                let at = |k: usize| samples.get(k).copied().unwrap_or(0.0);
-                let base = i * FRAME;
-                for (j, x) in row.iter_mut().enumerate() {
-                    *x = if base + j < CONTEXT {
-                        0.0
-                    } else {
-                        at(base + j - CONTEXT)
-                    };
-                }
-            }
-            let outputs = self
-                .session
-                .run(ort::inputs![
-                    "input" => TensorRef::from_array_view(&input).map_err(err)?,
-                    "state" => TensorRef::from_array_view(&state).map_err(err)?,
-                    "sr" => TensorRef::from_array_view(&sr).map_err(err)?,
-                ])
-                .map_err(err)?;
-            let (_, p) = outputs["output"].try_extract_tensor::<f32>().map_err(err)?;
-            for (b, out) in probs.iter_mut().enumerate() {
-                if i < frames_of(channels[b]) {
-                    out.push(p.get(b).copied().unwrap_or(0.0));
-                }
-            }
-            let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(err)?;
-            if new_state.len() == state.len() {
-                state
-                    .as_slice_mut()
-                    .expect("contiguous")
-                    .copy_from_slice(new_state);
-            }
-        }
-        Ok(probs)
+        stream.keep_probabilities = true;
+        stream.finish(self)?;
+        Ok(stream.channels.into_iter().map(|c| c.probs).collect())
     }
 
     /// Speech regions of several roles' audio (the channels of one call), in one batched pass.
     pub fn detect_many(&mut self, audio: &[RoleAudio]) -> Result<Vec<SpeechRegions>, OnnxError> {
-        let channels: Vec<&[f32]> = audio.iter().map(|a| a.samples.as_slice()).collect();
-        let probs = self.probabilities_many(&channels)?;
-        Ok(audio
+        let mut stream = VadStream::new(audio.iter().map(|a| a.role).collect(), self.params);
+        for (c, a) in audio.iter().enumerate() {
+            stream.buffer(c, &a.samples);
+        }
+        let mut out: Vec<SpeechRegions> = audio
             .iter()
-            .zip(probs)
-            .map(|(a, p)| SpeechRegions {
+            .map(|a| SpeechRegions {
                 role: a.role,
-                regions: regions_from_probabilities(&p, a.duration_s(), &self.params),
+                regions: Vec::new(),
             })
-            .collect())
+            .collect();
+        for (c, region) in stream.finish(self)? {
+            out[c].regions.push(region);
+        }
+        Ok(out)
     }
 
     /// Speech regions of one role's audio.
     pub fn detect(&mut self, audio: &RoleAudio) -> Result<SpeechRegions, OnnxError> {
-        let probs = self.probabilities(&audio.samples)?;
-        Ok(SpeechRegions {
-            role: audio.role,
-            regions: regions_from_probabilities(&probs, audio.duration_s(), &self.params),
+        Ok(self.detect_many(std::slice::from_ref(audio))?.remove(0))
+    }
+
+    /// One model run over `rows` (channel index, 576 input samples) with their states.
+    fn run_batch(
+        &mut self,
+        inputs: &Array2<f32>,
+        state: &mut Array3<f32>,
+    ) -> Result<Vec<f32>, OnnxError> {
+        let err = |e: ort::Error| OnnxError::Run {
+            model: "silero_vad.onnx".into(),
+            reason: e.to_string(),
+        };
+        let sr = arr0(TARGET_RATE as i64);
+        let outputs = self
+            .session
+            .run(ort::inputs![
+                "input" => TensorRef::from_array_view(inputs).map_err(err)?,
+                "state" => TensorRef::from_array_view(&*state).map_err(err)?,
+                "sr" => TensorRef::from_array_view(&sr).map_err(err)?,
+            ])
+            .map_err(err)?;
+        let (_, p) = outputs["output"].try_extract_tensor::<f32>().map_err(err)?;
+        let batch = inputs.nrows();
+        if p.len() != batch {
+            return Err(OnnxError::Run {
+                model: "silero_vad.onnx".into(),
+                reason: format!("expected {batch} speech probabilities, got {}", p.len()),
+            });
+        }
+        let probs = p.to_vec();
+        let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(err)?;
+        check_state_len(new_state.len(), state.len())?;
+        state
+            .as_slice_mut()
+            .expect("contiguous")
+            .copy_from_slice(new_state);
+        Ok(probs)
+    }
+}
+
+/// A recurrent state of the wrong size means the model is not the silero v6 callqc was built
+/// for; carrying on with a zero state would silently degrade every region after it.
+fn check_state_len(got: usize, want: usize) -> Result<(), OnnxError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(OnnxError::Run {
+            model: "silero_vad.onnx".into(),
+            reason: format!(
+                "recurrent state has {got} values, expected {want} (shape 2 × batch × 128): \
+                 not a silero v6 model?"
+            ),
         })
     }
 }
 
-/// Turn per-frame speech probabilities into regions: hysteresis (onset / offset), bridging short
-/// pauses, dropping short blips, padding, and splitting regions longer than `max_region_s` at
-/// their least speech-like frame.
+/// Channels a stream lets one role run ahead of the others by, in frames (~0.8 s), before it
+/// runs that role on its own: the batch gain is kept when roles arrive together, and a stalled
+/// role (a PBX leg that stops sending) never holds the other's warnings back.
+const MAX_SKEW_FRAMES: usize = 25;
+
+/// One channel of a [`VadStream`].
+struct ChannelVad {
+    role: Role,
+    /// Samples not yet run (the 64 before them are in `context`).
+    pending: Vec<f32>,
+    context: [f32; CONTEXT],
+    /// Silero's recurrent state for this channel (2 × 128).
+    state: Vec<f32>,
+    tracker: RegionTracker,
+    samples_in: usize,
+    /// Frame probabilities, kept only when asked for (benchmarks, tests).
+    probs: Vec<f32>,
+}
+
+/// Voice activity over audio that arrives in pieces, for the channels of one call.
+///
+/// Each channel keeps silero's recurrent state and its last 64 samples between pushes, so
+/// pushing a call in 20 ms frames gives the same frame probabilities as the whole file. Frames
+/// of all channels go through the model as one batch when every channel has one ready (half the
+/// model runs for a stereo call). A region closes after `min_silence_s` of non-speech (the
+/// hang-over) and is cut at `max_region_s` at the quietest frame of its second half, so no
+/// region waits on audio that has not arrived yet.
+pub struct VadStream {
+    channels: Vec<ChannelVad>,
+    keep_probabilities: bool,
+}
+
+impl VadStream {
+    /// A stream for channels carrying `roles` (index = channel).
+    pub fn new(roles: Vec<Role>, params: VadParams) -> VadStream {
+        VadStream {
+            channels: roles
+                .into_iter()
+                .map(|role| ChannelVad {
+                    role,
+                    pending: Vec::new(),
+                    context: [0.0; CONTEXT],
+                    state: vec![0.0; 2 * 128],
+                    tracker: RegionTracker::new(params),
+                    samples_in: 0,
+                    probs: Vec::new(),
+                })
+                .collect(),
+            keep_probabilities: false,
+        }
+    }
+
+    /// The role of channel `c`.
+    pub fn role(&self, c: usize) -> Role {
+        self.channels[c].role
+    }
+
+    /// Queue 16 kHz samples of channel `c` without running the model.
+    pub fn buffer(&mut self, c: usize, samples: &[f32]) {
+        let ch = &mut self.channels[c];
+        ch.pending.extend_from_slice(samples);
+        ch.samples_in += samples.len();
+    }
+
+    /// Queue samples of channel `c` and run every frame that is ready; returns the regions this
+    /// closed, as (channel, region).
+    pub fn push(
+        &mut self,
+        vad: &mut Vad,
+        c: usize,
+        samples: &[f32],
+    ) -> Result<Vec<(usize, SpeechRegion)>, OnnxError> {
+        self.buffer(c, samples);
+        self.run_ready(vad, false)
+    }
+
+    /// The region being spoken now on channel `c` (from its start to what has been judged).
+    pub fn open_region(&self, c: usize) -> Option<SpeechRegion> {
+        let t = &self.channels[c].tracker;
+        let start = t.open_start()?;
+        Some(SpeechRegion {
+            start,
+            end: t.seen_s().max(start),
+        })
+    }
+
+    /// Seconds of channel `c` the model has judged so far.
+    pub fn judged_s(&self, c: usize) -> f64 {
+        self.channels[c].tracker.frames as f64 * FRAME_S
+    }
+
+    /// Run the rest (the last partial frame padded with silence) and close open regions.
+    pub fn finish(&mut self, vad: &mut Vad) -> Result<Vec<(usize, SpeechRegion)>, OnnxError> {
+        let mut out = self.run_ready(vad, true)?;
+        for (c, ch) in self.channels.iter_mut().enumerate() {
+            let duration = ch.samples_in as f64 / TARGET_RATE as f64;
+            if let Some(r) = ch.tracker.finish(duration) {
+                out.push((c, r));
+            }
+        }
+        Ok(out)
+    }
+
+    fn run_ready(
+        &mut self,
+        vad: &mut Vad,
+        flush: bool,
+    ) -> Result<Vec<(usize, SpeechRegion)>, OnnxError> {
+        let mut closed = Vec::new();
+        loop {
+            let ready =
+                |ch: &ChannelVad| ch.pending.len() >= FRAME || (flush && !ch.pending.is_empty());
+            let n_ready = self.channels.iter().filter(|c| ready(c)).count();
+            if n_ready == 0 {
+                break;
+            }
+            let most = self.channels.iter().map(|c| c.pending.len() / FRAME).max();
+            let all_ready = n_ready == self.channels.len();
+            if !all_ready && !flush && most.unwrap_or(0) <= MAX_SKEW_FRAMES {
+                break;
+            }
+            let rows: Vec<usize> = (0..self.channels.len())
+                .filter(|&c| ready(&self.channels[c]))
+                .collect();
+            let mut input = Array2::<f32>::zeros((rows.len(), CONTEXT + FRAME));
+            let mut state = Array3::<f32>::zeros((2, rows.len(), 128));
+            for (b, &c) in rows.iter().enumerate() {
+                let ch = &mut self.channels[c];
+                let mut row = input.row_mut(b);
+                let row = row.as_slice_mut().expect("contiguous row");
+                row[..CONTEXT].copy_from_slice(&ch.context);
+                let n = ch.pending.len().min(FRAME);
+                row[CONTEXT..CONTEXT + n].copy_from_slice(&ch.pending[..n]);
+                for layer in 0..2 {
+                    for k in 0..128 {
+                        state[[layer, b, k]] = ch.state[layer * 128 + k];
+                    }
+                }
+            }
+            let probs = vad.run_batch(&input, &mut state)?;
+            for (b, &c) in rows.iter().enumerate() {
+                let ch = &mut self.channels[c];
+                let row = input.row(b);
+                let row = row.as_slice().expect("contiguous row");
+                ch.context.copy_from_slice(&row[FRAME..]);
+                let n = ch.pending.len().min(FRAME);
+                ch.pending.drain(..n);
+                for layer in 0..2 {
+                    for k in 0..128 {
+                        ch.state[layer * 128 + k] = state[[layer, b, k]];
+                    }
+                }
+                if self.keep_probabilities {
+                    ch.probs.push(probs[b]);
+                }
+                if let Some(r) = ch.tracker.push(probs[b]) {
+                    closed.push((c, r));
+                }
+            }
+        }
+        Ok(closed)
+    }
+}
+
+/// Frame probabilities → regions, one frame at a time: hysteresis (onset / offset), bridging
+/// pauses shorter than the hang-over, dropping short blips, padding, and a forced cut of regions
+/// that reach `max_region_s`. Whole files and live streams use the same tracker, so they give the
+/// same regions for the same audio.
+#[derive(Debug, Clone)]
+pub struct RegionTracker {
+    params: VadParams,
+    min_silence_frames: usize,
+    max_frames: usize,
+    /// Frames seen.
+    frames: usize,
+    /// First frame of the open region, if one is open.
+    start: Option<usize>,
+    /// Frames since the region start that were not speech-like (trailing).
+    quiet: usize,
+    /// Probabilities since the open region's start (for the forced cut).
+    region_probs: Vec<f32>,
+    /// The region being cut was itself a continuation of a cut (no start padding).
+    continued: bool,
+    /// End of the last emitted region (padding never reaches back over it).
+    last_end: f64,
+}
+
+impl RegionTracker {
+    pub fn new(params: VadParams) -> RegionTracker {
+        RegionTracker {
+            params,
+            min_silence_frames: (params.min_silence_s / FRAME_S).ceil() as usize,
+            max_frames: ((params.max_region_s / FRAME_S) as usize).max(2),
+            frames: 0,
+            start: None,
+            quiet: 0,
+            region_probs: Vec::new(),
+            continued: false,
+            last_end: 0.0,
+        }
+    }
+
+    /// The next frame's probability; returns a region if this frame closed (or cut) one.
+    pub fn push(&mut self, prob: f32) -> Option<SpeechRegion> {
+        let i = self.frames;
+        self.frames += 1;
+        let now = self.frames as f64 * FRAME_S;
+        match self.start {
+            None => {
+                if prob >= self.params.onset {
+                    self.start = Some(i);
+                    self.quiet = 0;
+                    self.region_probs.clear();
+                    self.region_probs.push(prob);
+                }
+                None
+            }
+            Some(s) => {
+                self.region_probs.push(prob);
+                if prob < self.params.offset {
+                    self.quiet += 1;
+                    if self.quiet >= self.min_silence_frames {
+                        let end = i + 1 - self.quiet;
+                        self.start = None;
+                        let continued = std::mem::take(&mut self.continued);
+                        return self.emit(s, end, continued, true, now);
+                    }
+                } else {
+                    self.quiet = 0;
+                }
+                if i + 1 - s >= self.max_frames {
+                    // Cut at the least speech-like frame of the second half (a pause between
+                    // phrases, if there is one); the rest carries on as a new region.
+                    let half = self.region_probs.len() / 2;
+                    let cut_rel = (half..self.region_probs.len())
+                        .min_by(|&a, &b| self.region_probs[a].total_cmp(&self.region_probs[b]))
+                        .unwrap_or(half)
+                        .max(1);
+                    let cut = s + cut_rel;
+                    let region = self.emit(s, cut, self.continued, false, now);
+                    self.region_probs.drain(..cut_rel);
+                    self.start = Some(cut);
+                    self.continued = true;
+                    return region;
+                }
+                None
+            }
+        }
+    }
+
+    /// Start (padded) of the region being spoken now, if one is open: live rules treat it as
+    /// speech already, so a caller talking for a long time is not a silence.
+    pub fn open_start(&self) -> Option<f64> {
+        let s = self.start? as f64 * FRAME_S;
+        Some(if self.continued {
+            s
+        } else {
+            (s - self.params.pad_s).max(self.last_end)
+        })
+    }
+
+    /// Seconds of frames seen.
+    pub fn seen_s(&self) -> f64 {
+        self.frames as f64 * FRAME_S
+    }
+
+    /// The stream ended at `duration_s`: close the open region, if any.
+    pub fn finish(&mut self, duration_s: f64) -> Option<SpeechRegion> {
+        let s = self.start.take()?;
+        let end = self.frames - self.quiet;
+        let continued = std::mem::take(&mut self.continued);
+        self.emit(s, end, continued, true, duration_s)
+    }
+
+    /// A region over frames [s, e); `pad_start` is false after a forced cut, `pad_end` false
+    /// before one (the two pieces stay contiguous). `limit` is the latest time known to exist.
+    fn emit(
+        &mut self,
+        s: usize,
+        e: usize,
+        continued: bool,
+        pad_end: bool,
+        limit: f64,
+    ) -> Option<SpeechRegion> {
+        let (start, end) = (s as f64 * FRAME_S, e as f64 * FRAME_S);
+        if end - start < self.params.min_speech_s && !continued && pad_end {
+            return None;
+        }
+        let start = if continued {
+            start
+        } else {
+            (start - self.params.pad_s).max(self.last_end)
+        };
+        let end = if pad_end {
+            (end + self.params.pad_s).min(limit)
+        } else {
+            end
+        };
+        if end <= start {
+            return None;
+        }
+        self.last_end = end;
+        Some(SpeechRegion { start, end })
+    }
+}
+
+/// Turn per-frame speech probabilities into regions with the streaming [`RegionTracker`].
 pub fn regions_from_probabilities(
     probs: &[f32],
     duration_s: f64,
     p: &VadParams,
 ) -> Vec<SpeechRegion> {
-    let min_silence_frames = (p.min_silence_s / FRAME_S).ceil() as usize;
-    // Raw runs of speech frames, as [start_frame, end_frame).
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut quiet = 0usize;
-    for (i, &prob) in probs.iter().enumerate() {
-        match start {
-            None if prob >= p.onset => {
-                start = Some(i);
-                quiet = 0;
-            }
-            None => {}
-            Some(s) => {
-                if prob < p.offset {
-                    quiet += 1;
-                    if quiet >= min_silence_frames {
-                        runs.push((s, i + 1 - quiet));
-                        start = None;
-                    }
-                } else {
-                    quiet = 0;
-                }
-            }
-        }
-    }
-    if let Some(s) = start {
-        runs.push((s, probs.len() - quiet));
-    }
-
-    let max_frames = ((p.max_region_s / FRAME_S) as usize).max(1);
-    let mut split: Vec<(usize, usize)> = Vec::new();
-    for (s, e) in runs {
-        split_long(probs, s, e, max_frames, &mut split);
-    }
-
-    let mut out: Vec<SpeechRegion> = Vec::new();
-    for (s, e) in split {
-        let (start, end) = (s as f64 * FRAME_S, e as f64 * FRAME_S);
-        if end - start < p.min_speech_s {
-            continue;
-        }
-        let start = (start - p.pad_s).max(0.0);
-        let end = (end + p.pad_s).min(duration_s);
-        // Padding may make neighbours touch; keep them apart at the midpoint.
-        if let Some(last) = out.last_mut()
-            && start < last.end
-        {
-            let mid = (start + last.end) / 2.0;
-            last.end = mid;
-            out.push(SpeechRegion { start: mid, end });
-            continue;
-        }
-        if end > start {
-            out.push(SpeechRegion { start, end });
-        }
-    }
+    let mut tracker = RegionTracker::new(*p);
+    let mut out: Vec<SpeechRegion> = probs.iter().filter_map(|&x| tracker.push(x)).collect();
+    out.extend(tracker.finish(duration_s));
     out
-}
-
-/// Split [s, e) into pieces of at most `max` frames, cutting at the lowest-probability frame
-/// of the middle half of each too-long piece (a pause between phrases, if there is one).
-fn split_long(probs: &[f32], s: usize, e: usize, max: usize, out: &mut Vec<(usize, usize)>) {
-    if e - s <= max {
-        out.push((s, e));
-        return;
-    }
-    let lo = s + (e - s) / 4;
-    let hi = (s + 3 * (e - s) / 4).min(s + max);
-    let cut = (lo..hi.max(lo + 1))
-        .min_by(|&a, &b| probs[a].total_cmp(&probs[b]))
-        .unwrap_or(s + max);
-    split_long(probs, s, cut, max, out);
-    split_long(probs, cut, e, max, out);
 }
 
 #[cfg(test)]
@@ -325,6 +567,34 @@ mod tests {
         let r = regions_from_probabilities(&probs, 1.0, &p);
         assert_eq!(r.len(), 1);
         assert!(r[0].start >= 0.0 && r[0].end <= 1.0);
+    }
+
+    #[test]
+    fn a_wrong_sized_state_is_an_error_not_a_silent_reset() {
+        let e = check_state_len(128, 256).unwrap_err().to_string();
+        assert!(e.contains("silero_vad.onnx") && e.contains("128"), "{e}");
+        assert!(check_state_len(256, 256).is_ok());
+    }
+
+    #[test]
+    fn the_tracker_closes_a_region_after_the_hang_over_not_at_the_end() {
+        let p = VadParams::default();
+        let mut t = RegionTracker::new(p);
+        let probs = frames(&[(0.0, 0.5), (0.9, 1.0), (0.0, 2.0)]);
+        let mut closed_at = None;
+        for (i, &x) in probs.iter().enumerate() {
+            if let Some(r) = t.push(x) {
+                closed_at = Some((i, r));
+                break;
+            }
+        }
+        let (i, r) = closed_at.expect("closed before the stream ended");
+        let when = (i + 1) as f64 * FRAME_S;
+        assert!((r.end - 1.6).abs() < 0.05, "{r:?}");
+        assert!(
+            when - 1.5 <= p.min_silence_s + 2.0 * FRAME_S,
+            "closed at {when}"
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub use whisper::{AsrParams, Recognizer};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     pub role: Role,
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub start: f64,
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub end: f64,
     pub text: String,
     /// Mean token probability (0–1) of the text tokens.

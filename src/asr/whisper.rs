@@ -16,7 +16,7 @@ use super::guard::{self, GuardParams, RawSegment, RawToken};
 use super::pack::{self, PackPolicy, Window};
 use super::{AsrError, Transcript};
 use crate::audio::{RoleAudio, TARGET_RATE};
-use crate::vad::SpeechRegions;
+use crate::vad::{SpeechRegion, SpeechRegions};
 
 /// Decoding settings (the defaults are what the measurements in the README support).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -190,14 +190,27 @@ impl Recognizer {
         Ok(())
     }
 
-    /// Recognise one role's speech regions; returns kept and dropped segments on call time.
+    /// Recognise one role's speech regions with the configured packing; returns kept and
+    /// dropped segments on call time.
     pub fn recognize(
         &mut self,
         audio: &RoleAudio,
         regions: &SpeechRegions,
     ) -> Result<Transcript, AsrError> {
+        self.recognize_with(audio, &regions.regions, self.params.pack)
+    }
+
+    /// Recognise `regions` of `audio` with an explicit packing policy: live sessions decode each
+    /// finished utterance on its own ([`PackPolicy::PerRegion`]), with the encoder context cut
+    /// to its length.
+    pub fn recognize_with(
+        &mut self,
+        audio: &RoleAudio,
+        regions: &[SpeechRegion],
+        policy: PackPolicy,
+    ) -> Result<Transcript, AsrError> {
         let mut out = Transcript::default();
-        for window in pack::pack(audio, &regions.regions, self.params.pack) {
+        for window in pack::pack(audio, regions, policy) {
             let raw = self.decode_window(&window)?;
             let (kept, dropped) = guard::apply(raw, &window, &self.params.guard);
             out.segments.extend(kept);

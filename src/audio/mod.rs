@@ -5,6 +5,7 @@
 //! giving the [`RoleAudio`] that every later stage (VAD, whisper, tone) works on.
 
 pub mod decode;
+pub mod frames;
 pub mod resample;
 pub mod roles;
 

@@ -7,10 +7,10 @@
 //! 16 kHz signal are timestamps in the call. The output is cut or zero-padded to exactly
 //! `round(len * 16000 / from_rate)` samples so durations agree with the source.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler, WindowFunction};
+use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
 
 use super::{AudioError, TARGET_RATE};
 
@@ -21,62 +21,208 @@ const BLOCK_AT_TARGET: u64 = 1024;
 /// Resample mono `samples` taken at `from_rate` Hz to [`TARGET_RATE`].
 ///
 /// Returns exactly `round(samples.len() * 16000 / from_rate)` samples, time-aligned with the
-/// input (no resampler delay). At 16 kHz the input is returned unchanged.
+/// input (no resampler delay). At 16 kHz the input is returned unchanged. This is the streaming
+/// resampler fed the whole clip at once, so a file and the same audio pushed in 20 ms frames
+/// give the same samples.
 pub fn to_target_rate(
     path_for_messages: &Path,
     samples: &[f32],
     from_rate: u32,
 ) -> Result<Vec<f32>, AudioError> {
-    let err = |reason: String| AudioError::Resample {
-        path: path_for_messages.to_path_buf(),
-        reason,
-    };
-    if from_rate == 0 {
-        return Err(err("input sample rate is 0 Hz".to_string()));
-    }
-    if from_rate == TARGET_RATE {
-        return Ok(samples.to_vec());
-    }
-    let target_len = target_len(samples.len(), from_rate);
-    if samples.is_empty() {
-        return Ok(Vec::new());
-    }
-
-    // One FFT block: about BLOCK_AT_TARGET samples on the 16 kHz side, a whole number of the
-    // smallest block the rate pair allows (`from_rate / gcd` input samples), and an even
-    // number of those. The filter's centre sits at half the block, so an odd input block
-    // would put the output half an input sample early (11 us at 44.1 kHz); even blocks keep
-    // output sample i at exactly i / 16000 s.
-    let min_block_in = u64::from(from_rate / gcd(from_rate, TARGET_RATE));
-    let wanted_in = (BLOCK_AT_TARGET * u64::from(from_rate)).div_ceil(u64::from(TARGET_RATE));
-    let blocks = wanted_in.div_ceil(min_block_in).next_multiple_of(2);
-    let chunk = blocks * min_block_in;
-    let mut resampler = Fft::<f32>::new_custom(
-        from_rate as usize,
-        TARGET_RATE as usize,
-        chunk as usize,
-        1,
-        1,
-        WindowFunction::BlackmanHarris2,
-        FixedSync::Input,
-    )
-    .map_err(|e| {
-        err(format!(
-            "cannot set up {from_rate} Hz -> {TARGET_RATE} Hz: {e}"
-        ))
-    })?;
-
-    let input = InterleavedSlice::new(samples, 1, samples.len())
-        .map_err(|e| err(format!("input buffer: {e}")))?;
-    let output = resampler
-        .process_all(&input, samples.len(), None)
-        .map_err(|e| err(format!("{from_rate} Hz -> {TARGET_RATE} Hz: {e}")))?;
-
-    // process_all yields ceil(len * ratio) samples; we promise round(), which is at most one
-    // fewer. Padding is only a guard and never expected.
-    let mut out = output.take_data();
-    out.resize(target_len, 0.0);
+    let mut stream = StreamResampler::new(path_for_messages, from_rate)?;
+    let mut out = stream.push(samples)?;
+    out.extend(stream.finish()?);
     Ok(out)
+}
+
+/// Chunked resampling of one channel to [`TARGET_RATE`], for audio that arrives in pieces.
+///
+/// Input is buffered until the FFT resampler has a whole block (64 ms on the 16 kHz side); its
+/// start-up delay is dropped from the first output, so output sample `i` always lies at
+/// `i / 16000` s on the input's timeline — the same timeline a whole file gets. The price is
+/// latency: a pushed sample comes out up to one block plus the filter delay later
+/// ([`StreamResampler::latency_s`]). [`StreamResampler::finish`] flushes the tail and cuts the
+/// total to exactly `round(len * 16000 / from_rate)` samples.
+pub struct StreamResampler {
+    /// The file or peer, for messages.
+    source: PathBuf,
+    from_rate: u32,
+    /// None at 16 kHz: samples pass through unchanged.
+    fft: Option<Fft<f32>>,
+    pending: Vec<f32>,
+    /// Output samples still to drop (the resampler's start-up delay).
+    to_trim: usize,
+    consumed: usize,
+    emitted: usize,
+    chunk_out: Vec<f32>,
+}
+
+impl StreamResampler {
+    /// A resampler from `from_rate` Hz for the audio of `source` (a file or peer, named in errors).
+    pub fn new(source: &Path, from_rate: u32) -> Result<StreamResampler, AudioError> {
+        let err = |reason: String| AudioError::Resample {
+            path: source.to_path_buf(),
+            reason,
+        };
+        if from_rate == 0 {
+            return Err(err("input sample rate is 0 Hz".to_string()));
+        }
+        let fft = if from_rate == TARGET_RATE {
+            None
+        } else {
+            // One FFT block: about BLOCK_AT_TARGET samples on the 16 kHz side, a whole number of
+            // the smallest block the rate pair allows (`from_rate / gcd` input samples), and an
+            // even number of those. The filter's centre sits at half the block, so an odd input
+            // block would put the output half an input sample early (11 us at 44.1 kHz); even
+            // blocks keep output sample i at exactly i / 16000 s.
+            let min_block_in = u64::from(from_rate / gcd(from_rate, TARGET_RATE));
+            let wanted_in =
+                (BLOCK_AT_TARGET * u64::from(from_rate)).div_ceil(u64::from(TARGET_RATE));
+            let blocks = wanted_in.div_ceil(min_block_in).next_multiple_of(2);
+            let chunk = blocks * min_block_in;
+            Some(
+                Fft::<f32>::new_custom(
+                    from_rate as usize,
+                    TARGET_RATE as usize,
+                    chunk as usize,
+                    1,
+                    1,
+                    WindowFunction::BlackmanHarris2,
+                    FixedSync::Input,
+                )
+                .map_err(|e| {
+                    err(format!(
+                        "cannot set up {from_rate} Hz -> {TARGET_RATE} Hz: {e}"
+                    ))
+                })?,
+            )
+        };
+        let to_trim = fft.as_ref().map_or(0, |f| f.output_delay());
+        let chunk_out = vec![0.0; fft.as_ref().map_or(0, |f| f.output_frames_max())];
+        Ok(StreamResampler {
+            source: source.to_path_buf(),
+            from_rate,
+            fft,
+            pending: Vec::new(),
+            to_trim,
+            consumed: 0,
+            emitted: 0,
+            chunk_out,
+        })
+    }
+
+    /// The input rate.
+    pub fn from_rate(&self) -> u32 {
+        self.from_rate
+    }
+
+    /// Worst-case seconds between a sample going in and its resampled value coming out.
+    pub fn latency_s(&self) -> f64 {
+        match &self.fft {
+            None => 0.0,
+            Some(f) => {
+                f.input_frames_next() as f64 / f64::from(self.from_rate)
+                    + f.output_delay() as f64 / f64::from(TARGET_RATE)
+            }
+        }
+    }
+
+    /// Feed input samples; returns the 16 kHz samples they complete (possibly none).
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>, AudioError> {
+        self.consumed += samples.len();
+        let Some(fft) = self.fft.as_mut() else {
+            self.emitted += samples.len();
+            return Ok(samples.to_vec());
+        };
+        self.pending.extend_from_slice(samples);
+        let mut out = Vec::new();
+        let need = fft.input_frames_next();
+        let mut at = 0;
+        while self.pending.len() - at >= need {
+            let block = &self.pending[at..at + need];
+            let produced = run_block(fft, block, None, &mut self.chunk_out).map_err(|reason| {
+                AudioError::Resample {
+                    path: self.source.clone(),
+                    reason,
+                }
+            })?;
+            at += need;
+            emit(
+                &self.chunk_out[..produced],
+                &mut self.to_trim,
+                &mut self.emitted,
+                usize::MAX,
+                &mut out,
+            );
+        }
+        self.pending.drain(..at);
+        Ok(out)
+    }
+
+    /// Flush the buffered tail; after this the total output is exactly
+    /// `round(input_len * 16000 / from_rate)` samples.
+    pub fn finish(&mut self) -> Result<Vec<f32>, AudioError> {
+        let want = target_len(self.consumed, self.from_rate);
+        let mut out = Vec::new();
+        let Some(fft) = self.fft.as_mut() else {
+            return Ok(out);
+        };
+        let need = fft.input_frames_next();
+        let mut block = std::mem::take(&mut self.pending);
+        let mut partial = Some(block.len());
+        block.resize(need, 0.0);
+        // Pump the partial block, then silence, until the delayed output reaches the end.
+        while self.emitted < want {
+            let produced =
+                run_block(fft, &block, partial, &mut self.chunk_out).map_err(|reason| {
+                    AudioError::Resample {
+                        path: self.source.clone(),
+                        reason,
+                    }
+                })?;
+            emit(
+                &self.chunk_out[..produced],
+                &mut self.to_trim,
+                &mut self.emitted,
+                want,
+                &mut out,
+            );
+            partial = Some(0);
+        }
+        Ok(out)
+    }
+}
+
+/// One FFT block through the resampler; the reason of a failure is worded for [`AudioError`].
+fn run_block(
+    fft: &mut Fft<f32>,
+    block: &[f32],
+    partial: Option<usize>,
+    out: &mut [f32],
+) -> Result<usize, String> {
+    let input = InterleavedSlice::new(block, 1, block.len()).map_err(|e| format!("input: {e}"))?;
+    let frames = out.len();
+    let mut output =
+        InterleavedSlice::new_mut(out, 1, frames).map_err(|e| format!("output: {e}"))?;
+    let indexing = Indexing {
+        partial_len: partial,
+        ..Indexing::default()
+    };
+    let (_, produced) = fft
+        .process_into_buffer(&input, &mut output, Some(&indexing))
+        .map_err(|e| e.to_string())?;
+    Ok(produced)
+}
+
+/// Append `chunk` to `out`, dropping what is left of the start-up delay and stopping at `limit`
+/// samples emitted in all.
+fn emit(chunk: &[f32], to_trim: &mut usize, emitted: &mut usize, limit: usize, out: &mut Vec<f32>) {
+    let skip = (*to_trim).min(chunk.len());
+    *to_trim -= skip;
+    let rest = &chunk[skip..];
+    let take = rest.len().min(limit.saturating_sub(*emitted));
+    out.extend_from_slice(&rest[..take]);
+    *emitted += take;
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {
@@ -152,6 +298,28 @@ mod tests {
         }
         assert!(to_target_rate(p(), &[], 8000).unwrap().is_empty());
         assert!(to_target_rate(p(), &[0.0], 0).is_err());
+    }
+
+    #[test]
+    fn pushing_20ms_frames_gives_the_same_samples_as_the_whole_clip() {
+        for rate in [8000, 16000, 44100] {
+            let x = sine(330.0, rate, 1.37, 0.5);
+            let whole = to_target_rate(p(), &x, rate).unwrap();
+            let mut s = StreamResampler::new(p(), rate).unwrap();
+            let mut streamed = Vec::new();
+            for frame in x.chunks((rate / 50) as usize) {
+                streamed.extend(s.push(frame).unwrap());
+            }
+            streamed.extend(s.finish().unwrap());
+            assert_eq!(streamed.len(), whole.len(), "{rate} Hz");
+            let worst = streamed
+                .iter()
+                .zip(&whole)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "{rate} Hz: differs by {worst}");
+            assert!(s.latency_s() < 0.2, "{rate} Hz: latency {}", s.latency_s());
+        }
     }
 
     #[test]

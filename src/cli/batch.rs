@@ -1,5 +1,5 @@
 //! `callqc batch PATH…`: the nightly run — every call transcribed, tone-scored, checked against
-//! the rubric and stored in SQLite, with a progress bar and a summary.
+//! the rubric and stored, with a progress bar and a summary.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,13 +9,14 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
 
 use callqc::audio::ChannelMap;
-use callqc::pipeline::batch::{self, BatchConfig, BatchEvent, BatchSummary};
+use callqc::pipeline::batch::{self, BatchConfig, BatchSummary};
+use callqc::pipeline::events::{CallEvent, CallSeq, CallSink, Tee};
+use callqc::pipeline::identity::ModelsIdentity;
 use callqc::rubric;
 use callqc::settings::Parallelism;
-use callqc::store::Store;
+use callqc::store::{RunTotals, Store, StoreSink};
 
 use super::{AsrArgs, GlobalOpts};
 
@@ -40,9 +41,6 @@ pub struct BatchArgs {
     /// Default stereo channel roles (a manifest or NAME.json may override per call).
     #[arg(long, default_value = "left=agent,right=caller")]
     pub channels: ChannelMap,
-    /// Tone model (ONNX + sidecar JSON); default <models>/tone.onnx.
-    #[arg(long)]
-    pub tone_model: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -50,30 +48,29 @@ pub struct BatchArgs {
     pub asr: AsrArgs,
 }
 
-/// A short, stable fingerprint of a file (size + first and last MiB): enough to notice a
-/// different model without hashing 150 MB on every run.
-fn file_fingerprint(path: &std::path::Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut h = Sha256::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        h.update(len.to_le_bytes());
-        let mut buf = vec![0u8; 1 << 20];
-        if let Ok(n) = f.read(&mut buf) {
-            h.update(&buf[..n]);
+/// The progress bar, as a sink: one step per call that ends or fails.
+struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    audio_s: f64,
+}
+
+impl CallSink for Progress {
+    fn event(&mut self, _call: CallSeq, event: &CallEvent) -> Result<(), callqc::Error> {
+        match event {
+            CallEvent::Ended(end) => self.audio_s += end.duration_s,
+            CallEvent::Failed { error } => self.bar.println(format!("failed: {error}")),
+            _ => return Ok(()),
         }
-        if len > (2 << 20)
-            && f.seek(SeekFrom::End(-(1 << 20))).is_ok()
-            && let Ok(n) = f.read(&mut buf)
-        {
-            h.update(&buf[..n]);
-        }
+        let wall = self.started.elapsed().as_secs_f64().max(1e-6);
+        self.bar.set_message(format!(
+            "{:.2} audio-h  RTF {:.2}",
+            self.audio_s / 3600.0,
+            wall / self.audio_s.max(1e-6)
+        ));
+        self.bar.inc(1);
+        Ok(())
     }
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
@@ -83,84 +80,65 @@ pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
     let max_workers = args.workers.unwrap_or(2);
     let par = Parallelism::split(opts.threads, max_workers);
     let worker = args.asr.worker_config(opts, par);
-    let tone_model = args
-        .tone_model
-        .clone()
-        .unwrap_or_else(|| opts.models_dir.join("tone.onnx"));
-    let models = serde_json::json!({
-        "whisper": {"path": worker.whisper_model, "fingerprint": file_fingerprint(&worker.whisper_model)},
-        "vad": file_fingerprint(&opts.models_dir.join("silero_vad.onnx")),
-        "tone": {"path": tone_model, "fingerprint": file_fingerprint(&tone_model)},
-        "asr": worker.asr,
-        "vad_params": worker.vad,
-        "vad_mode": worker.vad_mode,
-    });
-    let models_key: String = Sha256::digest(models.to_string().as_bytes())
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let models = ModelsIdentity::of(&worker, &worker.tone_model);
     let settings = serde_json::json!({"parallelism": par, "force": args.force});
     let mut store = Store::open(&args.db)?;
     let run_id = store.begin_run(
         "batch",
-        &models.to_string(),
+        &models.description.to_string(),
         Some((&rubric.name, &rubric.version, &rubric.source_hash)),
         &settings.to_string(),
     )?;
     let cfg = BatchConfig {
         worker,
-        tone_model,
         rubric: rubric.clone(),
         parallelism: par,
         force: args.force,
-        models_key,
+        models_key: models.key.clone(),
     };
+    let plan = batch::plan(&store, jobs, &cfg)?;
 
-    let bar = ProgressBar::new(jobs.len() as u64);
+    let bar = ProgressBar::new(plan.calls as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:30} {pos}/{len} calls  {msg}  elapsed {elapsed_precise}  ETA {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let started = Instant::now();
-    let mut audio_s = 0.0;
-    let mut on_event = |e: BatchEvent| match e {
-        BatchEvent::Started { skipped, .. } => {
-            bar.inc(skipped as u64);
-            if skipped > 0 {
-                bar.println(format!("{skipped} calls already analysed with these models and rubric: skipped (--force redoes them)"));
-            }
-        }
-        BatchEvent::CallDone {
-            audio_s: a, error, ..
-        } => {
-            audio_s += a;
-            if let Some(e) = error {
-                bar.println(format!("failed: {e}"));
-            }
-            let wall = started.elapsed().as_secs_f64().max(1e-6);
-            bar.set_message(format!(
-                "{:.2} audio-h  RTF {:.2}",
-                audio_s / 3600.0,
-                wall / audio_s.max(1e-6)
-            ));
-            bar.inc(1);
-        }
+    bar.inc(plan.skipped as u64);
+    if plan.skipped > 0 {
+        bar.println(format!(
+            "{} calls already analysed with these models and rubric: skipped (--force redoes them)",
+            plan.skipped
+        ));
+    }
+    let mut progress = Progress {
+        bar: bar.clone(),
+        started: Instant::now(),
+        audio_s: 0.0,
     };
-    let summary = batch::run(&mut store, jobs, &cfg, run_id, &mut on_event)
-        .with_context(|| format!("batch into {}", args.db.display()))?;
+    let summary = {
+        let mut writer = StoreSink::new(
+            &mut store,
+            models.key.clone(),
+            Some(run_id),
+            rubric.source_hash.clone(),
+        );
+        let mut sinks = Tee(vec![&mut writer, &mut progress]);
+        batch::run(plan, &cfg, &mut sinks)
+            .with_context(|| format!("batch into {}", args.db.display()))?
+    };
     bar.finish_and_clear();
-    let stages = serde_json::to_string(&summary.stages)?;
     store.finish_run(
         run_id,
-        summary.done,
-        summary.skipped,
-        summary.failed,
-        summary.audio_s,
-        summary.wall_s,
-        &stages,
+        &RunTotals {
+            done: summary.done,
+            skipped: summary.skipped,
+            failed: summary.failed,
+            audio_s: summary.audio_s,
+            wall_s: summary.wall_s,
+            stages_json: serde_json::to_string(&summary.stages)?,
+        },
     )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -2,24 +2,30 @@
 //! rate per call and role, and precision / recall of the QC labels (greeting, closing, forbidden
 //! phrases, dead air, agitation).
 //!
-//! Calls already analysed by `callqc batch` into `--db` (same call id and audio hash) are read
-//! from the database; the others are analysed here with the same pipeline.
+//! Calls already analysed by `callqc batch` into `--db` — the same audio (by hash), the same
+//! models and settings, the same rubric — are read from the database, with that rubric's
+//! findings only; the others are analysed here with the same session as `batch`, with the
+//! agents' stored voice history as `batch` would use it.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 
 use callqc::audio::Role;
 use callqc::eval::{self, CerReport, Detection, FoundIssue, LABEL_KINDS, LabelReport};
-use callqc::pipeline::analyze;
-use callqc::pipeline::batch::{FullWorker, file_hash};
+use callqc::pipeline::batch;
 use callqc::pipeline::call::Worker;
+use callqc::pipeline::events::{CallEvent, Pass, VecSink};
+use callqc::pipeline::identity::{ModelsIdentity, file_hash};
+use callqc::pipeline::session::{CallJob, SessionMode, analyze_recording};
 use callqc::rubric::{self, Rubric};
 use callqc::settings::Parallelism;
 use callqc::store::Store;
-use callqc::tone::ToneScorer;
+use callqc::tone::Baseline;
 
 use super::{AsrArgs, GlobalOpts};
 
@@ -55,17 +61,23 @@ struct Evaluated {
     duration_s: f64,
 }
 
-fn from_store(store: &Store, call: &eval::LabelledCall) -> Option<Evaluated> {
-    let id = store.find_call(&call.truth.call_id).ok()?;
-    let stored = store.load_call(id).ok()?;
-    let hash = file_hash(&call.audio_path).ok()?;
-    let audio_hash: String = store.audio_hash(id).ok()?;
-    if stored.status != "done" || audio_hash != hash {
-        return None;
-    }
+/// A stored analysis of exactly this audio, made with the current models and settings and
+/// scored with this rubric (findings of that rubric only). Found by the audio's hash, so calls
+/// stored under a manifest's call id are found too.
+fn from_store(
+    store: &Store,
+    call: &eval::LabelledCall,
+    models_key: &str,
+    rubric: &Rubric,
+) -> anyhow::Result<Option<Evaluated>> {
+    let hash = file_hash(&call.audio_path)
+        .with_context(|| format!("{}: cannot read", call.audio_path.display()))?;
+    let Some(id) = store.find_analysis(&hash, models_key, &rubric.source_hash)? else {
+        return Ok(None);
+    };
+    let stored = store.load_call(id)?;
     let found = store
-        .findings(id)
-        .ok()?
+        .findings(id, Some(&rubric.name))?
         .into_iter()
         .map(|f| FoundIssue {
             kind: f.kind,
@@ -75,7 +87,7 @@ fn from_store(store: &Store, call: &eval::LabelledCall) -> Option<Evaluated> {
             points: f.points,
         })
         .collect();
-    Some(Evaluated {
+    Ok(Some(Evaluated {
         roles: stored.speech.iter().map(|s| s.role).collect(),
         transcript: callqc::asr::Transcript {
             segments: stored.segments,
@@ -83,24 +95,45 @@ fn from_store(store: &Store, call: &eval::LabelledCall) -> Option<Evaluated> {
         },
         found,
         duration_s: stored.duration_s.unwrap_or(0.0),
-    })
+    }))
 }
 
+/// Analyse a labelled call here, through the same session as `batch`.
 fn analyse_here(
-    worker: &mut FullWorker,
+    worker: &mut Worker,
     rubric: &Rubric,
     call: &eval::LabelledCall,
+    history: Option<Baseline>,
 ) -> anyhow::Result<Evaluated> {
-    let t = worker
-        .asr
-        .transcribe(&call.audio_path, call.truth.channel_map())?;
-    let a = analyze::analyze(t, &mut worker.tone, rubric, None)?;
+    let job = CallJob {
+        path: call.audio_path.clone(),
+        agent_id: call.truth.agent_id.clone(),
+        call_id: Some(call.truth.call_id.clone()),
+        channel_map: call.truth.channel_map(),
+    };
+    let mut sink = VecSink::default();
+    let end = analyze_recording(
+        worker,
+        rubric,
+        &mut sink,
+        0,
+        &job,
+        history,
+        SessionMode::Recording,
+    )?;
+    let roles = sink
+        .iter()
+        .find_map(|e| match e {
+            CallEvent::Began(info) => Some(info.roles.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
     Ok(Evaluated {
-        roles: a.call.roles.clone(),
-        found: a
-            .findings
-            .iter()
-            .map(|f| FoundIssue {
+        roles,
+        found: sink
+            .findings(Pass::Final)
+            .into_iter()
+            .map(|(f, _)| FoundIssue {
                 kind: f.kind.clone(),
                 item_id: f.item_id.clone(),
                 start: f.start,
@@ -108,40 +141,63 @@ fn analyse_here(
                 points: f.points,
             })
             .collect(),
-        duration_s: a.call.duration_s,
-        transcript: a.call.transcript,
+        duration_s: end.duration_s,
+        transcript: callqc::asr::Transcript {
+            segments: sink.segments(Pass::Final).into_iter().cloned().collect(),
+            dropped: Vec::new(),
+        },
     })
 }
 
 pub fn run(opts: &GlobalOpts, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let calls = eval::find_labelled_calls(&args.dir)?;
     let rubric = rubric::load(&args.rubric)?;
-    let store = if !args.fresh && args.db.exists() {
+    let par = Parallelism::single(opts.threads);
+    let cfg = args.asr.worker_config(opts, par);
+    let models = ModelsIdentity::of(&cfg, &cfg.tone_model);
+    let store = if args.db.exists() {
         Some(Store::open(&args.db)?)
     } else {
         None
     };
-    let mut worker: Option<FullWorker> = None;
+    // Agents' voice histories as the batch would use them: from stored calls other than the
+    // ones evaluated here.
+    let history = match &store {
+        Some(s) => {
+            let keys: HashSet<String> = calls.iter().map(|c| c.truth.call_id.clone()).collect();
+            batch::agent_histories(
+                s,
+                calls.iter().filter_map(|c| c.truth.agent_id.clone()),
+                &keys,
+            )?
+        }
+        None => HashMap::new(),
+    };
+    let mut worker: Option<Worker> = None;
     let (mut cers, mut labels, mut failed, mut from_db) = (Vec::new(), Vec::new(), 0, 0);
     for call in &calls {
-        let evaluated = match store.as_ref().and_then(|s| from_store(s, call)) {
-            Some(e) => {
+        let stored = match store.as_ref().filter(|_| !args.fresh) {
+            Some(s) => from_store(s, call, &models.key, &rubric),
+            None => Ok(None),
+        };
+        let evaluated = match stored {
+            Ok(Some(e)) => {
                 from_db += 1;
                 Ok(e)
             }
-            None => {
+            Ok(None) => {
                 if worker.is_none() {
-                    let par = Parallelism::single(opts.threads);
-                    let cfg = args.asr.worker_config(opts, par);
-                    let tone =
-                        ToneScorer::load(&opts.models_dir, &opts.models_dir.join("tone.onnx"), 1)?;
-                    worker = Some(FullWorker {
-                        asr: Worker::load(&cfg)?,
-                        tone,
-                    });
+                    worker = Some(Worker::load(&cfg)?);
                 }
-                analyse_here(worker.as_mut().expect("loaded"), &rubric, call)
+                let hist = call
+                    .truth
+                    .agent_id
+                    .as_ref()
+                    .and_then(|a| history.get(a))
+                    .cloned();
+                analyse_here(worker.as_mut().expect("loaded"), &rubric, call, hist)
             }
+            Err(e) => Err(e),
         };
         match evaluated {
             Ok(e) => {

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use callqc::asr::AsrParams;
 use callqc::asr::pack::PackPolicy;
 use callqc::pipeline::call::{VadMode, WorkerConfig};
+use callqc::pipeline::identity;
 use callqc::settings::{self, Parallelism};
 use callqc::vad::VadParams;
 
@@ -97,6 +98,9 @@ pub struct AsrArgs {
     /// Always run whisper's encoder over a full 30 s context.
     #[arg(long)]
     pub no_shrink_ctx: bool,
+    /// Tone model (ONNX + sidecar JSON); default <models>/tone.onnx.
+    #[arg(long)]
+    pub tone_model: Option<PathBuf>,
 }
 
 /// (window length, gap) of the default packing.
@@ -138,6 +142,11 @@ impl AsrArgs {
         WorkerConfig {
             models_dir: cli.models_dir.clone(),
             whisper_model: settings::whisper_model_path(&cli.models_dir, &self.model),
+            tone_model: self
+                .tone_model
+                .clone()
+                .unwrap_or_else(|| identity::default_tone_model(&cli.models_dir)),
+            onnx_threads: par.onnx_threads,
             asr: self.params(),
             vad: VadParams::default(),
             vad_mode: if self.no_vad {

@@ -28,7 +28,8 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&args.db)?;
     let id = store.find_call(&args.call)?;
     let call = store.load_call(id)?;
-    let findings = store.findings(id)?;
+    let findings = store.findings(id, None)?;
+    let failures = store.failures(&call.call_key)?;
     let scores = store.scores(id)?;
     let track = ToneTrack {
         windows: call
@@ -39,13 +40,17 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         baseline: None,
     };
-    let summary = tone::summarize(&track, tone::DEFAULT_THRESHOLD);
+    // The threshold of the model that judged the call, not today's default.
+    let threshold = call.tone_threshold.unwrap_or(tone::DEFAULT_THRESHOLD);
+    let summary = tone::summarize(&track, threshold);
     if args.json {
         let out = serde_json::json!({
             "call": call,
             "scores": scores,
             "findings": findings,
             "tone_summary": summary,
+            "tone_threshold": threshold,
+            "failed_attempts": failures,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -60,6 +65,11 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(e) = &call.error {
         println!("  error: {e}");
+    }
+    if call.status == callqc::store::CallStatus::Done
+        && let Some((e, at)) = failures.first()
+    {
+        println!("  note: a later attempt failed ({at}): {e} — the analysis below is kept");
     }
     for s in &scores {
         println!(
@@ -84,13 +94,13 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
             f.points,
             if f.veto { "VETO " } else { "" },
             f.description,
-            f.role.as_deref().unwrap_or("-"),
+            f.role.map_or("-", |r| r.as_str()),
             f.evidence,
             f.review
         );
     }
     println!(
-        "\nagent tone: {:.0}% tense, {:.0}% agitated, longest agitated stretch {:.1} s (max p {:.2})",
+        "\nagent tone (threshold {threshold:.2}): {:.0}% tense, {:.0}% agitated, longest agitated stretch {:.1} s (max p {:.2})",
         summary.tense_share * 100.0,
         summary.agitated_share * 100.0,
         summary.longest_agitated_s,
@@ -100,7 +110,7 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
     for s in &call.segments {
         let marks: Vec<&str> = findings
             .iter()
-            .filter(|f| f.role.as_deref().is_none_or(|r| r == s.role.as_str()))
+            .filter(|f| f.role.is_none_or(|r| r == s.role))
             .filter(|f| f.start < s.end && s.start < f.end)
             .map(|f| f.item_id.as_str())
             .collect();

@@ -1,28 +1,13 @@
-//! The whole analysis of one call: transcript → agent tone → rubric findings and score.
-//!
-//! [`score_call`] is the part that needs no audio (rubric over stored facts): `batch` calls it
-//! right after ASR and tone, `rescore` calls it on what the database holds.
-
-use serde::Serialize;
+//! The stages after speech recognition, as plain functions of their inputs: agent tone over the
+//! VAD utterances, and the rubric over a call's facts. [`super::session::CallSession`] calls
+//! them at the end of every call; `rescore` calls [`score_call`] on what the store holds.
 
 use crate::asr::Segment;
-use crate::audio::Role;
+use crate::audio::{Role, RoleAudio};
 use crate::rubric::{self, CallFacts, Finding, Rubric, Score};
 use crate::text::spoken_char_count;
-use crate::tone::{self, Baseline, ToneScorer, ToneSummary, ToneTrack, ToneWindow};
+use crate::tone::{self, Baseline, ToneScorer, ToneTrack, ToneWindow};
 use crate::vad::SpeechRegions;
-
-use super::call::{CallError, CallTranscript};
-
-/// A call after every stage.
-#[derive(Debug, Clone, Serialize)]
-pub struct CallAnalysis {
-    pub call: CallTranscript,
-    pub tone: ToneTrack,
-    pub tone_summary: ToneSummary,
-    pub findings: Vec<Finding>,
-    pub score: Score,
-}
 
 /// Characters per second of the agent's transcript inside each span (tone uses it as the
 /// speaking-rate feature where a transcript exists).
@@ -48,23 +33,25 @@ pub fn transcript_rates(
         .collect()
 }
 
-/// Score the agent's tone over its VAD utterances.
+/// Score the agent's tone over its VAD utterances, against the call's own baseline blended
+/// with the agent's `history`.
 pub fn score_tone(
     scorer: &mut ToneScorer,
-    call: &CallTranscript,
+    audio: &[RoleAudio],
+    speech: &[SpeechRegions],
+    segments: &[Segment],
     history: Option<&Baseline>,
 ) -> Result<ToneTrack, tone::ToneError> {
-    let Some(agent) = call.audio.iter().find(|a| a.role == Role::Agent) else {
+    let Some(agent) = audio.iter().find(|a| a.role == Role::Agent) else {
         // Mono calls carry both parties on one channel: an agent baseline would mix two voices.
         return Ok(ToneTrack::default());
     };
-    let spans: Vec<(f64, f64)> = call
-        .speech
+    let spans: Vec<(f64, f64)> = speech
         .iter()
         .filter(|s| s.role == Role::Agent)
         .flat_map(|s| s.regions.iter().map(|r| (r.start, r.end)))
         .collect();
-    let rates = transcript_rates(&call.transcript.segments, Role::Agent, &spans);
+    let rates = transcript_rates(segments, Role::Agent, &spans);
     scorer.score_role_with_history(agent, &spans, Some(&rates), history)
 }
 
@@ -83,32 +70,4 @@ pub fn score_call(
         tone,
     };
     rubric::check(rubric, &facts)
-}
-
-/// Tone + rubric on a transcribed call.
-pub fn analyze(
-    call: CallTranscript,
-    scorer: &mut ToneScorer,
-    rubric: &Rubric,
-    history: Option<&Baseline>,
-) -> Result<CallAnalysis, CallError> {
-    let tone = score_tone(scorer, &call, history).map_err(|source| CallError::Tone {
-        path: call.path.clone(),
-        source,
-    })?;
-    let tone_summary = tone::summarize(&tone, scorer.threshold());
-    let (findings, score) = score_call(
-        rubric,
-        call.duration_s,
-        &call.transcript.segments,
-        &call.speech,
-        &tone.windows,
-    );
-    Ok(CallAnalysis {
-        call,
-        tone,
-        tone_summary,
-        findings,
-        score,
-    })
 }

@@ -5,36 +5,28 @@
 //!   `agent_id` / `call_id` / `channel_map` keys (the ground-truth format) is honoured too.
 //! - The main thread hashes each file and skips calls already analysed from the same audio,
 //!   models and rubric; the rest go to a rayon pool of `workers` threads, each owning one
-//!   [`FullWorker`] (whisper, VAD and tone models loaded once before the first call).
-//! - Results come back over a channel and the main thread writes each call in one transaction:
-//!   killing the process loses only the calls in flight, and a rerun finishes the rest.
+//!   [`Worker`] (whisper, VAD and tone models loaded once before the first call).
+//! - Each worker pushes its call through a [`CallSession`](super::session::CallSession) whose
+//!   events go over a channel to the main thread, which feeds them to the caller's sinks (the
+//!   store writes each call in one transaction at its end): killing the process loses only the
+//!   calls in flight, and a rerun finishes the rest.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::analyze::{self, CallAnalysis};
-use super::call::{CallError, Worker, WorkerConfig};
+use super::call::{Worker, WorkerConfig};
+use super::events::{CallEvent, CallSeq, CallSink, ChannelSink, Pass};
+pub use super::session::CallJob;
+use super::session::{SessionMode, analyze_recording};
 use crate::audio::ChannelMap;
 use crate::rubric::Rubric;
 use crate::settings::Parallelism;
-use crate::store::write::{CallMeta, CallRows};
-use crate::store::{Store, StoreError};
-use crate::tone::{Baseline, ToneScorer};
-
-/// One call to analyse.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallJob {
-    pub path: PathBuf,
-    pub agent_id: Option<String>,
-    pub call_id: Option<String>,
-    pub channel_map: ChannelMap,
-}
+use crate::store::{CallStore, StoreError};
+use crate::tone::Baseline;
 
 /// Errors that stop a batch before any work (bad inputs, models, database).
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +43,8 @@ pub enum BatchError {
     Store(#[from] StoreError),
     #[error("loading models: {0}")]
     Models(String),
+    #[error("{0}")]
+    Sink(String),
 }
 
 /// Extra keys callqc reads from a `NAME.json` beside the audio.
@@ -170,35 +164,9 @@ pub fn collect_jobs(
     Ok(jobs)
 }
 
-/// sha256 of a file's bytes (the call's identity when no call id is given).
-pub fn file_hash(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whisper + VAD + tone, loaded once per worker.
-pub struct FullWorker {
-    pub asr: Worker,
-    pub tone: ToneScorer,
-}
-
 /// Everything a batch needs besides its inputs.
 pub struct BatchConfig {
     pub worker: WorkerConfig,
-    pub tone_model: PathBuf,
     pub rubric: Arc<Rubric>,
     pub parallelism: Parallelism,
     pub force: bool,
@@ -247,87 +215,67 @@ pub struct BatchSummary {
     pub stages: StageSeconds,
 }
 
-/// Progress events for the caller's display.
-pub enum BatchEvent<'a> {
-    Started {
-        to_do: usize,
-        skipped: usize,
-    },
-    CallDone {
-        path: &'a Path,
-        audio_s: f64,
-        error: Option<&'a str>,
-    },
+/// Keeps the batch's totals from the events (a sink beside the store and the progress bar).
+#[derive(Default)]
+struct SummarySink {
+    summary: BatchSummary,
+    scores: Vec<f64>,
+    paths: HashMap<CallSeq, PathBuf>,
 }
 
-/// The outcome of one call, sent from a worker to the writer.
-struct Outcome {
-    job: CallJob,
-    hash: String,
-    result: Result<(CallAnalysis, Duration, Duration), String>,
-}
-
-/// Run a batch. Returns when every call is stored (or recorded as failed).
-pub fn run(
-    store: &mut Store,
-    jobs: Vec<CallJob>,
-    cfg: &BatchConfig,
-    run_id: i64,
-    on_event: &mut dyn FnMut(BatchEvent),
-) -> Result<BatchSummary, BatchError> {
-    let started = Instant::now();
-    let mut summary = BatchSummary {
-        calls: jobs.len(),
-        ..BatchSummary::default()
-    };
-    let rubric_hash = cfg.rubric.source_hash.clone();
-
-    // 1. Identify every call and skip those already analysed the same way.
-    let mut to_do: Vec<(CallJob, String)> = Vec::new();
-    for job in jobs {
-        let hash = match file_hash(&job.path) {
-            Ok(h) => h,
-            Err(e) => {
-                let meta = meta_for(&job, String::new(), cfg, run_id);
-                let msg = format!("{}: cannot read file: {e}", job.path.display());
-                store.save_failure(&meta, &msg)?;
-                summary.failed += 1;
-                summary.failures.push((job.path.display().to_string(), msg));
-                continue;
+impl CallSink for SummarySink {
+    fn event(&mut self, call: CallSeq, event: &CallEvent) -> Result<(), crate::Error> {
+        let s = &mut self.summary;
+        match event {
+            CallEvent::Began(info) => {
+                self.paths.insert(call, info.path.clone());
             }
-        };
-        let key = job.call_id.clone().unwrap_or_else(|| hash.clone());
-        if !cfg.force && store.is_done(&key, &hash, &cfg.models_key, &rubric_hash)? {
-            summary.skipped += 1;
-            continue;
+            CallEvent::Finding {
+                pass: Pass::Final,
+                finding,
+                ..
+            } => {
+                *s.deductions_by_item
+                    .entry(finding.item_id.clone())
+                    .or_default() += 1;
+            }
+            CallEvent::Ended(end) => {
+                s.done += 1;
+                s.audio_s += end.duration_s;
+                self.scores.push(end.score.total);
+                let t = &end.timings;
+                s.stages.decode += t.decode_s;
+                s.stages.vad += t.vad_s;
+                s.stages.asr += t.asr_s;
+                s.stages.tone += t.tone_s;
+                s.stages.rules += t.rules_s;
+            }
+            CallEvent::Failed { error } => {
+                s.failed += 1;
+                let path = self.paths.get(&call).cloned().unwrap_or_default();
+                s.failures.push((path.display().to_string(), error.clone()));
+            }
+            _ => {}
         }
-        to_do.push((job, hash));
+        Ok(())
     }
-    on_event(BatchEvent::Started {
-        to_do: to_do.len(),
-        skipped: summary.skipped,
-    });
-    if to_do.is_empty() {
-        summary.wall_s = started.elapsed().as_secs_f64();
-        return Ok(summary);
-    }
+}
 
-    // 2. Each agent's voice history, from calls outside this batch (see Store::agent_history).
-    let batch_keys: HashSet<String> = to_do
-        .iter()
-        .map(|(j, h)| j.call_id.clone().unwrap_or_else(|| h.clone()))
-        .collect();
-    let mut history: HashMap<String, Baseline> = HashMap::new();
-    for agent in to_do.iter().filter_map(|(j, _)| j.agent_id.clone()) {
+/// Each agent's voice history from the store, leaving out the calls with `exclude` keys (the
+/// ones being analysed now, so a resumed batch sees what an uninterrupted one saw).
+pub fn agent_histories(
+    store: &dyn CallStore,
+    agents: impl IntoIterator<Item = String>,
+    exclude: &HashSet<String>,
+) -> Result<HashMap<String, Baseline>, StoreError> {
+    let mut history = HashMap::new();
+    for agent in agents {
         if history.contains_key(&agent) {
             continue;
         }
         let mut merged: Option<Baseline> = None;
-        for (key, json) in store.agent_history(&agent)? {
-            if batch_keys.contains(&key) {
-                continue;
-            }
-            if let Ok(b) = serde_json::from_str::<Baseline>(&json) {
+        for (key, b) in store.agent_history(&agent)? {
+            if !exclude.contains(&key) {
                 merged = Some(Baseline::merge_history(merged.as_ref(), &b));
             }
         }
@@ -335,16 +283,83 @@ pub fn run(
             history.insert(agent, m);
         }
     }
+    Ok(history)
+}
 
-    // 3. Load one full worker per pool thread, before any call starts (a missing model stops
-    //    the batch here, with nothing half-done).
+/// What a batch will do: the calls to analyse (numbered, with their store keys), how many are
+/// already done, and the agents' voice histories.
+pub struct Plan {
+    pub calls: usize,
+    pub to_do: Vec<(CallSeq, CallJob, String)>,
+    pub skipped: usize,
+    pub history: HashMap<String, Baseline>,
+}
+
+/// Identify every call and leave out those already analysed from the same audio, models and
+/// rubric (all of them with `force`); read the agents' histories from calls outside the batch.
+pub fn plan(
+    store: &dyn CallStore,
+    jobs: Vec<CallJob>,
+    cfg: &BatchConfig,
+) -> Result<Plan, BatchError> {
+    let rubric_hash = &cfg.rubric.source_hash;
+    let calls = jobs.len();
+    let mut to_do: Vec<(CallSeq, CallJob, String)> = Vec::new();
+    let mut skipped = 0;
+    for (i, job) in jobs.into_iter().enumerate() {
+        let seq = i as CallSeq + 1;
+        let Ok(hash) = super::identity::file_hash(&job.path) else {
+            // Unreadable now: it fails in its worker like any other bad file, with the reason,
+            // and the store keeps whatever analysis it already has of the call.
+            let key = super::identity::call_key(job.call_id.as_deref(), None, &job.path);
+            to_do.push((seq, job, key));
+            continue;
+        };
+        let key = super::identity::call_key(job.call_id.as_deref(), Some(&hash), &job.path);
+        if !cfg.force && store.is_done(&key, &hash, &cfg.models_key, rubric_hash)? {
+            skipped += 1;
+            continue;
+        }
+        to_do.push((seq, job, key));
+    }
+    let batch_keys: HashSet<String> = to_do.iter().map(|(_, _, k)| k.clone()).collect();
+    let history = agent_histories(
+        store,
+        to_do.iter().filter_map(|(_, j, _)| j.agent_id.clone()),
+        &batch_keys,
+    )?;
+    Ok(Plan {
+        calls,
+        to_do,
+        skipped,
+        history,
+    })
+}
+
+/// Run a planned batch: every call's events go to `sink` (the store's sink, a progress
+/// display…) on this thread, in order per call. Returns when every call has ended or failed.
+pub fn run(
+    plan: Plan,
+    cfg: &BatchConfig,
+    sink: &mut dyn CallSink,
+) -> Result<BatchSummary, BatchError> {
+    let started = Instant::now();
+    let mut totals = SummarySink::default();
+    totals.summary.calls = plan.calls;
+    totals.summary.skipped = plan.skipped;
+    let Plan { to_do, history, .. } = plan;
+    if to_do.is_empty() {
+        totals.summary.wall_s = started.elapsed().as_secs_f64();
+        return Ok(totals.summary);
+    }
+
+    // 3. Load one worker per pool thread, before any call starts (a missing model stops the
+    //    batch here, with nothing half-done).
     let par = cfg.parallelism;
     let mut workers = Vec::with_capacity(par.workers);
     for _ in 0..par.workers {
-        let asr = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(format!("{e:#}")))?;
-        let tone = ToneScorer::load(&cfg.worker.models_dir, &cfg.tone_model, par.onnx_threads)
-            .map_err(|e| BatchError::Models(e.to_string()))?;
-        workers.push(Mutex::new(FullWorker { asr, tone }));
+        let w = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(e.to_string()))?;
+        workers.push(Mutex::new(w));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(par.workers)
@@ -352,10 +367,9 @@ pub fn run(
         .build()
         .map_err(|e| BatchError::Models(e.to_string()))?;
 
-    // 4. Workers analyse; this thread stores each result as it arrives.
-    let (tx, rx) = mpsc::channel::<Outcome>();
+    // 4. Workers analyse; this thread feeds each event to the sinks as it arrives.
+    let (tx, rx) = mpsc::channel::<(CallSeq, CallEvent)>();
     let rubric = cfg.rubric.clone();
-    let mut scores = Vec::new();
     std::thread::scope(|scope| -> Result<(), BatchError> {
         let workers = &workers;
         let history = &history;
@@ -363,139 +377,46 @@ pub fn run(
         scope.spawn(move || {
             pool.install(|| {
                 use rayon::prelude::*;
-                to_do.into_par_iter().for_each_with(tx, |tx, (job, hash)| {
-                    let idx = rayon::current_thread_index().unwrap_or(0) % workers.len();
-                    let mut w = match workers[idx].lock() {
-                        Ok(w) => w,
-                        Err(poisoned) => poisoned.into_inner(),
-                    };
-                    let result = analyze_one(&mut w, &job, history, rubric);
-                    let _ = tx.send(Outcome { job, hash, result });
-                });
+                to_do
+                    .into_par_iter()
+                    .for_each_with(tx, |tx, (seq, job, _key)| {
+                        let idx = rayon::current_thread_index().unwrap_or(0) % workers.len();
+                        let mut w = match workers[idx].lock() {
+                            Ok(w) => w,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        let hist = job.agent_id.as_ref().and_then(|a| history.get(a)).cloned();
+                        let mut out = ChannelSink(tx.clone());
+                        // The outcome (Ended or Failed) is in the events.
+                        let _ = analyze_recording(
+                            &mut w,
+                            rubric,
+                            &mut out,
+                            seq,
+                            &job,
+                            hist,
+                            SessionMode::Recording,
+                        );
+                    });
             });
         });
-        for outcome in rx {
-            let meta = meta_for(&outcome.job, outcome.hash.clone(), cfg, run_id);
-            match outcome.result {
-                Ok((analysis, tone_t, rules_t)) => {
-                    let t = Instant::now();
-                    let baseline = analysis
-                        .tone
-                        .baseline
-                        .as_ref()
-                        .and_then(|b| serde_json::to_string(b).ok());
-                    let c = &analysis.call;
-                    let encoding = serde_json::to_string(&c.encoding).unwrap_or_default();
-                    store.save_call(
-                        &meta,
-                        &CallRows {
-                            duration_s: c.duration_s,
-                            sample_rate: c.sample_rate,
-                            channels: c.channels,
-                            encoding: encoding.trim_matches('"'),
-                            segments: &c.transcript.segments,
-                            speech: &c.speech,
-                            tone: &analysis.tone.windows,
-                            findings: &analysis.findings,
-                            tone_baseline: baseline,
-                            score: &analysis.score,
-                            rubric_hash: &rubric_hash,
-                        },
-                    )?;
-                    let s = &mut summary.stages;
-                    s.decode += c.timings.decode.as_secs_f64();
-                    s.vad += c.timings.vad.as_secs_f64();
-                    s.asr += c.timings.asr.as_secs_f64();
-                    s.tone += tone_t.as_secs_f64();
-                    s.rules += rules_t.as_secs_f64();
-                    s.store += t.elapsed().as_secs_f64();
-                    summary.done += 1;
-                    summary.audio_s += c.duration_s;
-                    scores.push(analysis.score.total);
-                    for f in &analysis.findings {
-                        *summary
-                            .deductions_by_item
-                            .entry(f.item_id.clone())
-                            .or_default() += 1;
-                    }
-                    on_event(BatchEvent::CallDone {
-                        path: &outcome.job.path,
-                        audio_s: c.duration_s,
-                        error: None,
-                    });
-                }
-                Err(msg) => {
-                    store.save_failure(&meta, &msg)?;
-                    summary.failed += 1;
-                    summary
-                        .failures
-                        .push((outcome.job.path.display().to_string(), msg.clone()));
-                    on_event(BatchEvent::CallDone {
-                        path: &outcome.job.path,
-                        audio_s: 0.0,
-                        error: Some(&msg),
-                    });
-                }
+        for (seq, event) in rx {
+            let t = Instant::now();
+            sink.event(seq, &event).map_err(|e| match e {
+                crate::Error::Store(s) => BatchError::Store(s),
+                other => BatchError::Sink(other.to_string()),
+            })?;
+            totals.event(seq, &event).ok();
+            if matches!(event, CallEvent::Ended(_)) {
+                totals.summary.stages.store += t.elapsed().as_secs_f64();
             }
         }
         Ok(())
     })?;
-    if !scores.is_empty() {
-        summary.mean_score = Some(scores.iter().sum::<f64>() / scores.len() as f64);
+    let mut summary = totals.summary;
+    if !totals.scores.is_empty() {
+        summary.mean_score = Some(totals.scores.iter().sum::<f64>() / totals.scores.len() as f64);
     }
     summary.wall_s = started.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-fn meta_for(job: &CallJob, hash: String, cfg: &BatchConfig, run_id: i64) -> CallMeta {
-    CallMeta {
-        call_key: job.call_id.clone().unwrap_or_else(|| hash.clone()),
-        path: job.path.display().to_string(),
-        audio_hash: hash,
-        agent_id: job.agent_id.clone(),
-        channel_map: job.channel_map.to_string(),
-        models_key: cfg.models_key.clone(),
-        run_id,
-    }
-}
-
-/// One call through every stage on a worker; errors become the message stored with the call.
-fn analyze_one(
-    w: &mut FullWorker,
-    job: &CallJob,
-    history: &HashMap<String, Baseline>,
-    rubric: &Rubric,
-) -> Result<(CallAnalysis, Duration, Duration), String> {
-    let bytes = std::fs::read(&job.path)
-        .map_err(|e| format!("{}: cannot read file: {e}", job.path.display()))?;
-    let call = w
-        .asr
-        .transcribe_bytes(&job.path, &bytes, job.channel_map)
-        .map_err(|e: CallError| e.to_string())?;
-    let hist = job.agent_id.as_ref().and_then(|a| history.get(a));
-    let t = Instant::now();
-    let tone = analyze::score_tone(&mut w.tone, &call, hist)
-        .map_err(|e| format!("{}: tone: {e}", job.path.display()))?;
-    let tone_t = t.elapsed();
-    let t = Instant::now();
-    let tone_summary = crate::tone::summarize(&tone, w.tone.threshold());
-    let (findings, score) = analyze::score_call(
-        rubric,
-        call.duration_s,
-        &call.transcript.segments,
-        &call.speech,
-        &tone.windows,
-    );
-    let rules_t = t.elapsed();
-    Ok((
-        CallAnalysis {
-            call,
-            tone,
-            tone_summary,
-            findings,
-            score,
-        },
-        tone_t,
-        rules_t,
-    ))
 }

@@ -1,8 +1,16 @@
 //! Running calls through the stages.
 //!
-//! [`call`] takes one file through decode → roles/resample → VAD → whisper with models that a
-//! worker loaded once ([`call::Worker`]). Batch and live reuse the same worker.
+//! - [`session`]: one call, frames in, typed events out — the only place that knows the order of
+//!   the stages; a recording is "push the file, finish" ([`session::analyze_recording`]);
+//! - [`events`]: the events and the [`events::CallSink`] seam every consumer implements;
+//! - [`call`]: a worker's models, loaded once and reused for every call;
+//! - [`analyze`]: the tone and rubric stages as plain functions (also used by `rescore`);
+//! - [`batch`]: many recordings in parallel, resumable, into the caller's sinks;
+//! - [`identity`]: call keys, audio hashes and the models key that decide what is stale.
 
 pub mod analyze;
 pub mod batch;
 pub mod call;
+pub mod events;
+pub mod identity;
+pub mod session;

@@ -99,7 +99,9 @@ pub struct Finding {
     /// Whose speech the evidence is (none for call-level facts such as silence or duration).
     pub role: Option<Role>,
     /// Seconds from the start of the call.
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub start: f64,
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub end: f64,
     /// What was heard or measured, for the reviewer: quoted transcript with the hit in 【】,
     /// or the measurement against the limit.

@@ -1,14 +1,28 @@
-//! SQLite storage: one file holds every call, its transcript, tone windows, findings and scores.
+//! Storage: every call, its transcript, tone windows, findings, scores and failures.
+//!
+//! [`CallStore`] is the interface the rest of callqc uses (all SQL lives under `store/`); [`Store`]
+//! is its SQLite implementation, the embedded default. A second backend implements the same
+//! trait.
 //!
 //! - [`schema`]: the versioned schema and its migrations (`PRAGMA user_version`);
 //! - [`mod@write`]: one transaction per call, so a batch killed at any moment leaves whole calls only;
-//! - [`read`]: what `rescore`, `show`, `eval` and the trainers' views read back.
+//! - [`read`]: what `rescore`, `show`, `eval`, `tone fit` and the trainers' views read back;
+//! - [`sink`]: the [`CallSink`](crate::pipeline::events::CallSink) that turns a session's events
+//!   into one stored call;
+//! - [`types`]: the closed sets the tables hold (status, review state, source, role).
 //!
 //! The database runs in WAL mode with a busy timeout, so trainers can read while a batch writes.
 
 pub mod read;
 pub mod schema;
+pub mod sink;
+pub mod types;
 pub mod write;
+
+pub use read::{StoredCall, StoredFinding, StoredScore, ToneFeatureRow};
+pub use sink::StoreSink;
+pub use types::{CallStatus, ReviewState, Source};
+pub use write::{CallMeta, CallRows};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +47,86 @@ pub enum StoreError {
     },
     #[error("{path}: no call matches '{query}'")]
     NoSuchCall { path: PathBuf, query: String },
+}
+
+/// What callqc needs from a store, whatever the backend.
+pub trait CallStore {
+    /// Where the store is (a file path, or a connection string without its password).
+    fn location(&self) -> String;
+    /// Has this call already been analysed from the same audio, models and rubric?
+    fn is_done(
+        &self,
+        call_key: &str,
+        audio_hash: &str,
+        models_key: &str,
+        rubric_hash: &str,
+    ) -> Result<bool, StoreError>;
+    /// Store a fully analysed call in one transaction (replacing an earlier analysis of the same
+    /// key, carrying trainers' verdicts over); returns its id.
+    fn save_call(&mut self, meta: &CallMeta, rows: &CallRows) -> Result<i64, StoreError>;
+    /// Record that a call could not be analysed. An analysed call with the same key keeps its
+    /// analysis and reviews: the failure is logged beside it.
+    fn save_failure(&mut self, meta: &CallMeta, error: &str) -> Result<(), StoreError>;
+    /// Replace one rubric's findings and score of a stored call (rescore), keeping reviews.
+    fn replace_scoring(
+        &mut self,
+        call_id: i64,
+        findings: &[crate::rubric::Finding],
+        score: &crate::rubric::Score,
+        rubric_hash: &str,
+    ) -> Result<(), StoreError>;
+    /// The per-call voice baselines of an agent's analysed calls, oldest first, with call keys.
+    fn agent_history(
+        &self,
+        agent_id: &str,
+    ) -> Result<Vec<(String, crate::tone::Baseline)>, StoreError>;
+    /// Ids of all analysed calls, in id order.
+    fn done_call_ids(&self) -> Result<Vec<i64>, StoreError>;
+    /// A call by id, call key, audio hash prefix, or path (or its file name).
+    fn find_call(&self, query: &str) -> Result<i64, StoreError>;
+    /// The analysed call of this audio made with these models and scored with this rubric.
+    fn find_analysis(
+        &self,
+        audio_hash: &str,
+        models_key: &str,
+        rubric_hash: &str,
+    ) -> Result<Option<i64>, StoreError>;
+    fn load_call(&self, id: i64) -> Result<StoredCall, StoreError>;
+    /// Findings of a call (of one rubric, or all), in time order.
+    fn findings(
+        &self,
+        call_id: i64,
+        rubric: Option<&str>,
+    ) -> Result<Vec<StoredFinding>, StoreError>;
+    fn scores(&self, call_id: i64) -> Result<Vec<StoredScore>, StoreError>;
+    /// Reviewed (confirmed or dismissed) findings of one rule kind, over all calls.
+    fn reviewed_findings(&self, kind: &str) -> Result<Vec<StoredFinding>, StoreError>;
+    /// Agent tone windows with their model input, over all analysed calls.
+    fn agent_tone_features(&self) -> Result<Vec<ToneFeatureRow>, StoreError>;
+    /// Failed attempts logged for a call key, newest first: (error, when).
+    fn failures(&self, call_key: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// Start a run record; returns its id.
+    fn begin_run(
+        &mut self,
+        command: &str,
+        models_json: &str,
+        rubric: Option<(&str, &str, &str)>,
+        settings_json: &str,
+    ) -> Result<i64, StoreError>;
+    /// Close a run record with its totals.
+    fn finish_run(&mut self, run_id: i64, totals: &RunTotals) -> Result<(), StoreError>;
+}
+
+/// What a run did, for its record.
+#[derive(Debug, Clone, Default)]
+pub struct RunTotals {
+    pub done: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub audio_s: f64,
+    pub wall_s: f64,
+    /// JSON: seconds per stage.
+    pub stages_json: String,
 }
 
 /// An open callqc database.
@@ -73,5 +167,86 @@ impl Store {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+/// The SQLite store implements the interface with its own methods (`read.rs`, `write.rs`).
+impl CallStore for Store {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn is_done(
+        &self,
+        key: &str,
+        hash: &str,
+        models: &str,
+        rubric: &str,
+    ) -> Result<bool, StoreError> {
+        Store::is_done(self, key, hash, models, rubric)
+    }
+    fn save_call(&mut self, meta: &CallMeta, rows: &CallRows) -> Result<i64, StoreError> {
+        Store::save_call(self, meta, rows)
+    }
+    fn save_failure(&mut self, meta: &CallMeta, error: &str) -> Result<(), StoreError> {
+        Store::save_failure(self, meta, error)
+    }
+    fn replace_scoring(
+        &mut self,
+        call_id: i64,
+        findings: &[crate::rubric::Finding],
+        score: &crate::rubric::Score,
+        rubric_hash: &str,
+    ) -> Result<(), StoreError> {
+        Store::replace_scoring(self, call_id, findings, score, rubric_hash)
+    }
+    fn agent_history(
+        &self,
+        agent: &str,
+    ) -> Result<Vec<(String, crate::tone::Baseline)>, StoreError> {
+        Store::agent_history(self, agent)
+    }
+    fn done_call_ids(&self) -> Result<Vec<i64>, StoreError> {
+        Store::done_call_ids(self)
+    }
+    fn find_call(&self, query: &str) -> Result<i64, StoreError> {
+        Store::find_call(self, query)
+    }
+    fn find_analysis(
+        &self,
+        hash: &str,
+        models: &str,
+        rubric: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Store::find_analysis(self, hash, models, rubric)
+    }
+    fn load_call(&self, id: i64) -> Result<StoredCall, StoreError> {
+        Store::load_call(self, id)
+    }
+    fn findings(&self, id: i64, rubric: Option<&str>) -> Result<Vec<StoredFinding>, StoreError> {
+        Store::findings(self, id, rubric)
+    }
+    fn scores(&self, id: i64) -> Result<Vec<StoredScore>, StoreError> {
+        Store::scores(self, id)
+    }
+    fn reviewed_findings(&self, kind: &str) -> Result<Vec<StoredFinding>, StoreError> {
+        Store::reviewed_findings(self, kind)
+    }
+    fn agent_tone_features(&self) -> Result<Vec<ToneFeatureRow>, StoreError> {
+        Store::agent_tone_features(self)
+    }
+    fn failures(&self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Store::failures(self, key)
+    }
+    fn begin_run(
+        &mut self,
+        command: &str,
+        models_json: &str,
+        rubric: Option<(&str, &str, &str)>,
+        settings_json: &str,
+    ) -> Result<i64, StoreError> {
+        Store::begin_run(self, command, models_json, rubric, settings_json)
+    }
+    fn finish_run(&mut self, run_id: i64, totals: &RunTotals) -> Result<(), StoreError> {
+        Store::finish_run(self, run_id, totals)
     }
 }

@@ -3,10 +3,11 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::types::{CallStatus, ReviewState, Source};
 use super::{Store, StoreError};
 use crate::asr::Segment;
 use crate::audio::Role;
-use crate::tone::ToneWindow;
+use crate::tone::{Baseline, ToneWindow};
 use crate::vad::{SpeechRegion, SpeechRegions};
 
 /// One stored call with everything the analysis produced.
@@ -16,9 +17,12 @@ pub struct StoredCall {
     pub call_key: String,
     pub path: String,
     pub agent_id: Option<String>,
-    pub status: String,
+    pub status: CallStatus,
+    pub source: Source,
     pub error: Option<String>,
     pub duration_s: Option<f64>,
+    /// The tone model's threshold the call was judged with (None before schema 2).
+    pub tone_threshold: Option<f64>,
     pub segments: Vec<Segment>,
     pub speech: Vec<SpeechRegions>,
     pub tone: Vec<ToneWindow>,
@@ -36,11 +40,24 @@ pub struct StoredFinding {
     pub dimension: String,
     pub points: f64,
     pub veto: bool,
-    pub role: Option<String>,
+    pub role: Option<Role>,
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub start: f64,
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub end: f64,
     pub evidence: String,
-    pub review: String,
+    pub review: ReviewState,
+}
+
+/// One stored agent tone window with its model input (for `tone fit`).
+#[derive(Debug, Clone)]
+pub struct ToneFeatureRow {
+    pub call_id: i64,
+    pub call_key: String,
+    pub start: f64,
+    pub end: f64,
+    /// JSON array of the relative features.
+    pub features: String,
 }
 
 /// One stored score.
@@ -53,8 +70,26 @@ pub struct StoredScore {
     pub vetoed: bool,
 }
 
-fn role_of(s: &str) -> Role {
-    s.parse().unwrap_or(Role::Mixed)
+const FINDING_COLUMNS: &str = "id, call_id, rubric, item_id, description, dimension, points,
+    veto, role, start_s, end_s, evidence, review, kind";
+
+fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<StoredFinding> {
+    Ok(StoredFinding {
+        id: r.get(0)?,
+        call_id: r.get(1)?,
+        rubric: r.get(2)?,
+        item_id: r.get(3)?,
+        description: r.get(4)?,
+        dimension: r.get(5)?,
+        points: r.get(6)?,
+        veto: r.get(7)?,
+        role: r.get(8)?,
+        start: r.get(9)?,
+        end: r.get(10)?,
+        evidence: r.get(11)?,
+        review: r.get(12)?,
+        kind: r.get(13)?,
+    })
 }
 
 impl Store {
@@ -108,7 +143,8 @@ impl Store {
         let mut call = self
             .conn
             .query_row(
-                "SELECT id, call_key, path, agent_id, status, error, duration_s FROM calls WHERE id = ?1",
+                "SELECT id, call_key, path, agent_id, status, error, duration_s, source,
+                    tone_threshold FROM calls WHERE id = ?1",
                 params![id],
                 |r| {
                     Ok(StoredCall {
@@ -119,6 +155,8 @@ impl Store {
                         status: r.get(4)?,
                         error: r.get(5)?,
                         duration_s: r.get(6)?,
+                        source: r.get(7)?,
+                        tone_threshold: r.get(8)?,
                         segments: Vec::new(),
                         speech: Vec::new(),
                         tone: Vec::new(),
@@ -136,7 +174,7 @@ impl Store {
         call.segments = stmt
             .query_map(params![id], |r| {
                 Ok(Segment {
-                    role: role_of(&r.get::<_, String>(0)?),
+                    role: r.get(0)?,
                     start: r.get(1)?,
                     end: r.get(2)?,
                     text: r.get(3)?,
@@ -156,7 +194,7 @@ impl Store {
         let regions: Vec<(Role, SpeechRegion)> = stmt
             .query_map(params![id], |r| {
                 Ok((
-                    role_of(&r.get::<_, String>(0)?),
+                    r.get::<_, Role>(0)?,
                     SpeechRegion {
                         start: r.get(1)?,
                         end: r.get(2)?,
@@ -185,7 +223,7 @@ impl Store {
             .query_map(params![id], |r| {
                 let features: Option<String> = r.get(6)?;
                 Ok(ToneWindow {
-                    role: role_of(&r.get::<_, String>(0)?),
+                    role: r.get(0)?,
                     start: r.get(1)?,
                     end: r.get(2)?,
                     p_calm: r.get(3)?,
@@ -199,37 +237,94 @@ impl Store {
         Ok(call)
     }
 
-    /// Findings of a call, in time order.
-    pub fn findings(&self, call_id: i64) -> Result<Vec<StoredFinding>, StoreError> {
+    /// Findings of a call (of one rubric, or of all), in time order.
+    pub fn findings(
+        &self,
+        call_id: i64,
+        rubric: Option<&str>,
+    ) -> Result<Vec<StoredFinding>, StoreError> {
+        let e = |e| self.err(e);
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE call_id = ?1 AND (?2 IS NULL OR rubric = ?2)
+             ORDER BY start_s, item_id"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
+        stmt.query_map(params![call_id, rubric], finding_row)
+            .and_then(|rows| rows.collect())
+            .map_err(e)
+    }
+
+    /// Reviewed (confirmed or dismissed) findings of one rule kind, over all calls.
+    pub fn reviewed_findings(&self, kind: &str) -> Result<Vec<StoredFinding>, StoreError> {
+        let e = |e| self.err(e);
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE kind = ?1 AND review IN (?2, ?3)
+             ORDER BY call_id, start_s"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
+        stmt.query_map(
+            params![kind, ReviewState::Confirmed, ReviewState::Dismissed],
+            finding_row,
+        )
+        .and_then(|rows| rows.collect())
+        .map_err(e)
+    }
+
+    /// Agent tone windows with features, over all analysed calls.
+    pub fn agent_tone_features(&self) -> Result<Vec<ToneFeatureRow>, StoreError> {
         let e = |e| self.err(e);
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, call_id, rubric, item_id, description, dimension, points, veto, role,
-                    start_s, end_s, evidence, review, kind FROM findings WHERE call_id = ?1
-                 ORDER BY start_s, item_id",
+                "SELECT c.id, c.call_key, w.start_s, w.end_s, w.features
+                 FROM tone_windows w JOIN calls c ON c.id = w.call_id
+                 WHERE w.role = 'agent' AND w.features IS NOT NULL AND c.status = 'done'
+                 ORDER BY c.id, w.start_s",
             )
             .map_err(e)?;
-        stmt.query_map(params![call_id], |r| {
-            Ok(StoredFinding {
-                id: r.get(0)?,
-                call_id: r.get(1)?,
-                rubric: r.get(2)?,
-                item_id: r.get(3)?,
-                description: r.get(4)?,
-                dimension: r.get(5)?,
-                points: r.get(6)?,
-                veto: r.get(7)?,
-                role: r.get(8)?,
-                start: r.get(9)?,
-                end: r.get(10)?,
-                evidence: r.get(11)?,
-                review: r.get(12)?,
-                kind: r.get(13)?,
+        stmt.query_map([], |r| {
+            Ok(ToneFeatureRow {
+                call_id: r.get(0)?,
+                call_key: r.get(1)?,
+                start: r.get(2)?,
+                end: r.get(3)?,
+                features: r.get(4)?,
             })
         })
         .and_then(|rows| rows.collect())
         .map_err(e)
+    }
+
+    /// The analysed call of this audio made with these models and scored with this rubric.
+    pub fn find_analysis(
+        &self,
+        audio_hash: &str,
+        models_key: &str,
+        rubric_hash: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT c.id FROM calls c JOIN scores s ON s.call_id = c.id
+                 WHERE c.audio_hash = ?1 AND c.models_key = ?2 AND s.rubric_hash = ?3
+                   AND c.status = 'done'
+                 ORDER BY c.id DESC LIMIT 1",
+                params![audio_hash, models_key, rubric_hash],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Failed attempts logged for a call key, newest first: (error, when).
+    pub fn failures(&self, call_key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let e = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT error, failed_at FROM failures WHERE call_key = ?1 ORDER BY id DESC")
+            .map_err(e)?;
+        stmt.query_map(params![call_key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(e)
     }
 
     /// Scores of a call, one per rubric.
@@ -255,10 +350,11 @@ impl Store {
         .map_err(e)
     }
 
-    /// The per-call voice baselines (call key, JSON) of an agent's analysed calls, oldest first.
-    /// The batch leaves out the calls it is itself processing, so that a batch killed half-way
-    /// and run again sees the same history as an uninterrupted one (and gives the same scores).
-    pub fn agent_history(&self, agent_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    /// The per-call voice baselines of an agent's analysed calls (call key, baseline), oldest
+    /// first. The batch leaves out the calls it is itself processing, so that a batch killed
+    /// half-way and run again sees the same history as an uninterrupted one (and gives the same
+    /// scores). A baseline that does not parse is skipped.
+    pub fn agent_history(&self, agent_id: &str) -> Result<Vec<(String, Baseline)>, StoreError> {
         let e = |e| self.err(e);
         let mut stmt = self
             .conn
@@ -267,8 +363,13 @@ impl Store {
                  WHERE agent_id = ?1 AND status = 'done' AND tone_baseline IS NOT NULL ORDER BY id",
             )
             .map_err(e)?;
-        stmt.query_map(params![agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        let rows: Vec<(String, String)> = stmt
+            .query_map(params![agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
-            .map_err(e)
+            .map_err(e)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, json)| serde_json::from_str(&json).ok().map(|b| (k, b)))
+            .collect())
     }
 }

@@ -109,6 +109,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX findings_call ON findings(call_id);
     CREATE INDEX findings_item ON findings(item_id);
     "#,
+    // 2: failures are a log beside the calls (a failed re-read of an analysed call must not
+    //    replace its analysis and reviews); where a call came from; the tone model's threshold
+    //    the call was judged with (so `show` summarises tone as the analysis did).
+    r#"
+    CREATE TABLE failures (
+        id            INTEGER PRIMARY KEY,
+        call_key      TEXT NOT NULL,
+        path          TEXT NOT NULL,
+        error         TEXT NOT NULL,
+        run_id        INTEGER REFERENCES runs(id),
+        failed_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    CREATE INDEX failures_key ON failures(call_key);
+    INSERT INTO failures (call_key, path, error, run_id)
+        SELECT call_key, path, coalesce(error, ''), run_id FROM calls WHERE status = 'failed';
+    ALTER TABLE calls ADD COLUMN source TEXT NOT NULL DEFAULT 'batch' CHECK (source IN ('batch', 'live'));
+    ALTER TABLE calls ADD COLUMN tone_threshold REAL;
+    "#,
 ];
 
 /// The schema version this build writes.

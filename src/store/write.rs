@@ -3,12 +3,14 @@
 //! duplicates. Trainers' verdicts on findings survive a re-run or a rescore when the same item
 //! fires again over an overlapping span.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{Store, StoreError};
+use super::types::{CallStatus, ReviewState, Source};
+use super::{RunTotals, Store, StoreError};
 use crate::asr::Segment;
+use crate::audio::{ChannelMap, Encoding};
 use crate::rubric::{Finding, Score};
-use crate::tone::ToneWindow;
+use crate::tone::{Baseline, ToneWindow};
 use crate::vad::SpeechRegions;
 
 /// Who a call is and what produced its analysis.
@@ -18,9 +20,10 @@ pub struct CallMeta {
     pub path: String,
     pub audio_hash: String,
     pub agent_id: Option<String>,
-    pub channel_map: String,
+    pub channel_map: ChannelMap,
+    pub source: Source,
     pub models_key: String,
-    pub run_id: i64,
+    pub run_id: Option<i64>,
 }
 
 /// The analysis of one call, as stored.
@@ -29,15 +32,25 @@ pub struct CallRows<'a> {
     pub duration_s: f64,
     pub sample_rate: u32,
     pub channels: usize,
-    pub encoding: &'a str,
+    pub encoding: Encoding,
     pub segments: &'a [Segment],
     pub speech: &'a [SpeechRegions],
     pub tone: &'a [ToneWindow],
     pub findings: &'a [Finding],
-    /// The agent's voice baseline in this call (JSON of `tone::Baseline`).
-    pub tone_baseline: Option<String>,
+    /// The agent's voice baseline in this call.
+    pub tone_baseline: Option<&'a Baseline>,
+    /// The tone model's threshold the call was judged with.
+    pub tone_threshold: f64,
     pub score: &'a Score,
     pub rubric_hash: &'a str,
+}
+
+/// How an encoding is written in the `calls.encoding` column.
+fn encoding_text(e: Encoding) -> String {
+    serde_json::to_string(&e)
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string()
 }
 
 /// A trainer's verdict on a finding, carried over re-analysis.
@@ -45,7 +58,7 @@ struct Review {
     item_id: String,
     start: f64,
     end: f64,
-    review: String,
+    review: ReviewState,
     reviewer: Option<String>,
     note: Option<String>,
     at: Option<String>,
@@ -104,11 +117,11 @@ fn insert_findings(
             f.dimension,
             f.points,
             f.veto,
-            f.role.map(|r| r.as_str()),
+            f.role,
             f.start,
             f.end,
             f.evidence,
-            carried.map_or("open", |r| r.review.as_str()),
+            carried.map_or(ReviewState::Open, |r| r.review),
             carried.and_then(|r| r.reviewer.clone()),
             carried.and_then(|r| r.note.clone()),
             carried.and_then(|r| r.at.clone()),
@@ -144,8 +157,14 @@ impl Store {
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM calls c JOIN scores s ON s.call_id = c.id
                  WHERE c.call_key = ?1 AND c.audio_hash = ?2 AND c.models_key = ?3
-                   AND c.status = 'done' AND s.rubric_hash = ?4)",
-                params![call_key, audio_hash, models_key, rubric_hash],
+                   AND c.status = ?5 AND s.rubric_hash = ?4)",
+                params![
+                    call_key,
+                    audio_hash,
+                    models_key,
+                    rubric_hash,
+                    CallStatus::Done
+                ],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
@@ -172,21 +191,26 @@ impl Store {
             }
             tx.execute(
                 "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
-                    duration_s, sample_rate, channels, encoding, models_key, run_id, tone_baseline)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'done', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    duration_s, sample_rate, channels, encoding, models_key, run_id, tone_baseline,
+                    source, tone_threshold)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15)",
                 params![
                     meta.call_key,
                     meta.path,
                     meta.audio_hash,
                     meta.agent_id,
-                    meta.channel_map,
+                    meta.channel_map.to_string(),
                     rows.duration_s,
                     rows.sample_rate,
                     rows.channels as i64,
-                    rows.encoding,
+                    encoding_text(rows.encoding),
                     meta.models_key,
                     meta.run_id,
                     rows.tone_baseline
+                        .and_then(|b| serde_json::to_string(b).ok()),
+                    CallStatus::Done,
+                    meta.source,
+                    rows.tone_threshold,
                 ],
             )?;
             let call_id = tx.last_insert_rowid();
@@ -199,7 +223,7 @@ impl Store {
                     ins.execute(params![
                         call_id,
                         i as i64,
-                        s.role.as_str(),
+                        s.role,
                         s.start,
                         s.end,
                         s.text,
@@ -213,7 +237,7 @@ impl Store {
                 )?;
                 for sr in rows.speech {
                     for r in &sr.regions {
-                        ins.execute(params![call_id, sr.role.as_str(), r.start, r.end])?;
+                        ins.execute(params![call_id, sr.role, r.start, r.end])?;
                     }
                 }
                 let mut ins = tx.prepare(
@@ -227,7 +251,7 @@ impl Store {
                         .map(|f| serde_json::to_string(f).unwrap_or_default());
                     ins.execute(params![
                         call_id,
-                        w.role.as_str(),
+                        w.role,
                         w.start,
                         w.end,
                         w.p_calm,
@@ -251,30 +275,65 @@ impl Store {
         result.map_err(|source| StoreError::Sqlite { path, source })
     }
 
-    /// Record a call that could not be analysed, with the reason (replacing an earlier failure;
-    /// a call already done is left alone unless it is being redone with --force).
+    /// Record a call that could not be analysed. The attempt always goes into `failures`; a
+    /// call row is written only if the key has none, or its row is itself a failure. An analysed
+    /// call keeps its transcript, findings and trainers' reviews: a file that was moved or
+    /// archived after analysis must not take its QC record with it.
     pub fn save_failure(&mut self, meta: &CallMeta, error: &str) -> Result<(), StoreError> {
         let path = self.path.clone();
         let result = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
             tx.execute(
-                "DELETE FROM calls WHERE call_key = ?1",
-                params![meta.call_key],
+                "INSERT INTO failures (call_key, path, error, run_id) VALUES (?1, ?2, ?3, ?4)",
+                params![meta.call_key, meta.path, error, meta.run_id],
             )?;
-            tx.execute(
-                "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
-                    error, models_key, run_id) VALUES (?1, ?2, ?3, ?4, ?5, 'failed', ?6, ?7, ?8)",
-                params![
-                    meta.call_key,
-                    meta.path,
-                    meta.audio_hash,
-                    meta.agent_id,
-                    meta.channel_map,
-                    error,
-                    meta.models_key,
-                    meta.run_id
-                ],
-            )?;
+            let status: Option<CallStatus> = tx
+                .query_row(
+                    "SELECT status FROM calls WHERE call_key = ?1",
+                    params![meta.call_key],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match status {
+                Some(CallStatus::Done) => {}
+                Some(CallStatus::Failed) => {
+                    tx.execute(
+                        "UPDATE calls SET path = ?2, audio_hash = ?3, agent_id = ?4,
+                            channel_map = ?5, error = ?6, models_key = ?7, run_id = ?8,
+                            processed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
+                         WHERE call_key = ?1",
+                        params![
+                            meta.call_key,
+                            meta.path,
+                            meta.audio_hash,
+                            meta.agent_id,
+                            meta.channel_map.to_string(),
+                            error,
+                            meta.models_key,
+                            meta.run_id
+                        ],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map,
+                            status, error, models_key, run_id, source)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?9, ?6, ?7, ?8, ?10)",
+                        params![
+                            meta.call_key,
+                            meta.path,
+                            meta.audio_hash,
+                            meta.agent_id,
+                            meta.channel_map.to_string(),
+                            error,
+                            meta.models_key,
+                            meta.run_id,
+                            CallStatus::Failed,
+                            meta.source,
+                        ],
+                    )?;
+                }
+            }
             tx.commit()
         })();
         result.map_err(|source| StoreError::Sqlite { path, source })
@@ -321,23 +380,21 @@ impl Store {
     }
 
     /// Close a run record with its totals.
-    #[allow(clippy::too_many_arguments)]
-    pub fn finish_run(
-        &mut self,
-        run_id: i64,
-        done: usize,
-        skipped: usize,
-        failed: usize,
-        audio_s: f64,
-        wall_s: f64,
-        stage_json: &str,
-    ) -> Result<(), StoreError> {
+    pub fn finish_run(&mut self, run_id: i64, t: &RunTotals) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), calls_done = ?2,
                     calls_skipped = ?3, calls_failed = ?4, audio_s = ?5, wall_s = ?6, stage_s = ?7
                  WHERE id = ?1",
-                params![run_id, done as i64, skipped as i64, failed as i64, audio_s, wall_s, stage_json],
+                params![
+                    run_id,
+                    t.done as i64,
+                    t.skipped as i64,
+                    t.failed as i64,
+                    t.audio_s,
+                    t.wall_s,
+                    t.stages_json
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

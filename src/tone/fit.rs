@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::features::N_FEATURES;
 use super::model::LinearToneParams;
 use crate::eval::LabelledCall;
-use crate::store::{Store, StoreError};
+use crate::store::{ReviewState, Store, StoreError};
 
 /// Index of the agitated logit in [`super::model::LABELS`].
 const AGITATED: usize = 2;
@@ -82,38 +82,21 @@ pub fn training_set(
     store: &Store,
     labels: Option<&[LabelledCall]>,
 ) -> Result<(Vec<Example>, LabelSources), StoreError> {
-    let e = |e| store.err(e);
     let mut sources = LabelSources::default();
 
     // Reviewed agent_tone findings per call id: (start, end, confirmed?).
     let mut reviewed: BTreeMap<i64, Vec<(f64, f64, bool)>> = BTreeMap::new();
-    {
-        let mut stmt = store
-            .conn
-            .prepare(
-                "SELECT call_id, start_s, end_s, review FROM findings
-                 WHERE kind = 'agent_tone' AND review IN ('confirmed', 'dismissed')",
-            )
-            .map_err(e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, f64>(1)?,
-                    r.get::<_, f64>(2)?,
-                    r.get::<_, String>(3)? == "confirmed",
-                ))
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(e)?;
-        for (call, a, b, confirmed) in rows {
-            if confirmed {
-                sources.confirmed += 1;
-            } else {
-                sources.dismissed += 1;
-            }
-            reviewed.entry(call).or_default().push((a, b, confirmed));
+    for r in store.reviewed_findings("agent_tone")? {
+        let confirmed = r.review == ReviewState::Confirmed;
+        if confirmed {
+            sources.confirmed += 1;
+        } else {
+            sources.dismissed += 1;
         }
+        reviewed
+            .entry(r.call_id)
+            .or_default()
+            .push((r.start, r.end, confirmed));
     }
 
     // Ground-truth agitated spans per call id (found the way `callqc eval` finds them).
@@ -128,31 +111,12 @@ pub fn training_set(
         sources.labelled_calls = truth.len();
     }
 
-    let mut stmt = store
-        .conn
-        .prepare(
-            "SELECT c.id, c.call_key, w.start_s, w.end_s, w.features
-             FROM tone_windows w JOIN calls c ON c.id = w.call_id
-             WHERE w.role = 'agent' AND w.features IS NOT NULL AND c.status = 'done'
-             ORDER BY c.id, w.start_s",
-        )
-        .map_err(e)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, f64>(2)?,
-                r.get::<_, f64>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(e)?;
+    let rows = store.agent_tone_features()?;
 
     let overlaps = |a: f64, b: f64, s: f64, t: f64| a < t && s < b;
     let mut out = Vec::new();
-    for (id, key, start, end, features) in rows {
+    for w in rows {
+        let (id, key, start, end, features) = (w.call_id, w.call_key, w.start, w.end, w.features);
         // A window whose features do not parse (or have another length) cannot be model input.
         let Ok(v) = serde_json::from_str::<Vec<f32>>(&features) else {
             continue;

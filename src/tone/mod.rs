@@ -38,7 +38,9 @@ pub use model::{DEFAULT_THRESHOLD, ToneModel, ToneScorer, ToneSidecar, WaveformM
 pub struct ToneWindow {
     pub role: Role,
     /// Seconds from the start of the call.
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub start: f64,
+    #[serde(serialize_with = "crate::time::round_ms")]
     pub end: f64,
     pub p_calm: f64,
     pub p_tense: f64,

@@ -56,6 +56,11 @@ impl Rule {
         }
     }
 
+    /// Whether this rule can judge a call in progress ([`KindInfo::live`]).
+    pub fn judges_live(&self) -> bool {
+        KINDS.iter().any(|k| k.name == self.kind_name() && k.live)
+    }
+
     /// The kind's name in rubric files.
     pub fn kind_name(&self) -> &'static str {
         match self {
@@ -80,6 +85,10 @@ pub struct KindInfo {
     pub source: &'static str,
     /// The role scope when the item gives none.
     pub default_role: RoleScope,
+    /// The kind can judge a call in progress: its evidence is complete as soon as an utterance,
+    /// a tone stretch or a pause is (forbidden phrases, agent tone, silence). A live session runs
+    /// these on what it has so far and emits provisional findings; every kind runs at the end.
+    pub live: bool,
     compile: fn(toml::Table, &Compile) -> Result<Rule, RuleError>,
 }
 
@@ -95,12 +104,14 @@ pub const KINDS: &[KindInfo] = &[
         name: "required_phrase",
         source: include_str!("required_phrase.rs"),
         default_role: RoleScope::Agent,
+        live: false,
         compile: |t, cx| required_phrase::RequiredPhrase::compile(t, cx).map(Rule::RequiredPhrase),
     },
     KindInfo {
         name: "forbidden_phrase",
         source: include_str!("forbidden_phrase.rs"),
         default_role: RoleScope::Agent,
+        live: true,
         compile: |t, cx| {
             forbidden_phrase::ForbiddenPhrase::compile(t, cx).map(Rule::ForbiddenPhrase)
         },
@@ -109,42 +120,49 @@ pub const KINDS: &[KindInfo] = &[
         name: "keywords",
         source: include_str!("keywords.rs"),
         default_role: RoleScope::Agent,
+        live: false,
         compile: |t, cx| keywords::Keywords::compile(t, cx).map(Rule::Keywords),
     },
     KindInfo {
         name: "order",
         source: include_str!("order.rs"),
         default_role: RoleScope::Agent,
+        live: false,
         compile: |t, cx| order::Order::compile(t, cx).map(Rule::Order),
     },
     KindInfo {
         name: "silence",
         source: include_str!("silence.rs"),
         default_role: RoleScope::Both,
+        live: true,
         compile: |t, cx| silence::Silence::compile(t, cx).map(Rule::Silence),
     },
     KindInfo {
         name: "talk_over",
         source: include_str!("talk_over.rs"),
         default_role: RoleScope::Agent,
+        live: false,
         compile: |t, cx| talk_over::TalkOver::compile(t, cx).map(Rule::TalkOver),
     },
     KindInfo {
         name: "speech_rate",
         source: include_str!("speech_rate.rs"),
         default_role: RoleScope::Agent,
+        live: false,
         compile: |t, cx| speech_rate::SpeechRate::compile(t, cx).map(Rule::SpeechRate),
     },
     KindInfo {
         name: "call_duration",
         source: include_str!("call_duration.rs"),
         default_role: RoleScope::Both,
+        live: false,
         compile: |t, cx| call_duration::CallDuration::compile(t, cx).map(Rule::CallDuration),
     },
     KindInfo {
         name: "agent_tone",
         source: include_str!("agent_tone.rs"),
         default_role: RoleScope::Agent,
+        live: true,
         compile: |t, cx| agent_tone::AgentTone::compile(t, cx).map(Rule::AgentTone),
     },
 ];

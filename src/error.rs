@@ -1,0 +1,84 @@
+//! The crate's one error type: every stage's error, composed, so that a library call returns
+//! `callqc::Result<T>` and the CLI prints one line naming the file, peer or stage.
+//!
+//! Each stage keeps its own precise error enum (what can go wrong *there*); this type is what
+//! crosses module boundaries and reaches the binary.
+
+use std::path::PathBuf;
+
+/// Any error of the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
+    #[error(transparent)]
+    Asr(#[from] crate::asr::AsrError),
+    #[error(transparent)]
+    Tone(#[from] crate::tone::ToneError),
+    #[error(transparent)]
+    Rubric(#[from] crate::rubric::RubricError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
+    #[error(transparent)]
+    Batch(#[from] crate::pipeline::batch::BatchError),
+    #[error(transparent)]
+    Provision(#[from] crate::provision::ProvisionError),
+    /// A stage of one call failed; `call` names the file or the live peer.
+    #[error("{call}: {stage}: {source}")]
+    Call {
+        call: String,
+        stage: Stage,
+        source: Box<Error>,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The consumer of a session's events went away (the batch's writer thread ended).
+    #[error("the event consumer has stopped")]
+    SinkClosed,
+    /// A session was used after it ended, or fed a channel it does not have.
+    #[error("{0}")]
+    Session(String),
+}
+
+/// The stages of the analysis, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Decode,
+    Vad,
+    Asr,
+    Tone,
+    Store,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Decode => "decoding",
+            Stage::Vad => "voice activity detection",
+            Stage::Asr => "speech recognition",
+            Stage::Tone => "tone",
+            Stage::Store => "store",
+        })
+    }
+}
+
+impl Error {
+    /// Wrap a stage error with the call it happened to.
+    pub fn in_call(call: impl std::fmt::Display, stage: Stage, source: impl Into<Error>) -> Error {
+        Error::Call {
+            call: call.to_string(),
+            stage,
+            source: Box::new(source.into()),
+        }
+    }
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,598 @@
+//! One call: frames in, events out. The only place that knows the order of the stages.
+//!
+//! ```text
+//! push(channel, samples) ─▶ StreamResampler ─▶ VadStream ─▶ RegionClosed
+//!                                   │              └─ Live: whisper on the finished utterance ─▶ Segment(Live)
+//!                                   └─ Live: ToneStream (agent) ─▶ ToneScored(Live)
+//!                           Live: rules that judge a call in progress ─▶ Finding(Live)
+//! finish() ─▶ flush ─▶ whisper over all regions (packed windows) ─▶ Segment(Final)
+//!          ─▶ tone over the agent's utterances ─▶ ToneScored(Final)
+//!          ─▶ every rubric item ─▶ Finding(Final) ─▶ Ended(score)
+//! ```
+//!
+//! A recording is "push the file, finish" ([`analyze_recording`]); a live call pushes 20 ms
+//! frames as they arrive. Both run the same resampler, VAD and final pass, so a live call's
+//! record equals the batch's analysis of the same audio. [`SessionMode::Recording`] skips the
+//! live work (nobody is watching a recording being analysed, and per-utterance decoding costs
+//! ~3× the packed windows).
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::call::{VadMode, Worker};
+use super::events::{CallEnd, CallEvent, CallInfo, CallSeq, CallSink, Pass, Source, StageTimings};
+use super::identity;
+use crate::asr::pack::PackPolicy;
+use crate::asr::{Segment, Transcript};
+use crate::audio::frames::FrameEncoding;
+use crate::audio::resample::StreamResampler;
+use crate::audio::{ChannelMap, Encoding, Recording, Role, RoleAudio};
+use crate::error::{Error, Stage};
+use crate::rubric::{self, CallFacts, Finding, Rubric};
+use crate::tone::live::ToneStream;
+use crate::tone::{self, Baseline, ToneWindow};
+use crate::vad::{SpeechRegion, SpeechRegions, VadStream};
+
+/// What a session does while audio arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SessionMode {
+    /// Only buffer, resample and run the VAD; everything else at [`CallSession::finish`].
+    Recording,
+    /// Also decode each finished agent utterance, stream the agent's tone and run the live
+    /// rules, emitting provisional results.
+    Live,
+}
+
+/// How the audio is stored, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AudioFormat {
+    pub sample_rate: u32,
+    /// Channels of the source (a stereo file mixed to one role still says 2).
+    pub channels: usize,
+    pub encoding: Encoding,
+}
+
+impl From<FrameEncoding> for Encoding {
+    fn from(e: FrameEncoding) -> Encoding {
+        match e {
+            FrameEncoding::L16 => Encoding::PcmInt { bits: 16 },
+            FrameEncoding::Pcmu => Encoding::MuLaw,
+            FrameEncoding::Pcma => Encoding::ALaw,
+        }
+    }
+}
+
+/// Provisional results of a live session.
+#[derive(Default)]
+struct LiveState {
+    tone: Option<(usize, ToneStream)>,
+    segments: Vec<Segment>,
+    tone_windows: Vec<ToneWindow>,
+    /// Provisional findings already emitted (a finding is emitted once, when its evidence is
+    /// complete, not again as it grows).
+    shown: Vec<Finding>,
+    /// Which channels had an open region at the last rules run.
+    open: Vec<bool>,
+}
+
+/// One call being analysed. Created by [`CallSession::begin`], fed with [`CallSession::push`],
+/// ended by [`CallSession::finish`]; every result goes to the sink as it is known.
+pub struct CallSession<'a> {
+    worker: &'a mut Worker,
+    rubric: &'a Rubric,
+    sink: &'a mut dyn CallSink,
+    seq: CallSeq,
+    /// The file or peer, for messages.
+    label: String,
+    mode: SessionMode,
+    history: Option<Baseline>,
+    format: AudioFormat,
+    resamplers: Vec<StreamResampler>,
+    /// Source samples pushed per channel.
+    pushed: Vec<usize>,
+    audio: Vec<RoleAudio>,
+    vad: VadStream,
+    speech: Vec<SpeechRegions>,
+    live: LiveState,
+    timings: StageTimings,
+}
+
+impl<'a> CallSession<'a> {
+    /// Start a call whose channels carry `info.roles` at `format.sample_rate`; emits
+    /// [`CallEvent::Began`]. `history` is the agent's stored voice baseline, if any.
+    pub fn begin(
+        worker: &'a mut Worker,
+        rubric: &'a Rubric,
+        sink: &'a mut dyn CallSink,
+        seq: CallSeq,
+        info: CallInfo,
+        mode: SessionMode,
+        history: Option<Baseline>,
+    ) -> crate::Result<CallSession<'a>> {
+        let label = info.path.display().to_string();
+        let format = info
+            .format
+            .ok_or_else(|| Error::Session(format!("{label}: a session needs the audio format")))?;
+        let roles = info.roles.clone();
+        if roles.is_empty() {
+            return Err(Error::Session(format!(
+                "{label}: a call needs at least one channel"
+            )));
+        }
+        sink.event(seq, &CallEvent::Began(info))?;
+        let resamplers = roles
+            .iter()
+            .map(|_| StreamResampler::new(Path::new(&label), format.sample_rate))
+            .collect::<Result<Vec<_>, _>>()?;
+        worker
+            .recognizer
+            .begin_call()
+            .map_err(|e| Error::in_call(&label, Stage::Asr, e))?;
+        let vad = VadStream::new(roles.clone(), worker.vad.params);
+        let mut live = LiveState {
+            open: vec![false; roles.len()],
+            ..LiveState::default()
+        };
+        if mode == SessionMode::Live
+            && let Some(c) = roles.iter().position(|&r| r == Role::Agent)
+        {
+            live.tone = Some((c, ToneStream::new(Role::Agent, history.clone())));
+        }
+        Ok(CallSession {
+            worker,
+            rubric,
+            sink,
+            seq,
+            label,
+            mode,
+            history,
+            format,
+            resamplers,
+            pushed: vec![0; roles.len()],
+            audio: roles
+                .iter()
+                .map(|&role| RoleAudio {
+                    role,
+                    samples: Vec::new(),
+                })
+                .collect(),
+            speech: roles
+                .iter()
+                .map(|&role| SpeechRegions {
+                    role,
+                    regions: Vec::new(),
+                })
+                .collect(),
+            vad,
+            live,
+            timings: StageTimings::default(),
+        })
+    }
+
+    /// Seconds of audio received so far (the longest channel).
+    pub fn audio_s(&self) -> f64 {
+        let n = self.pushed.iter().copied().max().unwrap_or(0);
+        n as f64 / f64::from(self.format.sample_rate.max(1))
+    }
+
+    /// Time spent decoding the source before it was pushed (counted with resampling).
+    pub fn add_decode_time(&mut self, seconds: f64) {
+        self.timings.decode_s += seconds;
+    }
+
+    /// Samples of `channel` in [-1, 1] at the session's sample rate.
+    pub fn push(&mut self, channel: usize, samples: &[f32]) -> crate::Result<()> {
+        let Some(resampler) = self.resamplers.get_mut(channel) else {
+            return Err(Error::Session(format!(
+                "{}: no channel {channel} (the call has {})",
+                self.label,
+                self.resamplers.len()
+            )));
+        };
+        let t = Instant::now();
+        let out = resampler.push(samples)?;
+        self.pushed[channel] += samples.len();
+        self.timings.decode_s += t.elapsed().as_secs_f64();
+        self.accept(channel, &out)
+    }
+
+    /// One telephony frame of `channel` (PCM16 / μ-law / A-law bytes, mono).
+    pub fn push_frame(
+        &mut self,
+        channel: usize,
+        encoding: FrameEncoding,
+        bytes: &[u8],
+    ) -> crate::Result<()> {
+        let samples = encoding.decode(bytes);
+        self.push(channel, &samples)
+    }
+
+    /// Resampled audio of a channel: VAD, and in live mode the tone stream and live rules.
+    fn accept(&mut self, channel: usize, samples: &[f32]) -> crate::Result<()> {
+        self.audio[channel].samples.extend_from_slice(samples);
+        let mut changed = false;
+        if self.worker.vad_mode == VadMode::Silero {
+            let t = Instant::now();
+            let closed = self
+                .vad
+                .push(&mut self.worker.vad, channel, samples)
+                .map_err(|e| Error::in_call(&self.label, Stage::Vad, e))?;
+            self.timings.vad_s += t.elapsed().as_secs_f64();
+            changed |= !closed.is_empty();
+            for (c, region) in closed {
+                self.region_closed(c, region, true)?;
+            }
+        }
+        if self.mode == SessionMode::Live {
+            if let Some((c, stream)) = self.live.tone.as_mut()
+                && *c == channel
+            {
+                let t = Instant::now();
+                let windows = stream
+                    .push(&mut self.worker.tone, samples)
+                    .map_err(|e| Error::in_call(&self.label, Stage::Tone, e))?;
+                self.timings.tone_s += t.elapsed().as_secs_f64();
+                changed |= !windows.is_empty();
+                for window in windows {
+                    self.live.tone_windows.push(window.clone());
+                    self.emit(CallEvent::ToneScored {
+                        pass: Pass::Live,
+                        window,
+                    })?;
+                }
+            }
+            for c in 0..self.live.open.len() {
+                let open = self.vad.open_region(c).is_some();
+                changed |= open && !self.live.open[c];
+                self.live.open[c] = open;
+            }
+            if changed {
+                self.run_live_rules()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, event: CallEvent) -> crate::Result<()> {
+        self.sink.event(self.seq, &event)
+    }
+
+    /// A region closed: record it, and in live mode decode it if it is the agent's.
+    fn region_closed(
+        &mut self,
+        channel: usize,
+        region: SpeechRegion,
+        live_asr: bool,
+    ) -> crate::Result<()> {
+        let role = self.speech[channel].role;
+        self.speech[channel].regions.push(region);
+        let at_audio_s = self.audio_s();
+        self.emit(CallEvent::RegionClosed {
+            role,
+            region,
+            at_audio_s,
+        })?;
+        if live_asr && self.mode == SessionMode::Live && role != Role::Caller {
+            let t = Instant::now();
+            let part = self
+                .worker
+                .recognizer
+                .recognize_with(&self.audio[channel], &[region], PackPolicy::PerRegion)
+                .map_err(|e| Error::in_call(&self.label, Stage::Asr, e))?;
+            self.timings.asr_s += t.elapsed().as_secs_f64();
+            self.emit_transcript(Pass::Live, part, at_audio_s)?;
+        }
+        Ok(())
+    }
+
+    fn emit_transcript(
+        &mut self,
+        pass: Pass,
+        part: Transcript,
+        at_audio_s: f64,
+    ) -> crate::Result<()> {
+        for segment in part.segments {
+            if pass == Pass::Live {
+                self.live.segments.push(segment.clone());
+            }
+            self.emit(CallEvent::Segment {
+                pass,
+                segment,
+                at_audio_s,
+            })?;
+        }
+        for dropped in part.dropped {
+            self.emit(CallEvent::SegmentDropped { pass, dropped })?;
+        }
+        Ok(())
+    }
+
+    /// Run the items whose rules judge a call in progress over what is known so far; emit the
+    /// findings not shown yet.
+    fn run_live_rules(&mut self) -> crate::Result<()> {
+        let t = Instant::now();
+        let now = self.audio_s();
+        // Speech still going on counts as speech: a long caller turn is not a silence.
+        let mut speech = self.speech.clone();
+        for (c, s) in speech.iter_mut().enumerate() {
+            if let Some(open) = self.vad.open_region(c) {
+                s.regions.push(open);
+            }
+        }
+        let facts = CallFacts {
+            duration_s: now,
+            segments: &self.live.segments,
+            speech: &speech,
+            tone: &self.live.tone_windows,
+        };
+        let mut new = Vec::new();
+        for item in self.rubric.items.iter().filter(|i| i.rule.judges_live()) {
+            for f in item.rule.as_kind().check(item, &facts) {
+                let seen = self.live.shown.iter().chain(&new).any(|s: &Finding| {
+                    s.item_id == f.item_id && s.start < f.end && f.start < s.end
+                });
+                if !seen {
+                    new.push(f);
+                }
+            }
+        }
+        self.timings.rules_s += t.elapsed().as_secs_f64();
+        for finding in new {
+            self.live.shown.push(finding.clone());
+            self.emit(CallEvent::Finding {
+                pass: Pass::Live,
+                finding,
+                at_audio_s: now,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The call is over: flush, run the final pass, emit [`CallEvent::Ended`]. On error the
+    /// session emits [`CallEvent::Failed`] (naming the call and stage) and returns the error.
+    pub fn finish(mut self) -> crate::Result<CallEnd> {
+        match self.final_pass() {
+            Ok(end) => {
+                self.emit(CallEvent::Ended(end.clone()))?;
+                Ok(end)
+            }
+            Err(e) => {
+                self.fail(&e)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Report a failure that happened while pushing (the caller stops pushing after this).
+    pub fn fail(&mut self, error: &Error) -> crate::Result<()> {
+        self.emit(CallEvent::Failed {
+            error: error.to_string(),
+        })
+    }
+
+    fn final_pass(&mut self) -> crate::Result<CallEnd> {
+        for c in 0..self.resamplers.len() {
+            let t = Instant::now();
+            let tail = self.resamplers[c].finish()?;
+            self.timings.decode_s += t.elapsed().as_secs_f64();
+            self.audio[c].samples.extend_from_slice(&tail);
+            if self.worker.vad_mode == VadMode::Silero {
+                self.vad.buffer(c, &tail);
+            }
+        }
+        match self.worker.vad_mode {
+            VadMode::Silero => {
+                let t = Instant::now();
+                let closed = self
+                    .vad
+                    .finish(&mut self.worker.vad)
+                    .map_err(|e| Error::in_call(&self.label, Stage::Vad, e))?;
+                self.timings.vad_s += t.elapsed().as_secs_f64();
+                for (c, region) in closed {
+                    self.region_closed(c, region, false)?;
+                }
+            }
+            VadMode::Off => {
+                for c in 0..self.audio.len() {
+                    let region = SpeechRegion {
+                        start: 0.0,
+                        end: self.audio[c].duration_s(),
+                    };
+                    self.region_closed(c, region, false)?;
+                }
+            }
+        }
+        let duration_s = self.audio_s();
+
+        // Whisper over every region, packed into shared windows.
+        let t = Instant::now();
+        let mut transcript = Transcript::default();
+        for (audio, speech) in self.audio.iter().zip(&self.speech) {
+            let part = self
+                .worker
+                .recognizer
+                .recognize(audio, speech)
+                .map_err(|e| Error::in_call(&self.label, Stage::Asr, e))?;
+            transcript.segments.extend(part.segments);
+            transcript.dropped.extend(part.dropped);
+        }
+        transcript.sort();
+        self.timings.asr_s += t.elapsed().as_secs_f64();
+        let segments = transcript.segments.clone();
+        self.emit_transcript(Pass::Final, transcript, duration_s)?;
+
+        let t = Instant::now();
+        let track = super::analyze::score_tone(
+            &mut self.worker.tone,
+            &self.audio,
+            &self.speech,
+            &segments,
+            self.history.as_ref(),
+        )
+        .map_err(|e| Error::in_call(&self.label, Stage::Tone, e))?;
+        self.timings.tone_s += t.elapsed().as_secs_f64();
+        for window in &track.windows {
+            self.emit(CallEvent::ToneScored {
+                pass: Pass::Final,
+                window: window.clone(),
+            })?;
+        }
+
+        let t = Instant::now();
+        let facts = CallFacts {
+            duration_s,
+            segments: &segments,
+            speech: &self.speech,
+            tone: &track.windows,
+        };
+        let (findings, score) = rubric::check(self.rubric, &facts);
+        self.timings.rules_s += t.elapsed().as_secs_f64();
+        for finding in findings {
+            self.emit(CallEvent::Finding {
+                pass: Pass::Final,
+                finding,
+                at_audio_s: duration_s,
+            })?;
+        }
+        Ok(CallEnd {
+            duration_s,
+            score,
+            tone_summary: tone::summarize(&track, self.worker.tone.threshold()),
+            tone_threshold: self.worker.tone.threshold(),
+            tone_baseline: track.baseline,
+            timings: self.timings,
+        })
+    }
+}
+
+/// One recording to analyse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallJob {
+    pub path: std::path::PathBuf,
+    pub agent_id: Option<String>,
+    pub call_id: Option<String>,
+    pub channel_map: ChannelMap,
+}
+
+/// The roles of a recording's channels and their samples (at the file's rate): mono is one
+/// [`Role::Mixed`] channel; stereo is `[map.left, map.right]`, or one averaged channel when
+/// both map to the same role.
+pub fn role_channels(
+    rec: &Recording,
+    map: ChannelMap,
+) -> Result<Vec<(Role, Vec<f32>)>, crate::audio::AudioError> {
+    use crate::audio::AudioError;
+    match rec.channels.as_slice() {
+        [mono] => Ok(vec![(Role::Mixed, mono.clone())]),
+        [left, right] if map.left == map.right => {
+            // Average rather than sum so two full-scale channels cannot clip.
+            let mixed = left.iter().zip(right).map(|(l, r)| 0.5 * (l + r)).collect();
+            Ok(vec![(map.left, mixed)])
+        }
+        [left, right] => Ok(vec![(map.left, left.clone()), (map.right, right.clone())]),
+        [] => Err(AudioError::Corrupt {
+            path: rec.path.clone(),
+            reason: "recording has no channels".to_string(),
+        }),
+        more => Err(AudioError::Unsupported {
+            path: rec.path.clone(),
+            reason: format!(
+                "{} channels (only mono and stereo calls are supported)",
+                more.len()
+            ),
+        }),
+    }
+}
+
+/// Analyse one recording: read, decode, push it through a [`CallSession`] and finish. Every
+/// outcome reaches the sink — [`CallEvent::Ended`], or [`CallEvent::Failed`] naming the file
+/// (a file that cannot be read or decoded still gets a [`CallEvent::Began`] first).
+#[allow(clippy::too_many_arguments)]
+pub fn analyze_recording(
+    worker: &mut Worker,
+    rubric: &Rubric,
+    sink: &mut dyn CallSink,
+    seq: CallSeq,
+    job: &CallJob,
+    history: Option<Baseline>,
+    mode: SessionMode,
+) -> crate::Result<CallEnd> {
+    let t = Instant::now();
+    let mut info = CallInfo {
+        key: String::new(),
+        path: job.path.clone(),
+        audio_hash: String::new(),
+        agent_id: job.agent_id.clone(),
+        channel_map: job.channel_map,
+        source: Source::Batch,
+        roles: Vec::new(),
+        format: None,
+    };
+    let fail = |sink: &mut dyn CallSink, mut info: CallInfo, e: Error| -> crate::Result<CallEnd> {
+        info.key = identity::call_key(job.call_id.as_deref(), Some(&info.audio_hash), &job.path);
+        sink.event(seq, &CallEvent::Began(info))?;
+        sink.event(
+            seq,
+            &CallEvent::Failed {
+                error: e.to_string(),
+            },
+        )?;
+        Err(e)
+    };
+    let bytes = match std::fs::read(&job.path) {
+        Ok(b) => b,
+        Err(source) => {
+            let e = Error::from(crate::audio::AudioError::Io {
+                path: job.path.clone(),
+                source,
+            });
+            return fail(sink, info, e);
+        }
+    };
+    info.audio_hash = identity::hex(&sha2::Digest::finalize(
+        <sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes),
+    ));
+    let decoded = crate::audio::decode::decode_bytes(&job.path, &bytes)
+        .and_then(|rec| role_channels(&rec, job.channel_map).map(|ch| (rec, ch)));
+    let (rec, channels) = match decoded {
+        Ok(x) => x,
+        Err(e) => return fail(sink, info, e.into()),
+    };
+    drop(bytes);
+    info.key = identity::call_key(job.call_id.as_deref(), Some(&info.audio_hash), &job.path);
+    info.roles = channels.iter().map(|(r, _)| *r).collect();
+    info.format = Some(AudioFormat {
+        sample_rate: rec.sample_rate,
+        channels: rec.channels.len(),
+        encoding: rec.encoding,
+    });
+    drop(rec);
+    let decode_s = t.elapsed().as_secs_f64();
+    let mut session = CallSession::begin(worker, rubric, sink, seq, info, mode, history)?;
+    session.add_decode_time(decode_s);
+    if let Err(e) = push_channels(&mut session, &channels) {
+        session.fail(&e)?;
+        return Err(e);
+    }
+    session.finish()
+}
+
+/// Push whole channels in one-second pieces, channel after channel within each second, so the
+/// VAD runs the channels of a call as one batch.
+fn push_channels(session: &mut CallSession, channels: &[(Role, Vec<f32>)]) -> crate::Result<()> {
+    let piece = session.format.sample_rate.max(1) as usize;
+    let longest = channels.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
+    let mut at = 0;
+    while at < longest {
+        for (c, (_, samples)) in channels.iter().enumerate() {
+            let end = (at + piece).min(samples.len());
+            if at < end {
+                session.push(c, &samples[at..end])?;
+            }
+        }
+        at += piece;
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The store as a [`CallSink`]: it gathers a call's [`Pass::Final`] results as they arrive and
+//! writes the call in one transaction when it ends ([`CallEvent::Ended`]), or logs the failure
+//! ([`CallEvent::Failed`]). Live results are not the record and are not stored here. A process
+//! killed before a call's end leaves no trace of that call, never half of it.
+
+use std::collections::HashMap;
+
+use super::CallStore;
+use super::write::{CallMeta, CallRows};
+use crate::asr::Segment;
+use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass};
+use crate::rubric::Finding;
+use crate::tone::ToneWindow;
+use crate::vad::SpeechRegions;
+
+/// One call's results so far.
+struct Pending {
+    info: CallInfo,
+    speech: Vec<SpeechRegions>,
+    segments: Vec<Segment>,
+    tone: Vec<ToneWindow>,
+    findings: Vec<Finding>,
+}
+
+/// Writes each finished call into a [`CallStore`].
+pub struct StoreSink<'a> {
+    store: &'a mut dyn CallStore,
+    models_key: String,
+    run_id: Option<i64>,
+    rubric_hash: String,
+    pending: HashMap<CallSeq, Pending>,
+}
+
+impl<'a> StoreSink<'a> {
+    /// A sink writing calls made with `models_key`, under run `run_id`, scored with the rubric
+    /// of `rubric_hash`.
+    pub fn new(
+        store: &'a mut dyn CallStore,
+        models_key: String,
+        run_id: Option<i64>,
+        rubric_hash: String,
+    ) -> StoreSink<'a> {
+        StoreSink {
+            store,
+            models_key,
+            run_id,
+            rubric_hash,
+            pending: HashMap::new(),
+        }
+    }
+
+    fn meta(&self, info: &CallInfo) -> CallMeta {
+        CallMeta {
+            call_key: info.key.clone(),
+            path: info.path.display().to_string(),
+            audio_hash: info.audio_hash.clone(),
+            agent_id: info.agent_id.clone(),
+            channel_map: info.channel_map,
+            source: info.source,
+            models_key: self.models_key.clone(),
+            run_id: self.run_id,
+        }
+    }
+}
+
+impl CallSink for StoreSink<'_> {
+    fn event(&mut self, call: CallSeq, event: &CallEvent) -> Result<(), crate::Error> {
+        match event {
+            CallEvent::Began(info) => {
+                let speech = info
+                    .roles
+                    .iter()
+                    .map(|&role| SpeechRegions {
+                        role,
+                        regions: Vec::new(),
+                    })
+                    .collect();
+                self.pending.insert(
+                    call,
+                    Pending {
+                        info: info.clone(),
+                        speech,
+                        segments: Vec::new(),
+                        tone: Vec::new(),
+                        findings: Vec::new(),
+                    },
+                );
+            }
+            CallEvent::RegionClosed { role, region, .. } => {
+                if let Some(p) = self.pending.get_mut(&call)
+                    && let Some(s) = p.speech.iter_mut().find(|s| s.role == *role)
+                {
+                    s.regions.push(*region);
+                }
+            }
+            CallEvent::Segment {
+                pass: Pass::Final,
+                segment,
+                ..
+            } => {
+                if let Some(p) = self.pending.get_mut(&call) {
+                    p.segments.push(segment.clone());
+                }
+            }
+            CallEvent::ToneScored {
+                pass: Pass::Final,
+                window,
+            } => {
+                if let Some(p) = self.pending.get_mut(&call) {
+                    p.tone.push(window.clone());
+                }
+            }
+            CallEvent::Finding {
+                pass: Pass::Final,
+                finding,
+                ..
+            } => {
+                if let Some(p) = self.pending.get_mut(&call) {
+                    p.findings.push(finding.clone());
+                }
+            }
+            CallEvent::Ended(end) => {
+                let Some(mut p) = self.pending.remove(&call) else {
+                    return Ok(());
+                };
+                // Regions arrive as they close, which may interleave across forced cuts.
+                for s in &mut p.speech {
+                    s.regions.sort_by(|a, b| a.start.total_cmp(&b.start));
+                }
+                let format = p.info.format.ok_or_else(|| {
+                    crate::Error::Session(format!(
+                        "{}: ended without a format",
+                        p.info.path.display()
+                    ))
+                })?;
+                let meta = self.meta(&p.info);
+                self.store.save_call(
+                    &meta,
+                    &CallRows {
+                        duration_s: end.duration_s,
+                        sample_rate: format.sample_rate,
+                        channels: format.channels,
+                        encoding: format.encoding,
+                        segments: &p.segments,
+                        speech: &p.speech,
+                        tone: &p.tone,
+                        findings: &p.findings,
+                        tone_baseline: end.tone_baseline.as_ref(),
+                        tone_threshold: end.tone_threshold,
+                        score: &end.score,
+                        rubric_hash: &self.rubric_hash,
+                    },
+                )?;
+            }
+            CallEvent::Failed { error } => {
+                if let Some(p) = self.pending.remove(&call) {
+                    let meta = self.meta(&p.info);
+                    self.store.save_failure(&meta, error)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! The closed sets the store keeps, as enums (their text form is what the tables hold).
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// The form stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(concat!("unknown ", stringify!($name), " '{}'"), other)),
+                }
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let s = v.as_str()?;
+                s.parse().map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Whether a call's analysis is in the store.
+    CallStatus { Done = "done", Failed = "failed" }
+}
+
+text_enum! {
+    /// A trainer's verdict on a finding.
+    ReviewState {
+        /// Not reviewed yet.
+        Open = "open",
+        /// A real hit.
+        Confirmed = "confirmed",
+        /// A false hit: it no longer counts in the call's score.
+        Dismissed = "dismissed",
+    }
+}
+
+pub use crate::pipeline::events::Source;
+
+impl rusqlite::types::ToSql for Source {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self {
+            Source::Batch => "batch",
+            Source::Live => "live",
+        }
+        .into())
+    }
+}
+
+impl rusqlite::types::FromSql for Source {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match v.as_str()? {
+            "batch" => Ok(Source::Batch),
+            "live" => Ok(Source::Live),
+            other => Err(rusqlite::types::FromSqlError::Other(
+                format!("unknown source '{other}'").into(),
+            )),
+        }
+    }
+}
+
+impl rusqlite::types::ToSql for crate::audio::Role {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for crate::audio::Role {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        v.as_str()?
+            .parse()
+            .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
+    }
+}
