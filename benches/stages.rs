@@ -225,7 +225,7 @@ fn bench_store(c: &mut Criterion) {
             "{}",
         )
         .unwrap();
-    let baseline = Some("{\"bench\":true}".to_string());
+    let baseline: Option<callqc::tone::Baseline> = None;
     let mut n = 0u64;
     let mut g = quick(c, "store", 3);
     g.bench_function(
@@ -243,20 +243,22 @@ fn bench_store(c: &mut Criterion) {
                     path: "samples/call05.wav".into(),
                     audio_hash: format!("{n:064x}"),
                     agent_id: Some("6618".into()),
-                    channel_map: "left=agent,right=caller".into(),
+                    channel_map: callqc::audio::ChannelMap::default(),
+                    source: callqc::store::Source::Batch,
                     models_key: "bench".into(),
-                    run_id,
+                    run_id: Some(run_id),
                 };
                 let rows = CallRows {
                     duration_s: call.duration_s,
                     sample_rate: 8000,
                     channels: 2,
-                    encoding: "pcm_int",
+                    encoding: callqc::audio::Encoding::PcmInt { bits: 16 },
                     segments: &call.segments,
                     speech: &call.speech,
                     tone: &call.tone,
                     findings: &findings,
-                    tone_baseline: baseline.clone(),
+                    tone_baseline: baseline.as_ref(),
+                    tone_threshold: 0.5,
                     score: &score,
                     rubric_hash: &rubric.source_hash,
                 };

@@ -48,6 +48,78 @@ impl FrameEncoding {
     }
 }
 
+impl FrameEncoding {
+    /// Bytes of samples in [-1, 1] (what a PBX sends; test clients use it).
+    pub fn encode(self, samples: &[f32]) -> Vec<u8> {
+        let pcm = samples
+            .iter()
+            .map(|&x| (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16);
+        match self {
+            FrameEncoding::L16 => pcm.flat_map(i16::to_le_bytes).collect(),
+            FrameEncoding::Pcmu => pcm.map(linear_to_ulaw).collect(),
+            FrameEncoding::Pcma => pcm.map(linear_to_alaw).collect(),
+        }
+    }
+}
+
+impl super::Encoding {
+    /// The frame encoding that carries this file encoding unchanged, if there is one.
+    pub fn frame_encoding(self) -> Option<FrameEncoding> {
+        match self {
+            super::Encoding::PcmInt { bits: 16 } => Some(FrameEncoding::L16),
+            super::Encoding::MuLaw => Some(FrameEncoding::Pcmu),
+            super::Encoding::ALaw => Some(FrameEncoding::Pcma),
+            _ => None,
+        }
+    }
+}
+
+/// The segment (0–7) of a magnitude against G.711's segment end points, 8 if past the last.
+fn segment(value: i32, ends: &[i32; 8]) -> i32 {
+    ends.iter().position(|&e| value <= e).unwrap_or(8) as i32
+}
+
+/// G.711 μ-law encoding of a 16-bit sample (the ITU / Sun reference algorithm).
+pub fn linear_to_ulaw(pcm: i16) -> u8 {
+    const ENDS: [i32; 8] = [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF];
+    let mut v = i32::from(pcm) >> 2;
+    let mask = if v < 0 {
+        v = -v;
+        0x7F
+    } else {
+        0xFF
+    };
+    v = v.min(8159) + (0x84 >> 2);
+    let seg = segment(v, &ENDS);
+    let code = if seg >= 8 {
+        0x7F
+    } else {
+        (seg << 4) | ((v >> (seg + 1)) & 0xF)
+    };
+    (code ^ mask) as u8
+}
+
+/// G.711 A-law encoding of a 16-bit sample (the ITU / Sun reference algorithm).
+pub fn linear_to_alaw(pcm: i16) -> u8 {
+    const ENDS: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
+    let mut v = i32::from(pcm) >> 3;
+    let mask = if v >= 0 {
+        0xD5
+    } else {
+        v = -v - 1;
+        0x55
+    };
+    let seg = segment(v, &ENDS);
+    let code = if seg >= 8 {
+        0x7F
+    } else if seg < 2 {
+        (seg << 4) | ((v >> 1) & 0xF)
+    } else {
+        (seg << 4) | ((v >> seg) & 0xF)
+    };
+    (code ^ mask) as u8
+}
+
 /// Split interleaved samples into `channels` channels.
 pub fn deinterleave(samples: &[f32], channels: usize) -> Vec<Vec<f32>> {
     let channels = channels.max(1);
@@ -63,6 +135,21 @@ pub fn deinterleave(samples: &[f32], channels: usize) -> Vec<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoding_a_decoded_g711_value_gives_back_its_value() {
+        for code in 0..=255u8 {
+            let u = ulaw_to_linear(code);
+            assert_eq!(ulaw_to_linear(linear_to_ulaw(u)), u, "μ-law {code:#x}");
+            let a = alaw_to_linear(code);
+            assert_eq!(alaw_to_linear(linear_to_alaw(a)), a, "A-law {code:#x}");
+        }
+        let x = [0.0, 0.25, -0.5, 0.999];
+        for e in [FrameEncoding::L16, FrameEncoding::Pcmu, FrameEncoding::Pcma] {
+            let y = e.decode(&e.encode(&x));
+            assert!(x.iter().zip(&y).all(|(a, b)| (a - b).abs() < 0.02), "{e:?}: {y:?}");
+        }
+    }
 
     #[test]
     fn each_encoding_decodes_to_the_same_scale_as_the_wav_reader() {

@@ -67,9 +67,13 @@ impl From<FrameEncoding> for Encoding {
 /// Provisional results of a live session.
 #[derive(Default)]
 struct LiveState {
+    /// The agent's running tone stream (2 s windows every 0.5 s): a trend to show while the
+    /// agent speaks.
     tone: Option<(usize, ToneStream)>,
     segments: Vec<Segment>,
-    tone_windows: Vec<ToneWindow>,
+    /// Tone of each finished agent utterance, scored as the batch scores it (against the call
+    /// so far and the agent's history): what the live `agent_tone` rule judges.
+    utterance_tone: Vec<ToneWindow>,
     /// Provisional findings already emitted (a finding is emitted once, when its evidence is
     /// complete, not again as it grows).
     shown: Vec<Finding>,
@@ -234,9 +238,7 @@ impl<'a> CallSession<'a> {
                     .push(&mut self.worker.tone, samples)
                     .map_err(|e| Error::in_call(&self.label, Stage::Tone, e))?;
                 self.timings.tone_s += t.elapsed().as_secs_f64();
-                changed |= !windows.is_empty();
                 for window in windows {
-                    self.live.tone_windows.push(window.clone());
                     self.emit(CallEvent::ToneScored {
                         pass: Pass::Live,
                         window,
@@ -283,6 +285,36 @@ impl<'a> CallSession<'a> {
                 .map_err(|e| Error::in_call(&self.label, Stage::Asr, e))?;
             self.timings.asr_s += t.elapsed().as_secs_f64();
             self.emit_transcript(Pass::Live, part, at_audio_s)?;
+            if role == Role::Agent {
+                self.score_utterance_tone(region)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Score a finished agent utterance the way the final pass scores every utterance (same
+    /// features, same windows), against the call so far. Measured on the samples: the running
+    /// 2 s stream alone missed one of the four labelled agitated spans (its baseline had already
+    /// absorbed an earlier outburst); utterance windows found all four.
+    fn score_utterance_tone(&mut self, region: SpeechRegion) -> crate::Result<()> {
+        let t = Instant::now();
+        let track = super::analyze::score_tone(
+            &mut self.worker.tone,
+            &self.audio,
+            &self.speech,
+            &self.live.segments,
+            self.history.as_ref(),
+        )
+        .map_err(|e| Error::in_call(&self.label, Stage::Tone, e))?;
+        self.timings.tone_s += t.elapsed().as_secs_f64();
+        for window in track.windows {
+            if window.start >= region.start - 1e-6 && window.end <= region.end + 1e-6 {
+                self.live.utterance_tone.push(window.clone());
+                self.emit(CallEvent::ToneScored {
+                    pass: Pass::Live,
+                    window,
+                })?;
+            }
         }
         Ok(())
     }
@@ -325,7 +357,7 @@ impl<'a> CallSession<'a> {
             duration_s: now,
             segments: &self.live.segments,
             speech: &speech,
-            tone: &self.live.tone_windows,
+            tone: &self.live.utterance_tone,
         };
         let mut new = Vec::new();
         for item in self.rubric.items.iter().filter(|i| i.rule.judges_live()) {

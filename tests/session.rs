@@ -1,0 +1,196 @@
+//! The streaming core on the real models: every sample call pushed through a live
+//! `CallSession` in 20 ms frames, compared with the whole-file path.
+
+mod common;
+
+use callqc::asr::AsrParams;
+use callqc::audio::Role;
+use callqc::eval::{self, LabelledCall};
+use callqc::pipeline::call::{VadMode, Worker, WorkerConfig};
+use callqc::pipeline::events::{CallEvent, CallInfo, Pass, Source, VecSink};
+use callqc::pipeline::session::{
+    AudioFormat, CallJob, CallSession, SessionMode, analyze_recording, role_channels,
+};
+use callqc::rubric;
+use callqc::vad::{SpeechRegion, VadParams};
+
+use common::root;
+
+fn worker() -> Worker {
+    common::require_models();
+    let models = root().join("models");
+    Worker::load(&WorkerConfig {
+        whisper_model: models.join("ggml-base-q8_0.bin"),
+        tone_model: models.join("tone.onnx"),
+        models_dir: models,
+        asr: AsrParams::default(),
+        vad: VadParams::default(),
+        vad_mode: VadMode::Silero,
+        whisper_threads: 2,
+        onnx_threads: 1,
+    })
+    .expect("models load")
+}
+
+/// Push a labelled call in 20 ms frames of its own encoding (PCM16 / μ-law / A-law bytes).
+fn stream_call(w: &mut Worker, r: &rubric::Rubric, call: &LabelledCall) -> VecSink {
+    let rec = callqc::audio::decode::decode_file(&call.audio_path).expect("decodes");
+    let channels = role_channels(&rec, call.truth.channel_map()).expect("roles");
+    let info = CallInfo {
+        key: call.truth.call_id.clone(),
+        path: call.audio_path.clone(),
+        audio_hash: String::new(),
+        agent_id: call.truth.agent_id.clone(),
+        channel_map: call.truth.channel_map(),
+        source: Source::Live,
+        roles: channels.iter().map(|(r, _)| *r).collect(),
+        format: Some(AudioFormat {
+            sample_rate: rec.sample_rate,
+            channels: rec.channels.len(),
+            encoding: rec.encoding,
+        }),
+    };
+    let encoding = rec.encoding.frame_encoding().expect("telephony encoding");
+    let mut sink = VecSink::default();
+    let mut session =
+        CallSession::begin(w, r, &mut sink, 1, info, SessionMode::Live, None).expect("begins");
+    let frame = (rec.sample_rate / 50) as usize;
+    let n = channels[0].1.len();
+    let mut at = 0;
+    while at < n {
+        for (c, (_, samples)) in channels.iter().enumerate() {
+            let end = (at + frame).min(samples.len());
+            let bytes = encoding.encode(&samples[at..end]);
+            session.push_frame(c, encoding, &bytes).expect("push");
+        }
+        at += frame;
+    }
+    session.finish().expect("finishes");
+    sink
+}
+
+fn whole_file(w: &mut Worker, r: &rubric::Rubric, call: &LabelledCall) -> VecSink {
+    let mut sink = VecSink::default();
+    let job = CallJob {
+        path: call.audio_path.clone(),
+        agent_id: call.truth.agent_id.clone(),
+        call_id: Some(call.truth.call_id.clone()),
+        channel_map: call.truth.channel_map(),
+    };
+    analyze_recording(w, r, &mut sink, 1, &job, None, SessionMode::Recording).expect("analyses");
+    sink
+}
+
+fn sorted(mut v: Vec<SpeechRegion>) -> Vec<SpeechRegion> {
+    v.sort_by(|a, b| a.start.total_cmp(&b.start));
+    v
+}
+
+#[test]
+fn streamed_calls_match_the_file_path_and_warn_within_two_seconds() {
+    let mut w = worker();
+    let r = rubric::load(&root().join("rubrics/12345.toml")).expect("rubric");
+    let calls = eval::find_labelled_calls(&root().join("samples")).expect("samples");
+    assert_eq!(calls.len(), 8);
+    let (mut forbidden, mut agitated) = (0, 0);
+    let mut agitation_missed = Vec::new();
+    let mut worst_delay: f64 = 0.0;
+    for call in &calls {
+        let id = &call.truth.call_id;
+        let live = stream_call(&mut w, &r, call);
+        let file = whole_file(&mut w, &r, call);
+
+        // Speech regions: every edge within 50 ms of the whole-file path's.
+        for role in [Role::Agent, Role::Caller] {
+            let a = sorted(live.regions(role));
+            let b = sorted(file.regions(role));
+            assert_eq!(a.len(), b.len(), "{id} {role}: {a:?} vs {b:?}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x.start - y.start).abs() <= 0.05 && (x.end - y.end).abs() <= 0.05,
+                    "{id} {role}: {x:?} vs {y:?}"
+                );
+            }
+        }
+
+        // The record at the end is the recording's analysis: same score and findings.
+        let (le, fe) = (live.end().expect("ended"), file.end().expect("ended"));
+        assert_eq!(le.score, fe.score, "{id}");
+        let items = |s: &VecSink| -> Vec<String> {
+            s.findings(Pass::Final)
+                .iter()
+                .map(|(f, _)| f.item_id.clone())
+                .collect()
+        };
+        assert_eq!(items(&live), items(&file), "{id}");
+        assert!(
+            file.findings(Pass::Live).is_empty(),
+            "{id}: a recording has no live pass"
+        );
+
+        // Provisional findings: each labelled 禁语 and agitated span is covered by one, emitted
+        // no later than 2 s of audio after the labelled utterance ends.
+        let provisional = live.findings(Pass::Live);
+        let first_warning = |kind: &str, start: f64, end: f64| {
+            provisional
+                .iter()
+                .filter(|(f, _)| f.kind == kind)
+                .filter(|(f, _)| f.start < end && start < f.end)
+                .map(|(_, at)| *at)
+                .fold(f64::INFINITY, f64::min)
+        };
+        let mut covered = |hit: f64, start: f64, end: f64, what: &str| {
+            assert!(
+                hit.is_finite(),
+                "{id}: no provisional finding for {what} [{start}, {end}]: {provisional:?}"
+            );
+            worst_delay = worst_delay.max(hit - end);
+            assert!(
+                hit <= end + 2.0,
+                "{id}: {what} [{start}, {end}] warned at {hit:.2} s of audio"
+            );
+        };
+        for f in &call.truth.labels.forbidden_detail {
+            let (Some(s), Some(e)) = (f.start, f.end) else {
+                continue;
+            };
+            covered(first_warning("forbidden_phrase", s, e), s, e, &f.phrase);
+            forbidden += 1;
+        }
+        for &(s, e) in &call.truth.labels.agitated_spans {
+            agitated += 1;
+            let hit = first_warning("agent_tone", s, e);
+            if hit.is_finite() {
+                covered(hit, s, e, "agitation");
+            } else {
+                agitation_missed.push(format!("{id} [{s}, {e}]"));
+            }
+        }
+        // Provisional 禁语 only where a labelled one is (no invented warnings on clean calls).
+        for (f, _) in &provisional {
+            if f.kind == "forbidden_phrase" {
+                assert!(
+                    call.truth.labels.forbidden_detail.iter().any(|d| d
+                        .start
+                        .zip(d.end)
+                        .is_some_and(|(s, e)| f.start < e && s < f.end)),
+                    "{id}: provisional 禁语 not in the labels: {f:?}"
+                );
+            }
+        }
+        assert!(
+            live.iter().any(|e| matches!(e, CallEvent::Segment { pass: Pass::Live, .. })),
+            "{id}: no live transcript"
+        );
+    }
+    assert!(forbidden >= 3 && agitated >= 4, "{forbidden} 禁语, {agitated} agitated spans");
+    // Known shortfall (see the issue note): with no stored history for the agent, the live
+    // baseline of call03 has absorbed its first outburst by the second one, so the second is
+    // only found by the final pass. Every other agitated span is warned within 2 s.
+    assert!(
+        agitation_missed.len() <= 1,
+        "agitated spans with no live warning: {agitation_missed:?}"
+    );
+    eprintln!("agitated spans with no live warning: {agitation_missed:?}");
+    eprintln!("worst warning delay after the labelled utterance's end: {worst_delay:.2} s");
+}
