@@ -1,34 +1,46 @@
 //! # callqc — full-volume quality inspection of hotline calls, on your own machines
 //!
-//! A call flows one way through typed stages; each module is one stage or one seam:
+//! A call flows one way through typed stages, driven by one [`pipeline::session::CallSession`]
+//! that pushes typed events into a caller-supplied sink (ripgrep's `Sink` idea):
 //!
 //! ```text
-//! file ─decode─▶ Recording ─roles/resample─▶ RoleAudio (16 kHz per role)
-//!      ─VAD─▶ SpeechRegions ─pack + whisper + guard─▶ Transcript
-//!      ─tone─▶ ToneTrack ─rubric─▶ Findings + Score ─store─▶ SQLite
+//! frames (20 ms, per role) or a whole file
+//!   ─▶ CallSession ─ StreamResampler (16 kHz) ─ VadStream ─▶ RegionClosed
+//!        │ live:  whisper per finished utterance, tone, live rules ─▶ Segment / Finding (Live)
+//!        │ finish: packed whisper windows, whole-call tone, every rule ─▶ Segment / Finding (Final), Ended
+//!        ▼
+//!   CallEvent ─▶ dyn CallSink ─┬─ store::StoreSink (one transaction per call, at its end)
+//!                              ├─ the CLI's progress bar and transcript printer
+//!                              └─ VecSink (tests, eval)
 //! ```
 //!
 //! ## Layout
-//! - [`audio`]: WAV decoding (PCM, float, G.711 μ-law / A-law), channel → role mapping, resampling
-//!   to 16 kHz with rubato.
-//! - [`vad`]: silero VAD through ort → speech regions per role (silence and talk-over are
-//!   measured from these, never from ASR times).
+//! - [`pipeline`]: [`pipeline::session`] (frames in, events out; the only place that knows the
+//!   order of the stages), [`pipeline::events`] (the events and the [`pipeline::events::CallSink`]
+//!   seam), [`pipeline::call`] (a worker's models, loaded once), [`pipeline::batch`] (parallel,
+//!   resumable), [`pipeline::identity`] (call keys, models key).
+//! - [`audio`]: WAV decoding (PCM, float, G.711 μ-law / A-law), telephony frames
+//!   ([`audio::frames`]), channel → role mapping, chunked resampling to 16 kHz with rubato.
+//! - [`vad`]: silero VAD through ort, streaming: state kept across pushes, regions closed after
+//!   the hang-over, forced cut at the maximum length (silence and talk-over are measured from
+//!   these, never from ASR times).
 //! - [`asr`]: whisper through whisper-rs — `pack` groups regions into ≤ 28 s windows and maps
 //!   times back, `whisper` runs one model + state per worker, `guard` converts to Simplified and
 //!   drops hallucinations with a reason.
 //! - [`tone`]: prosodic features relative to the agent's own baseline, the ONNX tone model (a
 //!   documented prior, refittable with `tone fit`), the drop-in contract for waveform models, and
 //!   a streaming window for live use.
-//! - [`rubric`]: rubric files, the pinyin / edit-distance phrase matcher, one file per rule kind.
-//! - [`store`]: the SQLite schema with migrations, one transaction per call, reads.
-//! - [`pipeline`]: one call through every stage (`call`, `analyze`) and the parallel, resumable
-//!   nightly batch (`batch`).
+//! - [`rubric`]: rubric files, the pinyin / edit-distance phrase matcher, one file per rule kind
+//!   (each kind says whether it can judge a call in progress).
+//! - [`store`]: the [`store::CallStore`] interface and its SQLite implementation — schema with
+//!   migrations, one transaction per call, reads; all SQL lives here.
 //! - [`eval`]: ground truth vs output — CER and QC-label precision / recall.
 //! - [`provision`]: the CTranslate2 → ggml whisper converter (reader, writer, mel filters,
 //!   quantisation).
 //! - [`onnx`]: the one ONNX Runtime environment and session building.
 //! - [`settings`]: where models live; how `--threads` is split between workers and whisper.
 //! - [`text`]: Chinese normalisation shared by ASR, evaluation and rubric matching.
+//! - [`error`]: the crate's one [`Error`]; [`time`]: millisecond rounding of times in output.
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is a thin layer: one file per subcommand, typed errors
 //! from the library reported as one line each.

@@ -147,7 +147,10 @@ mod tests {
         let x = [0.0, 0.25, -0.5, 0.999];
         for e in [FrameEncoding::L16, FrameEncoding::Pcmu, FrameEncoding::Pcma] {
             let y = e.decode(&e.encode(&x));
-            assert!(x.iter().zip(&y).all(|(a, b)| (a - b).abs() < 0.02), "{e:?}: {y:?}");
+            assert!(
+                x.iter().zip(&y).all(|(a, b)| (a - b).abs() < 0.02),
+                "{e:?}: {y:?}"
+            );
         }
     }
 

@@ -30,7 +30,7 @@ use crate::audio::frames::FrameEncoding;
 use crate::audio::resample::StreamResampler;
 use crate::audio::{ChannelMap, Encoding, Recording, Role, RoleAudio};
 use crate::error::{Error, Stage};
-use crate::rubric::{self, CallFacts, Finding, Rubric};
+use crate::rubric::{CallFacts, Finding, Rubric};
 use crate::tone::live::ToneStream;
 use crate::tone::{self, Baseline, ToneWindow};
 use crate::vad::{SpeechRegion, SpeechRegions, VadStream};
@@ -473,13 +473,13 @@ impl<'a> CallSession<'a> {
         }
 
         let t = Instant::now();
-        let facts = CallFacts {
+        let (findings, score) = super::analyze::score_call(
+            self.rubric,
             duration_s,
-            segments: &segments,
-            speech: &self.speech,
-            tone: &track.windows,
-        };
-        let (findings, score) = rubric::check(self.rubric, &facts);
+            &segments,
+            &self.speech,
+            &track.windows,
+        );
         self.timings.rules_s += t.elapsed().as_secs_f64();
         for finding in findings {
             self.emit(CallEvent::Finding {
