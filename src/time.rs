@@ -30,7 +30,7 @@ mod tests {
             #[serde(serialize_with = "super::round_ms")]
             t: f64,
         }
-        let t = 0.1 + 0.6;
+        let t = 0.1 * 7.0;
         assert_ne!(t.to_string(), "0.7");
         assert_eq!(serde_json::to_string(&T { t }).unwrap(), r#"{"t":0.7}"#);
     }
