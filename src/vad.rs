@@ -5,8 +5,9 @@
 //! ASR timestamps, because whisper's segment times stretch across pauses.
 //!
 //! Silero VAD v6 takes 512 new samples at 16 kHz plus the 64 samples before them, and a recurrent
-//! state; it returns one speech probability per 32 ms frame. [`Vad::probabilities`] runs the model,
-//! [`regions_from_probabilities`] turns frame probabilities into regions with hysteresis.
+//! state; it returns one speech probability per 32 ms frame. [`VadStream`] runs the model over audio
+//! as it arrives (a whole file is one push), [`RegionTracker`] turns frame probabilities into
+//! regions with hysteresis, one frame at a time.
 
 use std::path::Path;
 
@@ -108,24 +109,6 @@ impl Vad {
         Ok(Vad { session, params })
     }
 
-    /// Speech probability of every 32 ms frame of `samples` (16 kHz).
-    pub fn probabilities(&mut self, samples: &[f32]) -> Result<Vec<f32>, OnnxError> {
-        Ok(self.probabilities_many(&[samples])?.remove(0))
-    }
-
-    /// Frame probabilities of several channels at once: the channels go through the model as
-    /// one batch (each row keeps its own recurrent state), which halves the number of model
-    /// runs for a stereo call — per-run overhead is most of silero's cost at 32 ms frames.
-    pub fn probabilities_many(&mut self, channels: &[&[f32]]) -> Result<Vec<Vec<f32>>, OnnxError> {
-        let mut stream = VadStream::new(vec![Role::Mixed; channels.len()], self.params);
-        for (c, samples) in channels.iter().enumerate() {
-            stream.buffer(c, samples);
-        }
-        stream.keep_probabilities = true;
-        stream.finish(self)?;
-        Ok(stream.channels.into_iter().map(|c| c.probs).collect())
-    }
-
     /// Speech regions of several roles' audio (the channels of one call), in one batched pass.
     pub fn detect_many(&mut self, audio: &[RoleAudio]) -> Result<Vec<SpeechRegions>, OnnxError> {
         let mut stream = VadStream::new(audio.iter().map(|a| a.role).collect(), self.params);
@@ -150,12 +133,14 @@ impl Vad {
         Ok(self.detect_many(std::slice::from_ref(audio))?.remove(0))
     }
 
-    /// One model run over `rows` (channel index, 576 input samples) with their states.
+    /// One model run: `inputs` holds one row per channel (64 context + 512 new samples),
+    /// `state` their recurrent states (updated in place); the probabilities go to `probs`.
     fn run_batch(
         &mut self,
         inputs: &Array2<f32>,
         state: &mut Array3<f32>,
-    ) -> Result<Vec<f32>, OnnxError> {
+        probs: &mut Vec<f32>,
+    ) -> Result<(), OnnxError> {
         let err = |e: ort::Error| OnnxError::Run {
             model: "silero_vad.onnx".into(),
             reason: e.to_string(),
@@ -177,14 +162,15 @@ impl Vad {
                 reason: format!("expected {batch} speech probabilities, got {}", p.len()),
             });
         }
-        let probs = p.to_vec();
+        probs.clear();
+        probs.extend_from_slice(p);
         let (_, new_state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(err)?;
         check_state_len(new_state.len(), state.len())?;
         state
             .as_slice_mut()
             .expect("contiguous")
             .copy_from_slice(new_state);
-        Ok(probs)
+        Ok(())
     }
 }
 
@@ -211,16 +197,18 @@ const MAX_SKEW_FRAMES: usize = 25;
 
 /// One channel of a [`VadStream`].
 struct ChannelVad {
-    role: Role,
-    /// Samples not yet run (the 64 before them are in `context`).
+    /// Samples not run yet start at `pending[next..]` (compacted after each run).
     pending: Vec<f32>,
-    context: [f32; CONTEXT],
-    /// Silero's recurrent state for this channel (2 × 128).
-    state: Vec<f32>,
+    next: usize,
     tracker: RegionTracker,
     samples_in: usize,
-    /// Frame probabilities, kept only when asked for (benchmarks, tests).
-    probs: Vec<f32>,
+}
+
+impl ChannelVad {
+    fn ready(&self, flush: bool) -> bool {
+        let left = self.pending.len() - self.next;
+        left >= FRAME || (flush && left > 0)
+    }
 }
 
 /// Voice activity over audio that arrives in pieces, for the channels of one call.
@@ -233,32 +221,32 @@ struct ChannelVad {
 /// region waits on audio that has not arrived yet.
 pub struct VadStream {
     channels: Vec<ChannelVad>,
-    keep_probabilities: bool,
+    /// Model input, one row per channel: the previous frame's last 64 samples, then the frame.
+    /// Kept between runs, so a row's first 64 samples are always its channel's context.
+    input: Array2<f32>,
+    /// Recurrent state, 2 × channels × 128, updated in place by every all-channel run.
+    state: Array3<f32>,
+    probs: Vec<f32>,
 }
 
 impl VadStream {
     /// A stream for channels carrying `roles` (index = channel).
     pub fn new(roles: Vec<Role>, params: VadParams) -> VadStream {
+        let n = roles.len();
         VadStream {
             channels: roles
                 .into_iter()
-                .map(|role| ChannelVad {
-                    role,
+                .map(|_| ChannelVad {
                     pending: Vec::new(),
-                    context: [0.0; CONTEXT],
-                    state: vec![0.0; 2 * 128],
+                    next: 0,
                     tracker: RegionTracker::new(params),
                     samples_in: 0,
-                    probs: Vec::new(),
                 })
                 .collect(),
-            keep_probabilities: false,
+            input: Array2::zeros((n, CONTEXT + FRAME)),
+            state: Array3::zeros((2, n, 128)),
+            probs: Vec::with_capacity(n),
         }
-    }
-
-    /// The role of channel `c`.
-    pub fn role(&self, c: usize) -> Role {
-        self.channels[c].role
     }
 
     /// Queue 16 kHz samples of channel `c` without running the model.
@@ -290,11 +278,6 @@ impl VadStream {
         })
     }
 
-    /// Seconds of channel `c` the model has judged so far.
-    pub fn judged_s(&self, c: usize) -> f64 {
-        self.channels[c].tracker.frames as f64 * FRAME_S
-    }
-
     /// Run the rest (the last partial frame padded with silence) and close open regions.
     pub fn finish(&mut self, vad: &mut Vad) -> Result<Vec<(usize, SpeechRegion)>, OnnxError> {
         let mut out = self.run_ready(vad, true)?;
@@ -314,57 +297,82 @@ impl VadStream {
     ) -> Result<Vec<(usize, SpeechRegion)>, OnnxError> {
         let mut closed = Vec::new();
         loop {
-            let ready =
-                |ch: &ChannelVad| ch.pending.len() >= FRAME || (flush && !ch.pending.is_empty());
-            let n_ready = self.channels.iter().filter(|c| ready(c)).count();
+            let n_ready = self.channels.iter().filter(|c| c.ready(flush)).count();
             if n_ready == 0 {
                 break;
             }
-            let most = self.channels.iter().map(|c| c.pending.len() / FRAME).max();
-            let all_ready = n_ready == self.channels.len();
-            if !all_ready && !flush && most.unwrap_or(0) <= MAX_SKEW_FRAMES {
+            if n_ready == self.channels.len() {
+                // The usual case: every channel has a frame; run them in place.
+                for b in 0..self.channels.len() {
+                    self.load_row(b);
+                }
+                vad.run_batch(&self.input, &mut self.state, &mut self.probs)?;
+                for b in 0..self.channels.len() {
+                    self.judge(b, self.probs[b], &mut closed);
+                }
+                continue;
+            }
+            let ahead = self
+                .channels
+                .iter()
+                .map(|c| (c.pending.len() - c.next) / FRAME)
+                .max()
+                .unwrap_or(0);
+            if !flush && ahead <= MAX_SKEW_FRAMES {
                 break;
             }
+            // Some channels only (one ran ahead, or the stream ends): gather their rows.
             let rows: Vec<usize> = (0..self.channels.len())
-                .filter(|&c| ready(&self.channels[c]))
+                .filter(|&c| self.channels[c].ready(flush))
                 .collect();
+            for &c in &rows {
+                self.load_row(c);
+            }
             let mut input = Array2::<f32>::zeros((rows.len(), CONTEXT + FRAME));
             let mut state = Array3::<f32>::zeros((2, rows.len(), 128));
             for (b, &c) in rows.iter().enumerate() {
-                let ch = &mut self.channels[c];
-                let mut row = input.row_mut(b);
-                let row = row.as_slice_mut().expect("contiguous row");
-                row[..CONTEXT].copy_from_slice(&ch.context);
-                let n = ch.pending.len().min(FRAME);
-                row[CONTEXT..CONTEXT + n].copy_from_slice(&ch.pending[..n]);
+                input.row_mut(b).assign(&self.input.row(c));
                 for layer in 0..2 {
-                    for k in 0..128 {
-                        state[[layer, b, k]] = ch.state[layer * 128 + k];
-                    }
+                    state
+                        .slice_mut(ndarray::s![layer, b, ..])
+                        .assign(&self.state.slice(ndarray::s![layer, c, ..]));
                 }
             }
-            let probs = vad.run_batch(&input, &mut state)?;
+            let mut probs = Vec::with_capacity(rows.len());
+            vad.run_batch(&input, &mut state, &mut probs)?;
             for (b, &c) in rows.iter().enumerate() {
-                let ch = &mut self.channels[c];
-                let row = input.row(b);
-                let row = row.as_slice().expect("contiguous row");
-                ch.context.copy_from_slice(&row[FRAME..]);
-                let n = ch.pending.len().min(FRAME);
-                ch.pending.drain(..n);
                 for layer in 0..2 {
-                    for k in 0..128 {
-                        ch.state[layer * 128 + k] = state[[layer, b, k]];
-                    }
+                    self.state
+                        .slice_mut(ndarray::s![layer, c, ..])
+                        .assign(&state.slice(ndarray::s![layer, b, ..]));
                 }
-                if self.keep_probabilities {
-                    ch.probs.push(probs[b]);
-                }
-                if let Some(r) = ch.tracker.push(probs[b]) {
-                    closed.push((c, r));
-                }
+                self.judge(c, probs[b], &mut closed);
             }
         }
+        for ch in &mut self.channels {
+            ch.pending.drain(..ch.next);
+            ch.next = 0;
+        }
         Ok(closed)
+    }
+
+    /// Put channel `c`'s next frame in its input row: the last frame's tail becomes the
+    /// context, then up to 512 new samples (silence past the end of the stream).
+    fn load_row(&mut self, c: usize) {
+        let ch = &mut self.channels[c];
+        let mut row = self.input.row_mut(c);
+        let row = row.as_slice_mut().expect("contiguous row");
+        row.copy_within(FRAME.., 0);
+        let n = (ch.pending.len() - ch.next).min(FRAME);
+        row[CONTEXT..CONTEXT + n].copy_from_slice(&ch.pending[ch.next..ch.next + n]);
+        row[CONTEXT + n..].fill(0.0);
+        ch.next += n;
+    }
+
+    fn judge(&mut self, c: usize, prob: f32, closed: &mut Vec<(usize, SpeechRegion)>) {
+        if let Some(r) = self.channels[c].tracker.push(prob) {
+            closed.push((c, r));
+        }
     }
 }
 

@@ -5,11 +5,12 @@ mod common;
 
 use callqc::asr::AsrParams;
 use callqc::audio::Role;
+use callqc::audio::roles::role_channels;
 use callqc::eval::{self, LabelledCall};
 use callqc::pipeline::call::{VadMode, Worker, WorkerConfig};
 use callqc::pipeline::events::{CallEvent, CallInfo, Pass, Source, VecSink};
 use callqc::pipeline::session::{
-    AudioFormat, CallJob, CallSession, SessionMode, analyze_recording, role_channels,
+    AudioFormat, CallJob, CallSession, SessionMode, analyze_recording,
 };
 use callqc::rubric;
 use callqc::vad::{SpeechRegion, VadParams};

@@ -122,7 +122,16 @@ fn unreadable_files_without_a_call_id_stay_separate_rows() {
             .save_failure(&m, &format!("{name}: unreadable"))
             .unwrap();
     }
+    // A second failure of the same file updates its row (one row per key).
+    let mut m = meta(&call_key(None, None, Path::new("a.wav")));
+    m.audio_hash = String::new();
+    store.save_failure(&m, "a.wav: still unreadable").unwrap();
     let a = store.find_call("unreadable:a.wav").unwrap();
+    assert_eq!(
+        store.load_call(a).unwrap().error.as_deref(),
+        Some("a.wav: still unreadable")
+    );
+    assert_eq!(store.failures("unreadable:a.wav").unwrap().len(), 2);
     let b = store.find_call("unreadable:b.wav").unwrap();
     assert_ne!(a, b);
     assert_eq!(store.load_call(a).unwrap().status, CallStatus::Failed);

@@ -111,11 +111,6 @@ impl StreamResampler {
         })
     }
 
-    /// The input rate.
-    pub fn from_rate(&self) -> u32 {
-        self.from_rate
-    }
-
     /// Worst-case seconds between a sample going in and its resampled value coming out.
     pub fn latency_s(&self) -> f64 {
         match &self.fft {

@@ -14,26 +14,21 @@ use super::decode::decode_file;
 use super::resample::to_target_rate;
 use super::{AudioError, ChannelMap, Recording, Role, RoleAudio};
 
-/// Split a recording into role tracks, each resampled to [`super::TARGET_RATE`].
-///
-/// Mono gives one [`Role::Mixed`] track. Stereo gives `[map.left, map.right]` in that order,
-/// or one averaged track when both map to the same role.
-pub fn split_roles(rec: &Recording, map: ChannelMap) -> Result<Vec<RoleAudio>, AudioError> {
-    let path = rec.path.as_path();
-    let track = |role: Role, samples: &[f32]| -> Result<RoleAudio, AudioError> {
-        Ok(RoleAudio {
-            role,
-            samples: to_target_rate(path, samples, rec.sample_rate)?,
-        })
-    };
+/// The roles of a recording's channels and their samples at the file's own rate: mono is one
+/// [`Role::Mixed`] channel; stereo is `[map.left, map.right]`, or one averaged channel when
+/// both map to the same role.
+pub fn role_channels(
+    rec: &Recording,
+    map: ChannelMap,
+) -> Result<Vec<(Role, Vec<f32>)>, AudioError> {
     match rec.channels.as_slice() {
-        [mono] => Ok(vec![track(Role::Mixed, mono)?]),
+        [mono] => Ok(vec![(Role::Mixed, mono.clone())]),
         [left, right] if map.left == map.right => {
             // Average rather than sum so two full-scale channels cannot clip.
-            let mixed: Vec<f32> = left.iter().zip(right).map(|(l, r)| 0.5 * (l + r)).collect();
-            Ok(vec![track(map.left, &mixed)?])
+            let mixed = left.iter().zip(right).map(|(l, r)| 0.5 * (l + r)).collect();
+            Ok(vec![(map.left, mixed)])
         }
-        [left, right] => Ok(vec![track(map.left, left)?, track(map.right, right)?]),
+        [left, right] => Ok(vec![(map.left, left.clone()), (map.right, right.clone())]),
         [] => Err(AudioError::Corrupt {
             path: rec.path.clone(),
             reason: "recording has no channels".to_string(),
@@ -46,6 +41,20 @@ pub fn split_roles(rec: &Recording, map: ChannelMap) -> Result<Vec<RoleAudio>, A
             ),
         }),
     }
+}
+
+/// Split a recording into role tracks ([`role_channels`]), each resampled to
+/// [`super::TARGET_RATE`].
+pub fn split_roles(rec: &Recording, map: ChannelMap) -> Result<Vec<RoleAudio>, AudioError> {
+    role_channels(rec, map)?
+        .into_iter()
+        .map(|(role, samples)| {
+            Ok(RoleAudio {
+                role,
+                samples: to_target_rate(&rec.path, &samples, rec.sample_rate)?,
+            })
+        })
+        .collect()
 }
 
 /// Decode a call and split it into role tracks: [`decode_file`] then [`split_roles`].

@@ -42,9 +42,12 @@ pub enum BatchError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("loading models: {0}")]
-    Models(String),
-    #[error("{0}")]
-    Sink(String),
+    Models(Box<crate::Error>),
+    #[error("starting the worker threads: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
+    /// A sink (the store's writer, a printer) refused an event.
+    #[error(transparent)]
+    Sink(Box<crate::Error>),
 }
 
 /// Extra keys callqc reads from a `NAME.json` beside the audio.
@@ -358,14 +361,13 @@ pub fn run(
     let par = cfg.parallelism;
     let mut workers = Vec::with_capacity(par.workers);
     for _ in 0..par.workers {
-        let w = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(e.to_string()))?;
+        let w = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(Box::new(e)))?;
         workers.push(Mutex::new(w));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(par.workers)
         .thread_name(|i| format!("callqc-worker-{i}"))
-        .build()
-        .map_err(|e| BatchError::Models(e.to_string()))?;
+        .build()?;
 
     // 4. Workers analyse; this thread feeds each event to the sinks as it arrives.
     let (tx, rx) = mpsc::channel::<(CallSeq, CallEvent)>();
@@ -404,7 +406,7 @@ pub fn run(
             let t = Instant::now();
             sink.event(seq, &event).map_err(|e| match e {
                 crate::Error::Store(s) => BatchError::Store(s),
-                other => BatchError::Sink(other.to_string()),
+                other => BatchError::Sink(Box::new(other)),
             })?;
             totals.event(seq, &event).ok();
             if matches!(event, CallEvent::Ended(_)) {

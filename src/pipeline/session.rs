@@ -28,7 +28,8 @@ use crate::asr::pack::PackPolicy;
 use crate::asr::{Segment, Transcript};
 use crate::audio::frames::FrameEncoding;
 use crate::audio::resample::StreamResampler;
-use crate::audio::{ChannelMap, Encoding, Recording, Role, RoleAudio};
+use crate::audio::roles::role_channels;
+use crate::audio::{ChannelMap, Encoding, Role, RoleAudio};
 use crate::error::{Error, Stage};
 use crate::rubric::{CallFacts, Finding, Rubric};
 use crate::tone::live::ToneStream;
@@ -508,36 +509,6 @@ pub struct CallJob {
     pub channel_map: ChannelMap,
 }
 
-/// The roles of a recording's channels and their samples (at the file's rate): mono is one
-/// [`Role::Mixed`] channel; stereo is `[map.left, map.right]`, or one averaged channel when
-/// both map to the same role.
-pub fn role_channels(
-    rec: &Recording,
-    map: ChannelMap,
-) -> Result<Vec<(Role, Vec<f32>)>, crate::audio::AudioError> {
-    use crate::audio::AudioError;
-    match rec.channels.as_slice() {
-        [mono] => Ok(vec![(Role::Mixed, mono.clone())]),
-        [left, right] if map.left == map.right => {
-            // Average rather than sum so two full-scale channels cannot clip.
-            let mixed = left.iter().zip(right).map(|(l, r)| 0.5 * (l + r)).collect();
-            Ok(vec![(map.left, mixed)])
-        }
-        [left, right] => Ok(vec![(map.left, left.clone()), (map.right, right.clone())]),
-        [] => Err(AudioError::Corrupt {
-            path: rec.path.clone(),
-            reason: "recording has no channels".to_string(),
-        }),
-        more => Err(AudioError::Unsupported {
-            path: rec.path.clone(),
-            reason: format!(
-                "{} channels (only mono and stereo calls are supported)",
-                more.len()
-            ),
-        }),
-    }
-}
-
 /// Analyse one recording: read, decode, push it through a [`CallSession`] and finish. Every
 /// outcome reaches the sink — [`CallEvent::Ended`], or [`CallEvent::Failed`] naming the file
 /// (a file that cannot be read or decoded still gets a [`CallEvent::Began`] first).
@@ -583,9 +554,7 @@ pub fn analyze_recording(
             return fail(sink, info, e);
         }
     };
-    info.audio_hash = identity::hex(&sha2::Digest::finalize(
-        <sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes),
-    ));
+    info.audio_hash = identity::bytes_hash(&bytes);
     let decoded = crate::audio::decode::decode_bytes(&job.path, &bytes)
         .and_then(|rec| role_channels(&rec, job.channel_map).map(|ch| (rec, ch)));
     let (rec, channels) = match decoded {
@@ -611,10 +580,11 @@ pub fn analyze_recording(
     session.finish()
 }
 
-/// Push whole channels in one-second pieces, channel after channel within each second, so the
-/// VAD runs the channels of a call as one batch.
+/// Push whole channels in quarter-second pieces, channel after channel, so the VAD runs the
+/// channels of a call as one batch (a piece stays under the VAD's skew allowance, so no channel
+/// is ever run on its own while the other's piece is on its way).
 fn push_channels(session: &mut CallSession, channels: &[(Role, Vec<f32>)]) -> crate::Result<()> {
-    let piece = session.format.sample_rate.max(1) as usize;
+    let piece = (session.format.sample_rate as usize / 4).max(1);
     let longest = channels.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
     let mut at = 0;
     while at < longest {

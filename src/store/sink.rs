@@ -86,47 +86,11 @@ impl CallSink for StoreSink<'_> {
                     },
                 );
             }
-            CallEvent::RegionClosed { role, region, .. } => {
-                if let Some(p) = self.pending.get_mut(&call)
-                    && let Some(s) = p.speech.iter_mut().find(|s| s.role == *role)
-                {
-                    s.regions.push(*region);
-                }
-            }
-            CallEvent::Segment {
-                pass: Pass::Final,
-                segment,
-                ..
-            } => {
-                if let Some(p) = self.pending.get_mut(&call) {
-                    p.segments.push(segment.clone());
-                }
-            }
-            CallEvent::ToneScored {
-                pass: Pass::Final,
-                window,
-            } => {
-                if let Some(p) = self.pending.get_mut(&call) {
-                    p.tone.push(window.clone());
-                }
-            }
-            CallEvent::Finding {
-                pass: Pass::Final,
-                finding,
-                ..
-            } => {
-                if let Some(p) = self.pending.get_mut(&call) {
-                    p.findings.push(finding.clone());
-                }
-            }
             CallEvent::Ended(end) => {
-                let Some(mut p) = self.pending.remove(&call) else {
+                // Regions of a channel arrive in time order, as they close.
+                let Some(p) = self.pending.remove(&call) else {
                     return Ok(());
                 };
-                // Regions arrive as they close, which may interleave across forced cuts.
-                for s in &mut p.speech {
-                    s.regions.sort_by(|a, b| a.start.total_cmp(&b.start));
-                }
                 let format = p.info.format.ok_or_else(|| {
                     crate::Error::Session(format!(
                         "{}: ended without a format",
@@ -158,8 +122,40 @@ impl CallSink for StoreSink<'_> {
                     self.store.save_failure(&meta, error)?;
                 }
             }
-            _ => {}
+            other => {
+                if let Some(p) = self.pending.get_mut(&call) {
+                    p.add(other);
+                }
+            }
         }
         Ok(())
+    }
+}
+
+impl Pending {
+    /// Keep what the record needs: regions, and the final pass's segments, tone and findings.
+    fn add(&mut self, event: &CallEvent) {
+        match event {
+            CallEvent::RegionClosed { role, region, .. } => {
+                if let Some(s) = self.speech.iter_mut().find(|s| s.role == *role) {
+                    s.regions.push(*region);
+                }
+            }
+            CallEvent::Segment {
+                pass: Pass::Final,
+                segment,
+                ..
+            } => self.segments.push(segment.clone()),
+            CallEvent::ToneScored {
+                pass: Pass::Final,
+                window,
+            } => self.tone.push(window.clone()),
+            CallEvent::Finding {
+                pass: Pass::Final,
+                finding,
+                ..
+            } => self.findings.push(finding.clone()),
+            _ => {}
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! duplicates. Trainers' verdicts on findings survive a re-run or a rescore when the same item
 //! fires again over an overlapping span.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 
 use super::types::{CallStatus, ReviewState, Source};
 use super::{RunTotals, Store, StoreError};
@@ -287,53 +287,31 @@ impl Store {
                 "INSERT INTO failures (call_key, path, error, run_id) VALUES (?1, ?2, ?3, ?4)",
                 params![meta.call_key, meta.path, error, meta.run_id],
             )?;
-            let status: Option<CallStatus> = tx
-                .query_row(
-                    "SELECT status FROM calls WHERE call_key = ?1",
-                    params![meta.call_key],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match status {
-                Some(CallStatus::Done) => {}
-                Some(CallStatus::Failed) => {
-                    tx.execute(
-                        "UPDATE calls SET path = ?2, audio_hash = ?3, agent_id = ?4,
-                            channel_map = ?5, error = ?6, models_key = ?7, run_id = ?8,
-                            processed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
-                         WHERE call_key = ?1",
-                        params![
-                            meta.call_key,
-                            meta.path,
-                            meta.audio_hash,
-                            meta.agent_id,
-                            meta.channel_map.to_string(),
-                            error,
-                            meta.models_key,
-                            meta.run_id
-                        ],
-                    )?;
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map,
-                            status, error, models_key, run_id, source)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?9, ?6, ?7, ?8, ?10)",
-                        params![
-                            meta.call_key,
-                            meta.path,
-                            meta.audio_hash,
-                            meta.agent_id,
-                            meta.channel_map.to_string(),
-                            error,
-                            meta.models_key,
-                            meta.run_id,
-                            CallStatus::Failed,
-                            meta.source,
-                        ],
-                    )?;
-                }
-            }
+            // A new key gets a failed row; an earlier failure is updated; an analysed call is
+            // left as it is (the WHERE of the upsert).
+            tx.execute(
+                "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
+                    error, models_key, run_id, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?9, ?6, ?7, ?8, ?10)
+                 ON CONFLICT (call_key) DO UPDATE SET path = excluded.path,
+                    audio_hash = excluded.audio_hash, agent_id = excluded.agent_id,
+                    channel_map = excluded.channel_map, error = excluded.error,
+                    models_key = excluded.models_key, run_id = excluded.run_id,
+                    processed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
+                 WHERE calls.status = ?9",
+                params![
+                    meta.call_key,
+                    meta.path,
+                    meta.audio_hash,
+                    meta.agent_id,
+                    meta.channel_map.to_string(),
+                    error,
+                    meta.models_key,
+                    meta.run_id,
+                    CallStatus::Failed,
+                    meta.source,
+                ],
+            )?;
             tx.commit()
         })();
         result.map_err(|source| StoreError::Sqlite { path, source })
