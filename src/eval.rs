@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::asr::Transcript;
 use crate::audio::{ChannelMap, Role};
+use crate::rubric::Kind;
 use crate::text::CerCount;
 
 /// One labelled utterance.
@@ -272,7 +273,7 @@ mod tests {
 /// A finding as evaluation needs it.
 #[derive(Debug, Clone)]
 pub struct FoundIssue {
-    pub kind: String,
+    pub kind: Kind,
     pub item_id: String,
     pub start: f64,
     pub end: f64,
@@ -285,14 +286,14 @@ pub const LABEL_KINDS: [&str; 5] = ["greeting", "closing", "forbidden", "dead_ai
 /// Which label category a finding speaks to. A `required_phrase` finding is a greeting when it
 /// lies in the first half of the call, else a closing (the two positions rubrics use).
 fn category(f: &FoundIssue, duration_s: f64) -> Option<&'static str> {
-    match f.kind.as_str() {
-        "required_phrase" if f.item_id.contains("greet") => Some("greeting"),
-        "required_phrase" if f.item_id.contains("clos") => Some("closing"),
-        "required_phrase" if f.start < duration_s / 2.0 => Some("greeting"),
-        "required_phrase" => Some("closing"),
-        "forbidden_phrase" => Some("forbidden"),
-        "silence" => Some("dead_air"),
-        "agent_tone" => Some("agitation"),
+    match f.kind {
+        Kind::RequiredPhrase if f.item_id.contains("greet") => Some("greeting"),
+        Kind::RequiredPhrase if f.item_id.contains("clos") => Some("closing"),
+        Kind::RequiredPhrase if f.start < duration_s / 2.0 => Some("greeting"),
+        Kind::RequiredPhrase => Some("closing"),
+        Kind::ForbiddenPhrase => Some("forbidden"),
+        Kind::Silence => Some("dead_air"),
+        Kind::AgentTone => Some("agitation"),
         _ => None,
     }
 }
@@ -440,7 +441,7 @@ mod label_tests {
 
     fn issue(kind: &str, id: &str, start: f64, end: f64) -> FoundIssue {
         FoundIssue {
-            kind: kind.into(),
+            kind: Kind::from_name(kind).expect("a known kind"),
             item_id: id.into(),
             start,
             end,

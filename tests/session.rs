@@ -13,6 +13,7 @@ use callqc::pipeline::session::{
     AudioFormat, CallJob, CallSession, SessionMode, analyze_recording,
 };
 use callqc::rubric;
+use callqc::rubric::Kind;
 use callqc::vad::{SpeechRegion, VadParams};
 
 use common::root;
@@ -77,6 +78,7 @@ fn whole_file(w: &mut Worker, r: &rubric::Rubric, call: &LabelledCall) -> VecSin
         agent_id: call.truth.agent_id.clone(),
         call_id: Some(call.truth.call_id.clone()),
         channel_map: call.truth.channel_map(),
+        source: callqc::pipeline::events::Source::Batch,
     };
     analyze_recording(w, r, &mut sink, 1, &job, None, SessionMode::Recording).expect("analyses");
     sink
@@ -132,7 +134,7 @@ fn streamed_calls_match_the_file_path_and_warn_within_two_seconds() {
         // Provisional findings: each labelled 禁语 and agitated span is covered by one, emitted
         // no later than 2 s of audio after the labelled utterance ends.
         let provisional = live.findings(Pass::Live);
-        let first_warning = |kind: &str, start: f64, end: f64| {
+        let first_warning = |kind: Kind, start: f64, end: f64| {
             provisional
                 .iter()
                 .filter(|(f, _)| f.kind == kind)
@@ -155,12 +157,12 @@ fn streamed_calls_match_the_file_path_and_warn_within_two_seconds() {
             let (Some(s), Some(e)) = (f.start, f.end) else {
                 continue;
             };
-            covered(first_warning("forbidden_phrase", s, e), s, e, &f.phrase);
+            covered(first_warning(Kind::ForbiddenPhrase, s, e), s, e, &f.phrase);
             forbidden += 1;
         }
         for &(s, e) in &call.truth.labels.agitated_spans {
             agitated += 1;
-            let hit = first_warning("agent_tone", s, e);
+            let hit = first_warning(Kind::AgentTone, s, e);
             if hit.is_finite() {
                 covered(hit, s, e, "agitation");
             } else {
@@ -169,7 +171,7 @@ fn streamed_calls_match_the_file_path_and_warn_within_two_seconds() {
         }
         // Provisional 禁语 only where a labelled one is (no invented warnings on clean calls).
         for (f, _) in &provisional {
-            if f.kind == "forbidden_phrase" {
+            if f.kind == Kind::ForbiddenPhrase {
                 assert!(
                     call.truth.labels.forbidden_detail.iter().any(|d| d
                         .start

@@ -23,7 +23,7 @@ fn meta(key: &str) -> CallMeta {
 fn finding(item: &str) -> Finding {
     Finding {
         item_id: item.into(),
-        kind: "forbidden_phrase".into(),
+        kind: callqc::rubric::Kind::ForbiddenPhrase,
         description: "禁语".into(),
         dimension: "服务用语".into(),
         points: 5.0,

@@ -110,6 +110,7 @@ fn analyse_here(
         agent_id: call.truth.agent_id.clone(),
         call_id: Some(call.truth.call_id.clone()),
         channel_map: call.truth.channel_map(),
+        source: callqc::pipeline::events::Source::Batch,
     };
     let mut sink = VecSink::default();
     let end = analyze_recording(
@@ -134,7 +135,7 @@ fn analyse_here(
             .findings(Pass::Final)
             .into_iter()
             .map(|(f, _)| FoundIssue {
-                kind: f.kind.clone(),
+                kind: f.kind,
                 item_id: f.item_id.clone(),
                 start: f.start,
                 end: f.end,

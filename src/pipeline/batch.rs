@@ -19,7 +19,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::call::{Worker, WorkerConfig};
-use super::events::{CallEvent, CallSeq, CallSink, ChannelSink, Pass};
+use super::events::{CallEvent, CallSeq, CallSink, ChannelSink, Pass, Source};
 pub use super::session::CallJob;
 use super::session::{SessionMode, analyze_recording};
 use crate::audio::ChannelMap;
@@ -64,6 +64,7 @@ fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
         agent_id: None,
         call_id: None,
         channel_map: default_map,
+        source: Source::Batch,
     };
     let json = path.with_extension("json");
     if let Some(side) = std::fs::read_to_string(&json)

@@ -80,14 +80,26 @@ struct LiveState {
     shown: Vec<Finding>,
     /// Which channels had an open region at the last rules run.
     open: Vec<bool>,
+    /// Skip live decoding for now (see [`CallSession::set_shedding`]) and how often it did.
+    shedding: bool,
+    shed: usize,
 }
 
 /// One call being analysed. Created by [`CallSession::begin`], fed with [`CallSession::push`],
 /// ended by [`CallSession::finish`]; every result goes to the sink as it is known.
+///
+/// A session borrows a worker's models and a sink; what it knows about the call is a
+/// [`CallState`], which [`CallSession::suspend`] hands back and [`CallSession::resume`] takes, so a
+/// live server can run many calls over a few workers (a call is on one worker at a time).
 pub struct CallSession<'a> {
     worker: &'a mut Worker,
     rubric: &'a Rubric,
     sink: &'a mut dyn CallSink,
+    call: CallState,
+}
+
+/// Everything a session knows about its call, without the borrowed worker, rubric and sink.
+pub struct CallState {
     seq: CallSeq,
     /// The file or peer, for messages.
     label: String,
@@ -145,10 +157,7 @@ impl<'a> CallSession<'a> {
         {
             live.tone = Some((c, ToneStream::new(Role::Agent, history.clone())));
         }
-        Ok(CallSession {
-            worker,
-            rubric,
-            sink,
+        let call = CallState {
             seq,
             label,
             mode,
@@ -173,33 +182,99 @@ impl<'a> CallSession<'a> {
             vad,
             live,
             timings: StageTimings::default(),
+        };
+        Ok(CallSession {
+            worker,
+            rubric,
+            sink,
+            call,
         })
+    }
+
+    /// Put the call aside (its worker and sink are free for others until [`CallSession::resume`]).
+    pub fn suspend(self) -> CallState {
+        self.call
+    }
+
+    /// Go on with a call on `worker` (any worker loaded with the same models).
+    pub fn resume(
+        worker: &'a mut Worker,
+        rubric: &'a Rubric,
+        sink: &'a mut dyn CallSink,
+        call: CallState,
+    ) -> CallSession<'a> {
+        CallSession {
+            worker,
+            rubric,
+            sink,
+            call,
+        }
+    }
+
+    /// While set, finished utterances are not decoded live (the live server sets it when a call's
+    /// audio waits longer than its budget: a late warning is no warning). Counted in
+    /// [`CallSession::shed_utterances`]; the final pass still decodes everything.
+    pub fn set_shedding(&mut self, shed: bool) {
+        self.call.live.shedding = shed;
+    }
+
+    /// Utterances not decoded live because of [`CallSession::set_shedding`].
+    pub fn shed_utterances(&self) -> usize {
+        self.call.live.shed
+    }
+
+    /// End a live call without the final pass (the live server analyses the written recording
+    /// as a batch would): flush the resampler and VAD, decode and judge the last utterances.
+    /// Returns the seconds of audio received.
+    pub fn end_live(mut self) -> crate::Result<f64> {
+        for c in 0..self.call.resamplers.len() {
+            let tail = self.call.resamplers[c].finish()?;
+            self.call.audio[c].samples.extend_from_slice(&tail);
+            if self.worker.vad_mode == VadMode::Silero {
+                self.call.vad.buffer(c, &tail);
+            }
+        }
+        if self.worker.vad_mode == VadMode::Silero {
+            let closed = self
+                .call
+                .vad
+                .finish(&mut self.worker.vad)
+                .map_err(|e| Error::in_call(&self.call.label, Stage::Vad, e))?;
+            for (c, region) in closed {
+                self.region_closed(c, region, true)?;
+            }
+            if self.call.mode == SessionMode::Live {
+                self.call.live.open.iter_mut().for_each(|o| *o = false);
+                self.run_live_rules()?;
+            }
+        }
+        Ok(self.audio_s())
     }
 
     /// Seconds of audio received so far (the longest channel).
     pub fn audio_s(&self) -> f64 {
-        let n = self.pushed.iter().copied().max().unwrap_or(0);
-        n as f64 / f64::from(self.format.sample_rate.max(1))
+        let n = self.call.pushed.iter().copied().max().unwrap_or(0);
+        n as f64 / f64::from(self.call.format.sample_rate.max(1))
     }
 
     /// Time spent decoding the source before it was pushed (counted with resampling).
     pub fn add_decode_time(&mut self, seconds: f64) {
-        self.timings.decode_s += seconds;
+        self.call.timings.decode_s += seconds;
     }
 
     /// Samples of `channel` in [-1, 1] at the session's sample rate.
     pub fn push(&mut self, channel: usize, samples: &[f32]) -> crate::Result<()> {
-        let Some(resampler) = self.resamplers.get_mut(channel) else {
+        let Some(resampler) = self.call.resamplers.get_mut(channel) else {
             return Err(Error::Session(format!(
                 "{}: no channel {channel} (the call has {})",
-                self.label,
-                self.resamplers.len()
+                self.call.label,
+                self.call.resamplers.len()
             )));
         };
         let t = Instant::now();
         let out = resampler.push(samples)?;
-        self.pushed[channel] += samples.len();
-        self.timings.decode_s += t.elapsed().as_secs_f64();
+        self.call.pushed[channel] += samples.len();
+        self.call.timings.decode_s += t.elapsed().as_secs_f64();
         self.accept(channel, &out)
     }
 
@@ -216,29 +291,30 @@ impl<'a> CallSession<'a> {
 
     /// Resampled audio of a channel: VAD, and in live mode the tone stream and live rules.
     fn accept(&mut self, channel: usize, samples: &[f32]) -> crate::Result<()> {
-        self.audio[channel].samples.extend_from_slice(samples);
+        self.call.audio[channel].samples.extend_from_slice(samples);
         let mut changed = false;
         if self.worker.vad_mode == VadMode::Silero {
             let t = Instant::now();
             let closed = self
+                .call
                 .vad
                 .push(&mut self.worker.vad, channel, samples)
-                .map_err(|e| Error::in_call(&self.label, Stage::Vad, e))?;
-            self.timings.vad_s += t.elapsed().as_secs_f64();
+                .map_err(|e| Error::in_call(&self.call.label, Stage::Vad, e))?;
+            self.call.timings.vad_s += t.elapsed().as_secs_f64();
             changed |= !closed.is_empty();
             for (c, region) in closed {
                 self.region_closed(c, region, true)?;
             }
         }
-        if self.mode == SessionMode::Live {
-            if let Some((c, stream)) = self.live.tone.as_mut()
+        if self.call.mode == SessionMode::Live {
+            if let Some((c, stream)) = self.call.live.tone.as_mut()
                 && *c == channel
             {
                 let t = Instant::now();
                 let windows = stream
                     .push(&mut self.worker.tone, samples)
-                    .map_err(|e| Error::in_call(&self.label, Stage::Tone, e))?;
-                self.timings.tone_s += t.elapsed().as_secs_f64();
+                    .map_err(|e| Error::in_call(&self.call.label, Stage::Tone, e))?;
+                self.call.timings.tone_s += t.elapsed().as_secs_f64();
                 for window in windows {
                     self.emit(CallEvent::ToneScored {
                         pass: Pass::Live,
@@ -246,10 +322,10 @@ impl<'a> CallSession<'a> {
                     })?;
                 }
             }
-            for c in 0..self.live.open.len() {
-                let open = self.vad.open_region(c).is_some();
-                changed |= open && !self.live.open[c];
-                self.live.open[c] = open;
+            for c in 0..self.call.live.open.len() {
+                let open = self.call.vad.open_region(c).is_some();
+                changed |= open && !self.call.live.open[c];
+                self.call.live.open[c] = open;
             }
             if changed {
                 self.run_live_rules()?;
@@ -259,7 +335,7 @@ impl<'a> CallSession<'a> {
     }
 
     fn emit(&mut self, event: CallEvent) -> crate::Result<()> {
-        self.sink.event(self.seq, &event)
+        self.sink.event(self.call.seq, &event)
     }
 
     /// A region closed: record it, and in live mode decode it if it is the agent's.
@@ -269,22 +345,26 @@ impl<'a> CallSession<'a> {
         region: SpeechRegion,
         live_asr: bool,
     ) -> crate::Result<()> {
-        let role = self.speech[channel].role;
-        self.speech[channel].regions.push(region);
+        let role = self.call.speech[channel].role;
+        self.call.speech[channel].regions.push(region);
         let at_audio_s = self.audio_s();
         self.emit(CallEvent::RegionClosed {
             role,
             region,
             at_audio_s,
         })?;
-        if live_asr && self.mode == SessionMode::Live && role != Role::Caller {
+        if live_asr && self.call.mode == SessionMode::Live && role != Role::Caller {
+            if self.call.live.shedding {
+                self.call.live.shed += 1;
+                return Ok(());
+            }
             let t = Instant::now();
             let part = self
                 .worker
                 .recognizer
-                .recognize_with(&self.audio[channel], &[region], PackPolicy::PerRegion)
-                .map_err(|e| Error::in_call(&self.label, Stage::Asr, e))?;
-            self.timings.asr_s += t.elapsed().as_secs_f64();
+                .recognize_with(&self.call.audio[channel], &[region], PackPolicy::PerRegion)
+                .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
+            self.call.timings.asr_s += t.elapsed().as_secs_f64();
             self.emit_transcript(Pass::Live, part, at_audio_s)?;
             if role == Role::Agent {
                 self.score_utterance_tone(region)?;
@@ -301,16 +381,16 @@ impl<'a> CallSession<'a> {
         let t = Instant::now();
         let track = super::analyze::score_tone(
             &mut self.worker.tone,
-            &self.audio,
-            &self.speech,
-            &self.live.segments,
-            self.history.as_ref(),
+            &self.call.audio,
+            &self.call.speech,
+            &self.call.live.segments,
+            self.call.history.as_ref(),
         )
-        .map_err(|e| Error::in_call(&self.label, Stage::Tone, e))?;
-        self.timings.tone_s += t.elapsed().as_secs_f64();
+        .map_err(|e| Error::in_call(&self.call.label, Stage::Tone, e))?;
+        self.call.timings.tone_s += t.elapsed().as_secs_f64();
         for window in track.windows {
             if window.start >= region.start - 1e-6 && window.end <= region.end + 1e-6 {
-                self.live.utterance_tone.push(window.clone());
+                self.call.live.utterance_tone.push(window.clone());
                 self.emit(CallEvent::ToneScored {
                     pass: Pass::Live,
                     window,
@@ -328,7 +408,7 @@ impl<'a> CallSession<'a> {
     ) -> crate::Result<()> {
         for segment in part.segments {
             if pass == Pass::Live {
-                self.live.segments.push(segment.clone());
+                self.call.live.segments.push(segment.clone());
             }
             self.emit(CallEvent::Segment {
                 pass,
@@ -348,22 +428,22 @@ impl<'a> CallSession<'a> {
         let t = Instant::now();
         let now = self.audio_s();
         // Speech still going on counts as speech: a long caller turn is not a silence.
-        let mut speech = self.speech.clone();
+        let mut speech = self.call.speech.clone();
         for (c, s) in speech.iter_mut().enumerate() {
-            if let Some(open) = self.vad.open_region(c) {
+            if let Some(open) = self.call.vad.open_region(c) {
                 s.regions.push(open);
             }
         }
         let facts = CallFacts {
             duration_s: now,
-            segments: &self.live.segments,
+            segments: &self.call.live.segments,
             speech: &speech,
-            tone: &self.live.utterance_tone,
+            tone: &self.call.live.utterance_tone,
         };
         let mut new = Vec::new();
         for item in self.rubric.items.iter().filter(|i| i.rule.judges_live()) {
             for f in item.rule.as_kind().check(item, &facts) {
-                let seen = self.live.shown.iter().chain(&new).any(|s: &Finding| {
+                let seen = self.call.live.shown.iter().chain(&new).any(|s: &Finding| {
                     s.item_id == f.item_id && s.start < f.end && f.start < s.end
                 });
                 if !seen {
@@ -371,9 +451,9 @@ impl<'a> CallSession<'a> {
                 }
             }
         }
-        self.timings.rules_s += t.elapsed().as_secs_f64();
+        self.call.timings.rules_s += t.elapsed().as_secs_f64();
         for finding in new {
-            self.live.shown.push(finding.clone());
+            self.call.live.shown.push(finding.clone());
             self.emit(CallEvent::Finding {
                 pass: Pass::Live,
                 finding,
@@ -406,32 +486,33 @@ impl<'a> CallSession<'a> {
     }
 
     fn final_pass(&mut self) -> crate::Result<CallEnd> {
-        for c in 0..self.resamplers.len() {
+        for c in 0..self.call.resamplers.len() {
             let t = Instant::now();
-            let tail = self.resamplers[c].finish()?;
-            self.timings.decode_s += t.elapsed().as_secs_f64();
-            self.audio[c].samples.extend_from_slice(&tail);
+            let tail = self.call.resamplers[c].finish()?;
+            self.call.timings.decode_s += t.elapsed().as_secs_f64();
+            self.call.audio[c].samples.extend_from_slice(&tail);
             if self.worker.vad_mode == VadMode::Silero {
-                self.vad.buffer(c, &tail);
+                self.call.vad.buffer(c, &tail);
             }
         }
         match self.worker.vad_mode {
             VadMode::Silero => {
                 let t = Instant::now();
                 let closed = self
+                    .call
                     .vad
                     .finish(&mut self.worker.vad)
-                    .map_err(|e| Error::in_call(&self.label, Stage::Vad, e))?;
-                self.timings.vad_s += t.elapsed().as_secs_f64();
+                    .map_err(|e| Error::in_call(&self.call.label, Stage::Vad, e))?;
+                self.call.timings.vad_s += t.elapsed().as_secs_f64();
                 for (c, region) in closed {
                     self.region_closed(c, region, false)?;
                 }
             }
             VadMode::Off => {
-                for c in 0..self.audio.len() {
+                for c in 0..self.call.audio.len() {
                     let region = SpeechRegion {
                         start: 0.0,
-                        end: self.audio[c].duration_s(),
+                        end: self.call.audio[c].duration_s(),
                     };
                     self.region_closed(c, region, false)?;
                 }
@@ -442,30 +523,30 @@ impl<'a> CallSession<'a> {
         // Whisper over every region, packed into shared windows.
         let t = Instant::now();
         let mut transcript = Transcript::default();
-        for (audio, speech) in self.audio.iter().zip(&self.speech) {
+        for (audio, speech) in self.call.audio.iter().zip(&self.call.speech) {
             let part = self
                 .worker
                 .recognizer
                 .recognize(audio, speech)
-                .map_err(|e| Error::in_call(&self.label, Stage::Asr, e))?;
+                .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
             transcript.segments.extend(part.segments);
             transcript.dropped.extend(part.dropped);
         }
         transcript.sort();
-        self.timings.asr_s += t.elapsed().as_secs_f64();
+        self.call.timings.asr_s += t.elapsed().as_secs_f64();
         let segments = transcript.segments.clone();
         self.emit_transcript(Pass::Final, transcript, duration_s)?;
 
         let t = Instant::now();
         let track = super::analyze::score_tone(
             &mut self.worker.tone,
-            &self.audio,
-            &self.speech,
+            &self.call.audio,
+            &self.call.speech,
             &segments,
-            self.history.as_ref(),
+            self.call.history.as_ref(),
         )
-        .map_err(|e| Error::in_call(&self.label, Stage::Tone, e))?;
-        self.timings.tone_s += t.elapsed().as_secs_f64();
+        .map_err(|e| Error::in_call(&self.call.label, Stage::Tone, e))?;
+        self.call.timings.tone_s += t.elapsed().as_secs_f64();
         for window in &track.windows {
             self.emit(CallEvent::ToneScored {
                 pass: Pass::Final,
@@ -478,10 +559,10 @@ impl<'a> CallSession<'a> {
             self.rubric,
             duration_s,
             &segments,
-            &self.speech,
+            &self.call.speech,
             &track.windows,
         );
-        self.timings.rules_s += t.elapsed().as_secs_f64();
+        self.call.timings.rules_s += t.elapsed().as_secs_f64();
         for finding in findings {
             self.emit(CallEvent::Finding {
                 pass: Pass::Final,
@@ -495,7 +576,7 @@ impl<'a> CallSession<'a> {
             tone_summary: tone::summarize(&track, self.worker.tone.threshold()),
             tone_threshold: self.worker.tone.threshold(),
             tone_baseline: track.baseline,
-            timings: self.timings,
+            timings: self.call.timings,
         })
     }
 }
@@ -507,6 +588,8 @@ pub struct CallJob {
     pub agent_id: Option<String>,
     pub call_id: Option<String>,
     pub channel_map: ChannelMap,
+    /// Where the recording came from (a live call's recording is analysed like any other).
+    pub source: Source,
 }
 
 /// Analyse one recording: read, decode, push it through a [`CallSession`] and finish. Every
@@ -529,7 +612,7 @@ pub fn analyze_recording(
         audio_hash: String::new(),
         agent_id: job.agent_id.clone(),
         channel_map: job.channel_map,
-        source: Source::Batch,
+        source: job.source,
         roles: Vec::new(),
         format: None,
     };
@@ -584,7 +667,7 @@ pub fn analyze_recording(
 /// channels of a call as one batch (a piece stays under the VAD's skew allowance, so no channel
 /// is ever run on its own while the other's piece is on its way).
 fn push_channels(session: &mut CallSession, channels: &[(Role, Vec<f32>)]) -> crate::Result<()> {
-    let piece = (session.format.sample_rate as usize / 4).max(1);
+    let piece = (session.call.format.sample_rate as usize / 4).max(1);
     let longest = channels.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
     let mut at = 0;
     while at < longest {

@@ -36,7 +36,7 @@ use crate::vad::SpeechRegions;
 
 pub use parse::{RubricError, load, parse};
 pub use reference::reference_markdown;
-pub use rules::{Rule, RuleKind};
+pub use rules::{Kind, Rule, RuleKind};
 pub use scope::{Position, RoleScope, Window};
 
 /// The score a call starts from.
@@ -89,8 +89,8 @@ pub struct CallFacts<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub item_id: String,
-    /// The rule kind that produced it ("forbidden_phrase", …).
-    pub kind: String,
+    /// The rule kind that produced it.
+    pub kind: Kind,
     pub description: String,
     pub dimension: String,
     /// Points deducted by this finding (0 past the item's `max_count`).
@@ -119,7 +119,7 @@ impl Finding {
     ) -> Finding {
         Finding {
             item_id: item.id.clone(),
-            kind: item.rule.kind_name().to_string(),
+            kind: item.rule.kind(),
             description: item.description.clone(),
             dimension: item.dimension.clone(),
             points: item.points,

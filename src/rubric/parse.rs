@@ -236,7 +236,11 @@ fn one_line(s: &str) -> String {
 }
 
 fn kind_names() -> String {
-    KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+    KINDS
+        .iter()
+        .map(|k| k.kind.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parse rubric text; `file` is only used in error messages.
@@ -590,7 +594,7 @@ mod tests {
             ),
             (RoleScope::Both, 1, false, "general", 4)
         );
-        assert_eq!(item.rule.kind_name(), "silence");
+        assert_eq!(item.rule.kind(), super::rules::Kind::Silence);
         assert_eq!(r.source_hash.len(), 64);
         let r2 = parse(&text.replace("= 2", "= 3"), Path::new("x.toml")).unwrap();
         assert_ne!(r.source_hash, r2.source_hash);

@@ -57,10 +57,10 @@ pub fn reference_markdown() -> String {
     md.push_str(&module_doc(include_str!("matcher.rs")));
     md.push_str("\n## Rule kinds\n\n");
     for k in KINDS {
-        md.push_str(&format!("- [`{0}`](#{0})\n", k.name));
+        md.push_str(&format!("- [`{0}`](#{0})\n", k.kind.name()));
     }
     for k in KINDS {
-        md.push_str(&format!("\n### {}\n\n", k.name));
+        md.push_str(&format!("\n### {}\n\n", k.kind.name()));
         md.push_str(&demote(&module_doc(k.source), 3));
     }
     // One trailing newline, however the last doc ended.
@@ -83,17 +83,17 @@ mod tests {
                 headings,
                 vec!["# What it checks", "# Why QC cares", "# Example"],
                 "{}",
-                k.name
+                k.kind.name()
             );
             let example = doc
                 .split("```toml\n")
                 .nth(1)
                 .and_then(|rest| rest.split("```").next())
-                .unwrap_or_else(|| panic!("{}: no ```toml example", k.name));
+                .unwrap_or_else(|| panic!("{}: no ```toml example", k.kind.name()));
             let text = format!("name = \"example\"\nversion = \"1\"\n{example}");
-            let r = crate::rubric::parse(&text, std::path::Path::new(k.name))
-                .unwrap_or_else(|e| panic!("{}: example does not parse: {e}", k.name));
-            assert_eq!(r.items[0].rule.kind_name(), k.name);
+            let r = crate::rubric::parse(&text, std::path::Path::new(k.kind.name()))
+                .unwrap_or_else(|e| panic!("{}: example does not parse: {e}", k.kind.name()));
+            assert_eq!(r.items[0].rule.kind(), k.kind);
         }
     }
 
@@ -118,7 +118,11 @@ mod tests {
     fn reference_covers_every_kind() {
         let md = reference_markdown();
         for k in KINDS {
-            assert!(md.contains(&format!("\n### {}\n", k.name)), "{}", k.name);
+            assert!(
+                md.contains(&format!("\n### {}\n", k.kind.name())),
+                "{}",
+                k.kind.name()
+            );
         }
         assert!(md.contains("## Rubric files"));
         assert!(md.ends_with("```\n"));

@@ -21,7 +21,7 @@ pub mod write;
 
 pub use read::{StoredCall, StoredFinding, StoredScore, ToneFeatureRow};
 pub use sink::StoreSink;
-pub use types::{CallStatus, ReviewState, Source};
+pub use types::{CallStatus, Kind, ReviewState, Source};
 pub use write::{CallMeta, CallRows};
 
 use std::path::{Path, PathBuf};
@@ -100,7 +100,7 @@ pub trait CallStore {
     ) -> Result<Vec<StoredFinding>, StoreError>;
     fn scores(&self, call_id: i64) -> Result<Vec<StoredScore>, StoreError>;
     /// Reviewed (confirmed or dismissed) findings of one rule kind, over all calls.
-    fn reviewed_findings(&self, kind: &str) -> Result<Vec<StoredFinding>, StoreError>;
+    fn reviewed_findings(&self, kind: Kind) -> Result<Vec<StoredFinding>, StoreError>;
     /// Agent tone windows with their model input, over all analysed calls.
     fn agent_tone_features(&self) -> Result<Vec<ToneFeatureRow>, StoreError>;
     /// Failed attempts logged for a call key, newest first: (error, when).
@@ -228,7 +228,7 @@ impl CallStore for Store {
     fn scores(&self, id: i64) -> Result<Vec<StoredScore>, StoreError> {
         Store::scores(self, id)
     }
-    fn reviewed_findings(&self, kind: &str) -> Result<Vec<StoredFinding>, StoreError> {
+    fn reviewed_findings(&self, kind: Kind) -> Result<Vec<StoredFinding>, StoreError> {
         Store::reviewed_findings(self, kind)
     }
     fn agent_tone_features(&self) -> Result<Vec<ToneFeatureRow>, StoreError> {

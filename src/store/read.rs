@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::types::{CallStatus, ReviewState, Source};
+use super::types::{CallStatus, Kind, ReviewState, Source};
 use super::{Store, StoreError};
 use crate::asr::Segment;
 use crate::audio::Role;
@@ -35,7 +35,7 @@ pub struct StoredFinding {
     pub call_id: i64,
     pub rubric: String,
     pub item_id: String,
-    pub kind: String,
+    pub kind: Kind,
     pub description: String,
     pub dimension: String,
     pub points: f64,
@@ -255,7 +255,7 @@ impl Store {
     }
 
     /// Reviewed (confirmed or dismissed) findings of one rule kind, over all calls.
-    pub fn reviewed_findings(&self, kind: &str) -> Result<Vec<StoredFinding>, StoreError> {
+    pub fn reviewed_findings(&self, kind: Kind) -> Result<Vec<StoredFinding>, StoreError> {
         let e = |e| self.err(e);
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE kind = ?1 AND review IN (?2, ?3)

@@ -105,3 +105,20 @@ impl rusqlite::types::FromSql for crate::audio::Role {
             .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
     }
 }
+
+pub use crate::rubric::Kind;
+
+impl rusqlite::types::ToSql for Kind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.name().into())
+    }
+}
+
+impl rusqlite::types::FromSql for Kind {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Kind::from_name(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown rule kind '{s}'").into())
+        })
+    }
+}

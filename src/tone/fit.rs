@@ -86,7 +86,7 @@ pub fn training_set(
 
     // Reviewed agent_tone findings per call id: (start, end, confirmed?).
     let mut reviewed: BTreeMap<i64, Vec<(f64, f64, bool)>> = BTreeMap::new();
-    for r in store.reviewed_findings("agent_tone")? {
+    for r in store.reviewed_findings(crate::rubric::Kind::AgentTone)? {
         let confirmed = r.review == ReviewState::Confirmed;
         if confirmed {
             sources.confirmed += 1;

@@ -16,6 +16,7 @@ pub mod speech_rate;
 pub mod talk_over;
 
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::matcher::{Phrase, PhraseSet, Tolerance};
 use super::scope::RoleScope;
@@ -25,6 +26,58 @@ use super::{CallFacts, Finding, Item};
 pub trait RuleKind: std::fmt::Debug + Send + Sync {
     /// Findings of `item` (whose rule is `self`) in the call; points are capped by the caller.
     fn check(&self, item: &Item, facts: &CallFacts) -> Vec<Finding>;
+}
+
+/// The closed set of rule kinds: what `kind = "…"` names in a rubric file and what a finding
+/// says produced it (stored as the same snake_case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    RequiredPhrase,
+    ForbiddenPhrase,
+    Keywords,
+    Order,
+    Silence,
+    TalkOver,
+    SpeechRate,
+    CallDuration,
+    AgentTone,
+}
+
+impl Kind {
+    /// The kind's name in rubric files and in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::RequiredPhrase => "required_phrase",
+            Kind::ForbiddenPhrase => "forbidden_phrase",
+            Kind::Keywords => "keywords",
+            Kind::Order => "order",
+            Kind::Silence => "silence",
+            Kind::TalkOver => "talk_over",
+            Kind::SpeechRate => "speech_rate",
+            Kind::CallDuration => "call_duration",
+            Kind::AgentTone => "agent_tone",
+        }
+    }
+
+    /// The kind called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        KINDS.iter().map(|k| k.kind).find(|k| k.name() == name)
+    }
+
+    /// Its entry in [`KINDS`].
+    pub fn info(self) -> &'static KindInfo {
+        KINDS
+            .iter()
+            .find(|k| k.kind == self)
+            .expect("every Kind has a KINDS entry (tested)")
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A compiled rule of one of the known kinds.
@@ -58,29 +111,29 @@ impl Rule {
 
     /// Whether this rule can judge a call in progress ([`KindInfo::live`]).
     pub fn judges_live(&self) -> bool {
-        KINDS.iter().any(|k| k.name == self.kind_name() && k.live)
+        self.kind().info().live
     }
 
-    /// The kind's name in rubric files.
-    pub fn kind_name(&self) -> &'static str {
+    /// Which kind this rule is.
+    pub fn kind(&self) -> Kind {
         match self {
-            Rule::RequiredPhrase(_) => "required_phrase",
-            Rule::ForbiddenPhrase(_) => "forbidden_phrase",
-            Rule::Keywords(_) => "keywords",
-            Rule::Order(_) => "order",
-            Rule::Silence(_) => "silence",
-            Rule::TalkOver(_) => "talk_over",
-            Rule::SpeechRate(_) => "speech_rate",
-            Rule::CallDuration(_) => "call_duration",
-            Rule::AgentTone(_) => "agent_tone",
+            Rule::RequiredPhrase(_) => Kind::RequiredPhrase,
+            Rule::ForbiddenPhrase(_) => Kind::ForbiddenPhrase,
+            Rule::Keywords(_) => Kind::Keywords,
+            Rule::Order(_) => Kind::Order,
+            Rule::Silence(_) => Kind::Silence,
+            Rule::TalkOver(_) => Kind::TalkOver,
+            Rule::SpeechRate(_) => Kind::SpeechRate,
+            Rule::CallDuration(_) => Kind::CallDuration,
+            Rule::AgentTone(_) => Kind::AgentTone,
         }
     }
 }
 
 /// A rule kind as the parser and the reference generator see it.
 pub struct KindInfo {
-    /// `kind = "…"` in rubric files.
-    pub name: &'static str,
+    /// `kind = "…"` in rubric files is `kind.name()`.
+    pub kind: Kind,
     /// The kind's source file (its leading `//!` doc goes into docs/rubric.md).
     pub source: &'static str,
     /// The role scope when the item gives none.
@@ -101,14 +154,14 @@ impl KindInfo {
 /// Every rule kind, in reference order.
 pub const KINDS: &[KindInfo] = &[
     KindInfo {
-        name: "required_phrase",
+        kind: Kind::RequiredPhrase,
         source: include_str!("required_phrase.rs"),
         default_role: RoleScope::Agent,
         live: false,
         compile: |t, cx| required_phrase::RequiredPhrase::compile(t, cx).map(Rule::RequiredPhrase),
     },
     KindInfo {
-        name: "forbidden_phrase",
+        kind: Kind::ForbiddenPhrase,
         source: include_str!("forbidden_phrase.rs"),
         default_role: RoleScope::Agent,
         live: true,
@@ -117,49 +170,49 @@ pub const KINDS: &[KindInfo] = &[
         },
     },
     KindInfo {
-        name: "keywords",
+        kind: Kind::Keywords,
         source: include_str!("keywords.rs"),
         default_role: RoleScope::Agent,
         live: false,
         compile: |t, cx| keywords::Keywords::compile(t, cx).map(Rule::Keywords),
     },
     KindInfo {
-        name: "order",
+        kind: Kind::Order,
         source: include_str!("order.rs"),
         default_role: RoleScope::Agent,
         live: false,
         compile: |t, cx| order::Order::compile(t, cx).map(Rule::Order),
     },
     KindInfo {
-        name: "silence",
+        kind: Kind::Silence,
         source: include_str!("silence.rs"),
         default_role: RoleScope::Both,
         live: true,
         compile: |t, cx| silence::Silence::compile(t, cx).map(Rule::Silence),
     },
     KindInfo {
-        name: "talk_over",
+        kind: Kind::TalkOver,
         source: include_str!("talk_over.rs"),
         default_role: RoleScope::Agent,
         live: false,
         compile: |t, cx| talk_over::TalkOver::compile(t, cx).map(Rule::TalkOver),
     },
     KindInfo {
-        name: "speech_rate",
+        kind: Kind::SpeechRate,
         source: include_str!("speech_rate.rs"),
         default_role: RoleScope::Agent,
         live: false,
         compile: |t, cx| speech_rate::SpeechRate::compile(t, cx).map(Rule::SpeechRate),
     },
     KindInfo {
-        name: "call_duration",
+        kind: Kind::CallDuration,
         source: include_str!("call_duration.rs"),
         default_role: RoleScope::Both,
         live: false,
         compile: |t, cx| call_duration::CallDuration::compile(t, cx).map(Rule::CallDuration),
     },
     KindInfo {
-        name: "agent_tone",
+        kind: Kind::AgentTone,
         source: include_str!("agent_tone.rs"),
         default_role: RoleScope::Agent,
         live: true,
@@ -169,7 +222,7 @@ pub const KINDS: &[KindInfo] = &[
 
 /// The kind called `name`.
 pub fn kind(name: &str) -> Option<&'static KindInfo> {
-    KINDS.iter().find(|k| k.name == name)
+    KINDS.iter().find(|k| k.kind.name() == name)
 }
 
 /// What is wrong with a rule table; `key` names the offending key when there is one, so the
