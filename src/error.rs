@@ -45,6 +45,9 @@ pub enum Error {
     /// A session was used after it ended, or fed a channel it does not have.
     #[error("{0}")]
     Session(String),
+    /// The live server could not start or go on (listen address, threads, configuration).
+    #[error("{0}")]
+    Serve(String),
 }
 
 /// The stages of the analysis, for messages.

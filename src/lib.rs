@@ -49,6 +49,7 @@ pub mod asr;
 pub mod audio;
 pub mod error;
 pub mod eval;
+pub mod live;
 pub mod onnx;
 pub mod pipeline;
 pub mod provision;

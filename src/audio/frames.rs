@@ -49,6 +49,19 @@ impl FrameEncoding {
 }
 
 impl FrameEncoding {
+    /// Linear 16-bit samples from a frame's bytes (what a recording of the call keeps); `decode`
+    /// is this divided by 32768, so a recording written from these decodes to the same samples.
+    pub fn decode_i16(self, bytes: &[u8]) -> Vec<i16> {
+        match self {
+            FrameEncoding::L16 => bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+            FrameEncoding::Pcmu => bytes.iter().map(|&c| ulaw_to_linear(c)).collect(),
+            FrameEncoding::Pcma => bytes.iter().map(|&c| alaw_to_linear(c)).collect(),
+        }
+    }
+
     /// Bytes of samples in [-1, 1] (what a PBX sends; test clients use it).
     pub fn encode(self, samples: &[f32]) -> Vec<u8> {
         let pcm = samples

@@ -16,7 +16,9 @@ mod batch;
 mod eval;
 mod models;
 mod rescore;
+mod serve;
 mod show;
+mod simulate;
 mod tone;
 mod transcribe;
 
@@ -52,6 +54,10 @@ pub enum Command {
     /// Whisper model files: convert CTranslate2 models to whisper.cpp's ggml format.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// The live server: PBX audio in, tone and 禁语 warnings out to agents' desktops.
+    Serve(serve::ServeArgs),
+    /// Stream recordings to `callqc serve` as a PBX would, and time the warnings.
+    Simulate(simulate::SimulateArgs),
     /// The tone model: write the documented prior.
     #[command(subcommand)]
     Tone(tone::ToneCommand),
@@ -197,5 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transcribe(a) => transcribe::run(&opts, a),
         Command::Eval(a) => eval::run(&opts, a),
         Command::Models(c) => models::run(&opts, c),
+        Command::Serve(a) => serve::run(&opts, a),
+        Command::Simulate(a) => simulate::run(&opts, a),
     }
 }

@@ -13,15 +13,17 @@
 //!
 //! The database runs in WAL mode with a busy timeout, so trainers can read while a batch writes.
 
+pub mod live;
 pub mod read;
 pub mod schema;
 pub mod sink;
 pub mod types;
 pub mod write;
 
+pub use live::{AlertRecord, LiveCallRecord};
 pub use read::{StoredCall, StoredFinding, StoredScore, ToneFeatureRow};
 pub use sink::StoreSink;
-pub use types::{CallStatus, Kind, ReviewState, Source};
+pub use types::{AlertKind, CallStatus, EndReason, IngestProtocol, Kind, ReviewState, Source};
 pub use write::{CallMeta, CallRows};
 
 use std::path::{Path, PathBuf};
@@ -115,6 +117,14 @@ pub trait CallStore {
     ) -> Result<i64, StoreError>;
     /// Close a run record with its totals.
     fn finish_run(&mut self, run_id: i64, totals: &RunTotals) -> Result<(), StoreError>;
+    /// Record how a streamed call went (its analysis is stored by `save_call`).
+    fn save_live_call(&mut self, record: &LiveCallRecord) -> Result<(), StoreError>;
+    /// Record a warning pushed while a call ran.
+    fn save_alert(&mut self, alert: &AlertRecord) -> Result<(), StoreError>;
+    /// The live record of a call, if it was streamed.
+    fn live_call(&self, call_key: &str) -> Result<Option<LiveCallRecord>, StoreError>;
+    /// The warnings pushed during a call, in the order they were sent.
+    fn alerts(&self, call_key: &str) -> Result<Vec<AlertRecord>, StoreError>;
 }
 
 /// What a run did, for its record.
@@ -248,5 +258,17 @@ impl CallStore for Store {
     }
     fn finish_run(&mut self, run_id: i64, totals: &RunTotals) -> Result<(), StoreError> {
         Store::finish_run(self, run_id, totals)
+    }
+    fn save_live_call(&mut self, record: &LiveCallRecord) -> Result<(), StoreError> {
+        Store::save_live_call(self, record)
+    }
+    fn save_alert(&mut self, alert: &AlertRecord) -> Result<(), StoreError> {
+        Store::save_alert(self, alert)
+    }
+    fn live_call(&self, call_key: &str) -> Result<Option<LiveCallRecord>, StoreError> {
+        Store::live_call(self, call_key)
+    }
+    fn alerts(&self, call_key: &str) -> Result<Vec<AlertRecord>, StoreError> {
+        Store::alerts(self, call_key)
     }
 }

@@ -127,6 +127,50 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE calls ADD COLUMN source TEXT NOT NULL DEFAULT 'batch' CHECK (source IN ('batch', 'live'));
     ALTER TABLE calls ADD COLUMN tone_threshold REAL;
     "#,
+    // 3: live calls. `live_calls` is how a call streamed by a PBX went (its analysis is an
+    //    ordinary `calls` row made from the recording written at its end, source 'live');
+    //    `alerts` is every warning pushed while it ran: to whom, when, with its latency.
+    r#"
+    CREATE TABLE live_calls (
+        id            INTEGER PRIMARY KEY,
+        call_key      TEXT NOT NULL UNIQUE,
+        agent_id      TEXT,
+        protocol      TEXT NOT NULL CHECK (protocol IN ('websocket', 'audiosocket')),
+        peer          TEXT NOT NULL,        -- the PBX's address
+        started_ms    INTEGER NOT NULL,     -- Unix ms
+        ended_ms      INTEGER NOT NULL,
+        end_reason    TEXT NOT NULL CHECK (end_reason IN ('hangup', 'vanished', 'error', 'shutdown')),
+        complete      INTEGER NOT NULL,     -- 0: the stream did not end normally (what arrived is kept)
+        error         TEXT,
+        recording     TEXT NOT NULL,        -- the WAV written at the end
+        sample_rate   INTEGER NOT NULL,
+        encoding      TEXT NOT NULL,
+        samples_received TEXT NOT NULL,     -- JSON array, per channel
+        samples_stored   TEXT NOT NULL,     -- JSON array, per channel (equal unless a write failed)
+        shed_utterances  INTEGER NOT NULL,  -- utterances not decoded live under overload
+        alerts        INTEGER NOT NULL
+    );
+    CREATE INDEX live_calls_agent ON live_calls(agent_id);
+    CREATE TABLE alerts (
+        id            INTEGER PRIMARY KEY,
+        call_key      TEXT NOT NULL,
+        agent_id      TEXT,
+        kind          TEXT NOT NULL CHECK (kind IN ('tone', 'forbidden', 'silence')),
+        item_id       TEXT NOT NULL,
+        message       TEXT NOT NULL,        -- what the pop-up said
+        evidence      TEXT NOT NULL,
+        evidence_start_s REAL NOT NULL,     -- audio time in the call
+        evidence_end_s   REAL NOT NULL,
+        frame_ms      INTEGER NOT NULL,     -- Unix ms: when the frame with the evidence's end arrived
+        sent_ms       INTEGER NOT NULL,     -- Unix ms: when it was pushed
+        latency_ms    INTEGER NOT NULL,     -- sent - frame
+        agent_pages   INTEGER NOT NULL,     -- desktop pages of the agent it was pushed to
+        supervisor_pages INTEGER NOT NULL,
+        pbx_links     INTEGER NOT NULL      -- ingest connections of the call it was echoed to
+    );
+    CREATE INDEX alerts_call ON alerts(call_key);
+    CREATE INDEX alerts_agent ON alerts(agent_id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -68,6 +68,42 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a live warning was about.
+    AlertKind {
+        /// The agent's tone (语气提醒).
+        Tone = "tone",
+        /// A forbidden phrase (禁语提醒).
+        Forbidden = "forbidden",
+        /// A long silence (shown to supervisors).
+        Silence = "silence",
+    }
+}
+
+text_enum! {
+    /// How a live call's stream ended.
+    EndReason {
+        /// The PBX said so (WebSocket close, AudioSocket 0x00 or hang-up).
+        Hangup = "hangup",
+        /// The connection dropped without an end: the call is kept with what arrived.
+        Vanished = "vanished",
+        /// The PBX sent something callqc could not accept, or reported an error.
+        Error = "error",
+        /// callqc was stopped while the call ran.
+        Shutdown = "shutdown",
+    }
+}
+
+text_enum! {
+    /// How a PBX streams a live call.
+    IngestProtocol {
+        /// FreeSWITCH mod_audio_fork / mod_audio_stream: metadata text frame, then binary frames.
+        WebSocket = "websocket",
+        /// Asterisk AudioSocket over TCP, one connection per channel.
+        AudioSocket = "audiosocket",
+    }
+}
+
 pub use crate::pipeline::events::Source;
 
 impl rusqlite::types::ToSql for Source {

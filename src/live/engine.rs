@@ -1,0 +1,1049 @@
+//! The live engine: calls in progress, multiplexed over a few workers.
+//!
+//! ```text
+//! ingest task ─ LiveCall::push(channel, pcm) ─▶ recording (every sample, always)
+//!                                          └──▶ inbox ─▶ ready queue ─▶ live worker (models loaded once)
+//!                                                                        CallSession (Live): VAD, tone,
+//!                                                                        whisper per utterance, live rules
+//!                                                                        └▶ LiveSink ─▶ Hub (pages) + alerts
+//! call ends ─▶ WAV + NAME.json written ─▶ final worker (nice 10): analyze_recording, as `batch` does
+//!                                         └▶ StoreSink (calls, segments, findings…) + live_calls row
+//! ```
+//!
+//! A call is on at most one worker at a time (its `scheduled` flag); a worker drains everything
+//! a call has received, then moves on, so a long decode on one call never stalls the others'
+//! audio, only their analysis. Audio is never dropped: the recording takes every sample as it
+//! arrives, outside the analysis. Under overload the analysis sheds work — an utterance whose
+//! audio waited longer than `shed_after` is not decoded live — and counts it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::hub::{Hub, LiveMessage, Warning};
+use crate::audio::frames::FrameEncoding;
+use crate::audio::{ChannelMap, Role};
+use crate::error::Error;
+use crate::pipeline::batch::agent_histories;
+use crate::pipeline::call::{Worker, WorkerConfig};
+use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass, Source};
+use crate::pipeline::session::analyze_recording;
+use crate::pipeline::session::{AudioFormat, CallJob, CallSession, CallState, SessionMode};
+use crate::rubric::{Finding, Kind, Rubric};
+use crate::store::{
+    AlertKind, AlertRecord, EndReason, IngestProtocol, LiveCallRecord, Store, StoreSink,
+};
+
+/// What the engine needs to run.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Models of each live worker.
+    pub live_worker: WorkerConfig,
+    pub live_workers: usize,
+    /// Models of the final-pass worker (the batch's settings: it stores what `batch` would).
+    pub final_worker: WorkerConfig,
+    pub rubric: Arc<Rubric>,
+    pub models_key: String,
+    pub models_description: String,
+    pub db: PathBuf,
+    pub recordings: PathBuf,
+    pub shed_after: Duration,
+}
+
+/// Why a PBX's stream was refused or stopped; sent back to it and logged with its address.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    #[error("metadata: {0}")]
+    Metadata(String),
+    #[error("call {0} is already streaming")]
+    Duplicate(String),
+    #[error("call {0}: frames after the end of the call")]
+    AfterEnd(String),
+    #[error("call {call}: {message}")]
+    Frame { call: String, message: String },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// A live call as announced by its PBX.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallStart {
+    pub call_id: String,
+    pub agent_id: String,
+    /// Role of each channel, in the order samples are pushed.
+    pub roles: Vec<Role>,
+    pub sample_rate: u32,
+    pub encoding: FrameEncoding,
+    pub protocol: IngestProtocol,
+    pub peer: String,
+}
+
+impl CallStart {
+    /// Checks every field a PBX controls (the call id becomes a file name).
+    pub fn validate(&self) -> Result<(), IngestError> {
+        let bad = |m: String| Err(IngestError::Metadata(m));
+        let id_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
+                && !s.starts_with('.')
+        };
+        if !id_ok(&self.call_id) {
+            return bad(format!(
+                "call_id {:?} must be 1–128 letters, digits or - _ . : @ (not starting with .)",
+                self.call_id
+            ));
+        }
+        if !id_ok(&self.agent_id) {
+            return bad(format!(
+                "agent_id {:?} must be 1–128 letters, digits or - _ . : @",
+                self.agent_id
+            ));
+        }
+        if !matches!(
+            self.sample_rate,
+            8000 | 12000 | 16000 | 24000 | 32000 | 44100 | 48000
+        ) {
+            return bad(format!(
+                "sample rate {} is not a telephony rate (8000 or 16000)",
+                self.sample_rate
+            ));
+        }
+        if self.roles.is_empty() || self.roles.len() > 2 {
+            return bad(format!("{} channels: 1 or 2 expected", self.roles.len()));
+        }
+        Ok(())
+    }
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn now_ms() -> i64 {
+    unix_ms(SystemTime::now())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Audio received, waiting for analysis.
+struct Chunk {
+    channel: usize,
+    samples: Vec<f32>,
+    arrived: Instant,
+}
+
+/// What the ingest side hands over; locked briefly by the ingest task and the worker.
+#[derive(Default)]
+struct Inbox {
+    pending: VecDeque<Chunk>,
+    /// On the ready queue or on a worker.
+    scheduled: bool,
+    ended: Option<(EndReason, Option<String>)>,
+    /// Every sample received, per channel: the recording.
+    recorded: Vec<Vec<i16>>,
+}
+
+/// When audio arrived: (samples received on the longest channel, Unix ms), one entry per push.
+type Arrivals = Arc<Mutex<Vec<(u64, i64)>>>;
+
+/// A call in progress.
+pub struct LiveCall {
+    pub start: CallStart,
+    seq: CallSeq,
+    started_ms: i64,
+    inbox: Mutex<Inbox>,
+    arrivals: Arrivals,
+    analysis: Mutex<Analysis>,
+}
+
+struct Analysis {
+    state: Option<CallState>,
+    begun: bool,
+    sink: LiveSink,
+    failed: Option<String>,
+    shed: usize,
+}
+
+impl LiveCall {
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        lock(&self.inbox)
+    }
+
+    /// Samples received per channel.
+    pub fn received(&self) -> Vec<u64> {
+        self.inbox()
+            .recorded
+            .iter()
+            .map(|c| c.len() as u64)
+            .collect()
+    }
+
+    pub fn key(&self) -> &str {
+        &self.start.call_id
+    }
+}
+
+/// Counters for `/api/stats` and the benchmark.
+#[derive(Debug, Default, Serialize)]
+pub struct EngineStats {
+    pub calls_started: u64,
+    pub calls_ended: u64,
+    pub calls_stored: u64,
+    pub calls_failed: u64,
+    pub warnings: u64,
+    pub shed_utterances: u64,
+    pub samples_received: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    calls_started: AtomicU64,
+    calls_ended: AtomicU64,
+    calls_stored: AtomicU64,
+    calls_failed: AtomicU64,
+    warnings: AtomicU64,
+    shed_utterances: AtomicU64,
+    samples_received: AtomicU64,
+}
+
+/// A recording waiting for its final pass.
+struct FinalJob {
+    job: CallJob,
+    record: LiveCallRecord,
+}
+
+/// The live engine. Create with [`Engine::start`]; stop with [`Engine::shutdown`].
+pub struct Engine {
+    pub hub: Arc<Hub>,
+    cfg: EngineConfig,
+    calls: Mutex<HashMap<String, Arc<LiveCall>>>,
+    ready: Mutex<VecDeque<Arc<LiveCall>>>,
+    ready_cv: Condvar,
+    finals: Mutex<Option<mpsc::Sender<FinalJob>>>,
+    alerts: Mutex<Option<mpsc::Sender<AlertRecord>>>,
+    /// Final passes queued and not yet stored, with a condvar for [`Engine::wait_stored`].
+    finals_pending: Mutex<usize>,
+    finals_cv: Condvar,
+    stopping: AtomicBool,
+    next_seq: AtomicU64,
+    next_warning: Arc<AtomicU64>,
+    counters: Counters,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Load every worker's models (failing here, before any call is accepted, if one cannot
+    /// load), open the store, start the threads.
+    pub fn start(cfg: EngineConfig, hub: Arc<Hub>) -> crate::Result<Arc<Engine>> {
+        // Opening once here applies migrations and reports a bad database before serving.
+        let mut store = Store::open(&cfg.db)?;
+        let run_id = store.begin_run(
+            "serve",
+            &cfg.models_description,
+            Some((
+                &cfg.rubric.name,
+                &cfg.rubric.version,
+                &cfg.rubric.source_hash,
+            )),
+            &serde_json::json!({"live_workers": cfg.live_workers}).to_string(),
+        )?;
+        let (final_tx, final_rx) = mpsc::channel::<FinalJob>();
+        let (alert_tx, alert_rx) = mpsc::channel::<AlertRecord>();
+        let engine = Arc::new(Engine {
+            hub,
+            cfg: cfg.clone(),
+            calls: Mutex::new(HashMap::new()),
+            ready: Mutex::new(VecDeque::new()),
+            ready_cv: Condvar::new(),
+            finals: Mutex::new(Some(final_tx)),
+            alerts: Mutex::new(Some(alert_tx)),
+            finals_pending: Mutex::new(0),
+            finals_cv: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            next_seq: AtomicU64::new(0),
+            next_warning: Arc::new(AtomicU64::new(1)),
+            counters: Counters::default(),
+            threads: Mutex::new(Vec::new()),
+        });
+
+        let mut workers = Vec::new();
+        for _ in 0..cfg.live_workers.max(1) {
+            workers.push(Worker::load(&cfg.live_worker)?);
+        }
+        let final_worker = Worker::load(&cfg.final_worker)?;
+        let mut threads = Vec::new();
+        for (i, worker) in workers.into_iter().enumerate() {
+            let e = engine.clone();
+            let db = cfg.db.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("live-{i}"))
+                    .spawn(move || e.live_worker(worker, &db))
+                    .map_err(|e| Error::Serve(format!("cannot start a thread: {e}")))?,
+            );
+        }
+        let e = engine.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("final-pass".into())
+                .spawn(move || e.final_worker(final_worker, store, run_id, final_rx))
+                .map_err(|e| Error::Serve(format!("cannot start a thread: {e}")))?,
+        );
+        let db = cfg.db.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("alerts".into())
+                .spawn(move || alert_writer(&db, alert_rx))
+                .map_err(|e| Error::Serve(format!("cannot start a thread: {e}")))?,
+        );
+        *lock(&engine.threads) = threads;
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        EngineStats {
+            calls_started: get(&c.calls_started),
+            calls_ended: get(&c.calls_ended),
+            calls_stored: get(&c.calls_stored),
+            calls_failed: get(&c.calls_failed),
+            warnings: get(&c.warnings),
+            shed_utterances: get(&c.shed_utterances),
+            samples_received: get(&c.samples_received),
+        }
+    }
+
+    /// A PBX announces a call.
+    pub fn begin(&self, start: CallStart) -> Result<Arc<LiveCall>, IngestError> {
+        start.validate()?;
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(IngestError::ShuttingDown);
+        }
+        let mut calls = lock(&self.calls);
+        if calls.contains_key(&start.call_id) {
+            return Err(IngestError::Duplicate(start.call_id));
+        }
+        let started_ms = now_ms();
+        let arrivals: Arrivals = Arc::default();
+        let sink = LiveSink {
+            hub: self.hub.clone(),
+            call_id: start.call_id.clone(),
+            agent_id: start.agent_id.clone(),
+            rate: start.sample_rate,
+            arrivals: arrivals.clone(),
+            next_warning: self.next_warning.clone(),
+            alerts: lock(&self.alerts).clone(),
+            sent: 0,
+        };
+        let call = Arc::new(LiveCall {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            started_ms,
+            inbox: Mutex::new(Inbox {
+                recorded: vec![Vec::new(); start.roles.len()],
+                ..Inbox::default()
+            }),
+            arrivals,
+            analysis: Mutex::new(Analysis {
+                state: None,
+                begun: false,
+                sink,
+                failed: None,
+                shed: 0,
+            }),
+            start,
+        });
+        calls.insert(call.start.call_id.clone(), call.clone());
+        drop(calls);
+        self.counters.calls_started.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "call {} of agent {} from {} ({:?}, {} Hz, {} channels)",
+            call.start.call_id,
+            call.start.agent_id,
+            call.start.peer,
+            call.start.encoding,
+            call.start.sample_rate,
+            call.start.roles.len()
+        );
+        self.hub
+            .call_started(&call.start.call_id, &call.start.agent_id, started_ms);
+        Ok(call)
+    }
+
+    /// Samples of one channel. Every sample goes into the recording at once; the analysis gets
+    /// them when a worker is free.
+    pub fn push(
+        &self,
+        call: &Arc<LiveCall>,
+        channel: usize,
+        pcm: &[i16],
+    ) -> Result<(), IngestError> {
+        let mut inbox = call.inbox();
+        if inbox.ended.is_some() {
+            return Err(IngestError::AfterEnd(call.start.call_id.clone()));
+        }
+        let Some(rec) = inbox.recorded.get_mut(channel) else {
+            return Err(IngestError::Frame {
+                call: call.start.call_id.clone(),
+                message: format!("no channel {channel}"),
+            });
+        };
+        rec.extend_from_slice(pcm);
+        let longest = inbox.recorded.iter().map(|c| c.len()).max().unwrap_or(0) as u64;
+        inbox.pending.push_back(Chunk {
+            channel,
+            samples: pcm.iter().map(|&s| f32::from(s) / 32768.0).collect(),
+            arrived: Instant::now(),
+        });
+        self.counters
+            .samples_received
+            .fetch_add(pcm.len() as u64, Ordering::Relaxed);
+        lock(&call.arrivals).push((longest, now_ms()));
+        let schedule = !std::mem::replace(&mut inbox.scheduled, true);
+        drop(inbox);
+        if schedule {
+            self.schedule(call.clone());
+        }
+        Ok(())
+    }
+
+    /// Pad a channel with silence up to the longest one (a leg that connects late starts at the
+    /// call's time, not at zero).
+    pub fn align(&self, call: &Arc<LiveCall>, channel: usize) -> Result<(), IngestError> {
+        let gap = {
+            let inbox = call.inbox();
+            let longest = inbox.recorded.iter().map(|c| c.len()).max().unwrap_or(0);
+            longest.saturating_sub(inbox.recorded.get(channel).map_or(0, |c| c.len()))
+        };
+        if gap > 0 {
+            self.push(call, channel, &vec![0; gap])?;
+        }
+        Ok(())
+    }
+
+    /// The PBX's stream ended (normally or not). Idempotent: the first reason counts.
+    pub fn end(&self, call: &Arc<LiveCall>, reason: EndReason, error: Option<String>) {
+        let mut inbox = call.inbox();
+        if inbox.ended.is_some() {
+            return;
+        }
+        inbox.ended = Some((reason, error));
+        let schedule = !std::mem::replace(&mut inbox.scheduled, true);
+        drop(inbox);
+        if schedule {
+            self.schedule(call.clone());
+        }
+    }
+
+    fn schedule(&self, call: Arc<LiveCall>) {
+        lock(&self.ready).push_back(call);
+        self.ready_cv.notify_one();
+    }
+
+    fn next_ready(&self) -> Option<Arc<LiveCall>> {
+        let mut ready = lock(&self.ready);
+        loop {
+            if let Some(c) = ready.pop_front() {
+                return Some(c);
+            }
+            if self.stopping.load(Ordering::SeqCst) && lock(&self.calls).is_empty() {
+                return None;
+            }
+            ready = self
+                .ready_cv
+                .wait_timeout(ready, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn live_worker(self: Arc<Self>, mut worker: Worker, db: &Path) {
+        let store = match Store::open(db) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!("live worker: {e}; agents' voice history is not used");
+                None
+            }
+        };
+        while let Some(call) = self.next_ready() {
+            self.process(&mut worker, store.as_ref(), &call);
+        }
+    }
+
+    /// Drain what a call has received through its session; finish it if it ended.
+    fn process(&self, worker: &mut Worker, store: Option<&Store>, call: &Arc<LiveCall>) {
+        let (chunks, ended) = {
+            let mut inbox = call.inbox();
+            (std::mem::take(&mut inbox.pending), inbox.ended.clone())
+        };
+        let mut guard = lock(&call.analysis);
+        let a = &mut *guard;
+        if a.failed.is_none() {
+            let outcome = (|| -> crate::Result<()> {
+                let mut session = match a.state.take() {
+                    Some(state) => {
+                        CallSession::resume(worker, &self.cfg.rubric, &mut a.sink, state)
+                    }
+                    None if !a.begun => {
+                        a.begun = true;
+                        let history = store.and_then(|s| {
+                            agent_histories(s, [call.start.agent_id.clone()], &HashSet::new())
+                                .ok()
+                                .and_then(|mut h| h.remove(&call.start.agent_id))
+                        });
+                        CallSession::begin(
+                            worker,
+                            &self.cfg.rubric,
+                            &mut a.sink,
+                            call.seq,
+                            call_info(&call.start),
+                            SessionMode::Live,
+                            history,
+                        )?
+                    }
+                    None => return Ok(()),
+                };
+                for chunk in &chunks {
+                    session.set_shedding(chunk.arrived.elapsed() > self.cfg.shed_after);
+                    if let Err(e) = session.push(chunk.channel, &chunk.samples) {
+                        a.shed = session.shed_utterances();
+                        return Err(e);
+                    }
+                }
+                if ended.is_some() {
+                    session.set_shedding(false);
+                    a.shed = session.shed_utterances();
+                    session.end_live()?;
+                } else {
+                    a.shed = session.shed_utterances();
+                    a.state = Some(session.suspend());
+                }
+                Ok(())
+            })();
+            if let Err(e) = outcome {
+                // The live analysis of this call stops; its audio is still recorded and the
+                // final pass still runs on it.
+                tracing::error!("call {}: live analysis stopped: {e}", call.start.call_id);
+                a.failed = Some(e.to_string());
+                a.state = None;
+            }
+        }
+        let shed = a.shed;
+        let alerts = a.sink.sent;
+        drop(guard);
+
+        if let Some((reason, error)) = ended {
+            self.finish(call, reason, error, shed, alerts);
+            return;
+        }
+        let mut inbox = call.inbox();
+        if inbox.pending.is_empty() && inbox.ended.is_none() {
+            inbox.scheduled = false;
+        } else {
+            drop(inbox);
+            self.schedule(call.clone());
+        }
+    }
+
+    /// Write the recording, tell the pages, queue the final pass.
+    fn finish(
+        &self,
+        call: &Arc<LiveCall>,
+        reason: EndReason,
+        error: Option<String>,
+        shed: usize,
+        alerts: usize,
+    ) {
+        let recorded = std::mem::take(&mut call.inbox().recorded);
+        let received: Vec<u64> = recorded.iter().map(|c| c.len() as u64).collect();
+        let rate = call.start.sample_rate;
+        let duration_s = received.iter().copied().max().unwrap_or(0) as f64 / f64::from(rate);
+        let path = recording_path(&self.cfg.recordings, call);
+        let written = write_recording(&path, &recorded, rate, &call.start);
+        let (stored, error) = match written {
+            Ok(()) => (received.clone(), error),
+            Err(e) => {
+                tracing::error!("call {}: {e}", call.start.call_id);
+                (vec![0; received.len()], Some(e))
+            }
+        };
+        drop(recorded);
+        self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .shed_utterances
+            .fetch_add(shed as u64, Ordering::Relaxed);
+        lock(&self.calls).remove(&call.start.call_id);
+        self.hub.call_ended(
+            &call.start.call_id,
+            &call.start.agent_id,
+            reason,
+            duration_s,
+        );
+        tracing::info!(
+            "call {} ended ({reason}): {duration_s:.1} s, {alerts} warnings, {shed} utterances shed",
+            call.start.call_id
+        );
+        let record = LiveCallRecord {
+            call_key: call.start.call_id.clone(),
+            agent_id: Some(call.start.agent_id.clone()),
+            protocol: call.start.protocol,
+            peer: call.start.peer.clone(),
+            started_ms: call.started_ms,
+            ended_ms: now_ms(),
+            end_reason: reason,
+            error,
+            recording: path.display().to_string(),
+            sample_rate: rate,
+            encoding: format!("{:?}", call.start.encoding),
+            samples_received: received,
+            samples_stored: stored,
+            shed_utterances: shed,
+            alerts,
+        };
+        let job = CallJob {
+            path,
+            agent_id: Some(call.start.agent_id.clone()),
+            call_id: Some(call.start.call_id.clone()),
+            channel_map: channel_map(&call.start.roles),
+            source: Source::Live,
+        };
+        *lock(&self.finals_pending) += 1;
+        let sent = lock(&self.finals)
+            .as_ref()
+            .map(|tx| tx.send(FinalJob { job, record }).is_ok());
+        if sent != Some(true) {
+            self.final_done();
+        }
+    }
+
+    fn final_done(&self) {
+        let mut n = lock(&self.finals_pending);
+        *n = n.saturating_sub(1);
+        self.finals_cv.notify_all();
+    }
+
+    /// The final pass of every ended call: the recording analysed exactly as `batch` analyses
+    /// it, stored the same way, plus the live record. Runs at a lower priority than the live
+    /// workers (nice 10), so it uses what the live work leaves.
+    fn final_worker(
+        self: Arc<Self>,
+        mut worker: Worker,
+        mut store: Store,
+        run_id: i64,
+        jobs: mpsc::Receiver<FinalJob>,
+    ) {
+        lower_priority();
+        let rubric = self.cfg.rubric.clone();
+        let mut totals = crate::store::RunTotals::default();
+        let started = Instant::now();
+        let mut seq: CallSeq = 0;
+        while let Ok(FinalJob { job, record }) = jobs.recv() {
+            let history = job.agent_id.as_ref().and_then(|a| {
+                agent_histories(
+                    &store,
+                    [a.clone()],
+                    &HashSet::from([record.call_key.clone()]),
+                )
+                .ok()
+                .and_then(|mut h| h.remove(a))
+            });
+            let outcome = {
+                let mut sink = StoreSink::new(
+                    &mut store,
+                    self.cfg.models_key.clone(),
+                    Some(run_id),
+                    rubric.source_hash.clone(),
+                );
+                let r = analyze_recording(
+                    &mut worker,
+                    &rubric,
+                    &mut sink,
+                    seq,
+                    &job,
+                    history,
+                    SessionMode::Recording,
+                );
+                r
+            };
+            seq += 1;
+            match outcome {
+                Ok(end) => {
+                    totals.done += 1;
+                    totals.audio_s += end.duration_s;
+                    self.counters.calls_stored.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    totals.failed += 1;
+                    self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("call {}: final pass: {e}", record.call_key);
+                }
+            }
+            if let Err(e) = store.save_live_call(&record) {
+                tracing::error!(
+                    "call {}: cannot store its live record: {e}",
+                    record.call_key
+                );
+            }
+            self.final_done();
+        }
+        totals.wall_s = started.elapsed().as_secs_f64();
+        if let Err(e) = store.finish_run(run_id, &totals) {
+            tracing::error!("serve run record: {e}");
+        }
+    }
+
+    /// Block until every ended call's final pass is stored (tests, shutdown), or `timeout`.
+    pub fn wait_stored(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut n = lock(&self.finals_pending);
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = self
+                .finals_cv
+                .wait_timeout(n, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Calls in progress.
+    pub fn live_calls(&self) -> Vec<Arc<LiveCall>> {
+        lock(&self.calls).values().cloned().collect()
+    }
+
+    /// End every call in progress (reason: shutdown), wait for their final passes, stop the
+    /// threads.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for call in self.live_calls() {
+            self.end(&call, EndReason::Shutdown, None);
+        }
+        // Workers exit once no call is left; then the final queue is closed and drained.
+        let live: Vec<_> = {
+            let mut threads = lock(&self.threads);
+            let n = threads.len().saturating_sub(2);
+            threads.drain(..n).collect()
+        };
+        self.ready_cv.notify_all();
+        for t in live {
+            let _ = t.join();
+        }
+        lock(&self.finals).take();
+        lock(&self.alerts).take();
+        for t in lock(&self.threads).drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Linux: nice value 10 for the calling thread (and the whisper threads it starts).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread with valid arguments.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 10) != 0 {
+            tracing::warn!("final pass: could not lower its priority");
+        }
+    }
+}
+
+fn alert_writer(db: &Path, alerts: mpsc::Receiver<AlertRecord>) {
+    let mut store = match Store::open(db) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("alerts are not stored: {e}");
+            while alerts.recv().is_ok() {}
+            return;
+        }
+    };
+    while let Ok(a) = alerts.recv() {
+        if let Err(e) = store.save_alert(&a) {
+            tracing::error!("call {}: alert not stored: {e}", a.call_key);
+        }
+    }
+}
+
+fn call_info(start: &CallStart) -> CallInfo {
+    CallInfo {
+        key: start.call_id.clone(),
+        path: PathBuf::from(format!("{}:{}", start.protocol, start.peer)),
+        audio_hash: String::new(),
+        agent_id: Some(start.agent_id.clone()),
+        channel_map: channel_map(&start.roles),
+        source: Source::Live,
+        roles: start.roles.clone(),
+        format: Some(AudioFormat {
+            sample_rate: start.sample_rate,
+            channels: start.roles.len(),
+            encoding: start.encoding.into(),
+        }),
+    }
+}
+
+/// The channel map a batch run needs to read the recording as the live call had it.
+fn channel_map(roles: &[Role]) -> ChannelMap {
+    match roles {
+        [left, right] => ChannelMap {
+            left: *left,
+            right: *right,
+        },
+        _ => ChannelMap::default(),
+    }
+}
+
+/// `<recordings>/<UTC date>/<call id>.wav`.
+fn recording_path(dir: &Path, call: &LiveCall) -> PathBuf {
+    let (y, m, d) = civil_date(call.started_ms.div_euclid(86_400_000));
+    dir.join(format!("{y:04}-{m:02}-{d:02}"))
+        .join(format!("{}.wav", call.start.call_id))
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The recording (16-bit PCM at the call's rate, channels as received) and a `NAME.json`
+/// sidecar with the call and agent ids, so `batch` reads it as the live server did. Written to
+/// a temporary name and renamed: a crash never leaves half a recording under the real name.
+fn write_recording(
+    path: &Path,
+    channels: &[Vec<i16>],
+    rate: u32,
+    start: &CallStart,
+) -> Result<(), String> {
+    let err = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err("cannot create folder", &e))?;
+    }
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let part = path.with_extension("wav.part");
+    {
+        let mut w = hound::WavWriter::create(&part, spec).map_err(|e| err("cannot write", &e))?;
+        let n = channels.iter().map(|c| c.len()).max().unwrap_or(0);
+        for i in 0..n {
+            for c in channels {
+                // A channel that stopped early (one AudioSocket leg hung up first) is silent.
+                w.write_sample(c.get(i).copied().unwrap_or(0))
+                    .map_err(|e| err("cannot write", &e))?;
+            }
+        }
+        w.finalize().map_err(|e| err("cannot write", &e))?;
+    }
+    let sidecar = serde_json::json!({
+        "call_id": start.call_id,
+        "agent_id": start.agent_id,
+        "channel_map": channel_map(&start.roles),
+        "source": "live",
+    });
+    std::fs::write(
+        path.with_extension("json"),
+        serde_json::to_string_pretty(&sidecar).unwrap_or_default(),
+    )
+    .map_err(|e| err("cannot write sidecar", &e))?;
+    std::fs::rename(&part, path).map_err(|e| err("cannot rename", &e))
+}
+
+/// Turns a live session's events into what pages see, and records every warning.
+struct LiveSink {
+    hub: Arc<Hub>,
+    call_id: String,
+    agent_id: String,
+    rate: u32,
+    arrivals: Arrivals,
+    next_warning: Arc<AtomicU64>,
+    alerts: Option<mpsc::Sender<AlertRecord>>,
+    sent: usize,
+}
+
+impl LiveSink {
+    /// When the frame carrying audio time `t` arrived (Unix ms).
+    fn arrival_ms(&self, t: f64) -> i64 {
+        let arrivals = lock(&self.arrivals);
+        let sample = (t.max(0.0) * f64::from(self.rate)).ceil() as u64;
+        let i = arrivals.partition_point(|&(n, _)| n < sample);
+        arrivals
+            .get(i)
+            .or(arrivals.last())
+            .map_or_else(now_ms, |&(_, ms)| ms)
+    }
+
+    fn warn(&mut self, f: &Finding) {
+        let Some((kind, title, text)) = warning_text(f) else {
+            return;
+        };
+        let w = Warning {
+            id: self.next_warning.fetch_add(1, Ordering::Relaxed),
+            call_id: self.call_id.clone(),
+            agent_id: self.agent_id.clone(),
+            kind,
+            item_id: f.item_id.clone(),
+            title,
+            text,
+            evidence: f.evidence.clone(),
+            evidence_start_s: f.start,
+            evidence_end_s: f.end,
+            frame_ms: self.arrival_ms(f.end),
+            sent_ms: now_ms(),
+        };
+        let record = AlertRecord {
+            call_key: w.call_id.clone(),
+            agent_id: Some(w.agent_id.clone()),
+            kind: w.kind,
+            item_id: w.item_id.clone(),
+            message: format!("{}：{}", w.title, w.text),
+            evidence: w.evidence.clone(),
+            evidence_start_s: w.evidence_start_s,
+            evidence_end_s: w.evidence_end_s,
+            frame_ms: w.frame_ms,
+            sent_ms: w.sent_ms,
+            agent_pages: 0,
+            supervisor_pages: 0,
+            pbx_links: 0,
+        };
+        let d = self.hub.warning(w);
+        self.sent += 1;
+        if let Some(tx) = &self.alerts {
+            let _ = tx.send(AlertRecord {
+                agent_pages: d.agent_pages,
+                supervisor_pages: d.supervisor_pages,
+                pbx_links: d.pbx_links,
+                ..record
+            });
+        }
+    }
+}
+
+/// The pop-up for a provisional finding: 禁语 with the phrase, tone, silence; other kinds none.
+fn warning_text(f: &Finding) -> Option<(AlertKind, String, String)> {
+    match f.kind {
+        Kind::ForbiddenPhrase => {
+            let phrase = bracketed(&f.evidence).unwrap_or_else(|| f.description.clone());
+            Some((
+                AlertKind::Forbidden,
+                "禁语提醒".into(),
+                format!("「{phrase}」"),
+            ))
+        }
+        Kind::AgentTone => Some((AlertKind::Tone, "语气提醒".into(), "请注意语气".into())),
+        Kind::Silence => Some((
+            AlertKind::Silence,
+            "静音提醒".into(),
+            format!("已静音 {:.0} 秒，请及时回应来电人", f.end - f.start),
+        )),
+        _ => None,
+    }
+}
+
+/// The text inside the first 【…】 of an evidence string.
+fn bracketed(evidence: &str) -> Option<String> {
+    let start = evidence.find('【')? + '【'.len_utf8();
+    let len = evidence[start..].find('】')?;
+    Some(evidence[start..start + len].to_string())
+}
+
+impl CallSink for LiveSink {
+    fn event(&mut self, _call: CallSeq, event: &CallEvent) -> Result<(), Error> {
+        match event {
+            CallEvent::Finding {
+                pass: Pass::Live,
+                finding,
+                ..
+            } => self.warn(finding),
+            CallEvent::Segment {
+                pass: Pass::Live,
+                segment,
+                ..
+            } => self.hub.transcript(LiveMessage::Transcript {
+                call_id: self.call_id.clone(),
+                agent_id: self.agent_id.clone(),
+                role: segment.role.to_string(),
+                start_s: segment.start,
+                end_s: segment.end,
+                text: segment.text.clone(),
+            }),
+            CallEvent::ToneScored {
+                pass: Pass::Live,
+                window,
+            } => self
+                .hub
+                .tone(&self.call_id, &self.agent_id, window.end, window.p_agitated),
+            CallEvent::Failed { error } => {
+                tracing::warn!("call {}: {error}", self.call_id);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_phrases() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(20_788), (2026, 12, 1));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(
+            bracketed("坐席：这个【不归我们管】你去找别人").as_deref(),
+            Some("不归我们管")
+        );
+        assert_eq!(bracketed("no brackets"), None);
+        assert_eq!(bracketed("【unclosed"), None);
+    }
+
+    #[test]
+    fn call_ids_that_could_escape_the_recordings_folder_are_refused() {
+        let mut s = CallStart {
+            call_id: "c-1".into(),
+            agent_id: "1001".into(),
+            roles: vec![Role::Agent, Role::Caller],
+            sample_rate: 8000,
+            encoding: FrameEncoding::L16,
+            protocol: IngestProtocol::WebSocket,
+            peer: "127.0.0.1:1".into(),
+        };
+        assert!(s.validate().is_ok());
+        for bad in ["../x", "a/b", "", ".hidden", "a b", &"x".repeat(200)] {
+            s.call_id = bad.to_string();
+            assert!(s.validate().is_err(), "{bad:?}");
+        }
+        s.call_id = "c-1".into();
+        s.sample_rate = 11025;
+        assert!(s.validate().is_err());
+    }
+}

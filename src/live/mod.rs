@@ -1,0 +1,33 @@
+//! `callqc serve`: live calls from the PBX, warnings on the agent's desktop within seconds.
+//!
+//! ```text
+//! PBX ── WebSocket /ingest (mod_audio_fork) ──┐
+//!     └─ AudioSocket TCP (+ POST /api/audiosocket/calls) ─┤
+//!                                                 engine::Engine ─ CallSession (Live) per call,
+//!                                                 │                multiplexed over live workers
+//!                                                 ├─ hub::Hub ─▶ /events ─▶ agent page (own calls only)
+//!                                                 │                       └▶ supervisor page (all)
+//!                                                 └─ call end: WAV + final pass as `batch` ─▶ store
+//! ```
+//!
+//! - [`config`]: `callqc.toml` (listen addresses, models, rubric, recordings, tokens).
+//! - [`auth`]: tokens → [`auth::Identity`], compared in constant time.
+//! - [`engine`]: calls in progress, workers, shedding, recordings, the final pass, alerts.
+//! - [`hub`]: per-subscriber bounded queues; who sees what.
+//! - [`ingest`]: the PBX WebSocket and the desktop pages' WebSocket.
+//! - [`audiosocket`]: Asterisk AudioSocket messages and listener.
+//! - [`server`]: the axum router and the server's start and stop.
+//! - [`simulate`]: a PBX in a box (`callqc simulate`), for trying, testing and benchmarking.
+//! - [`pages`]: the agent and supervisor pages.
+//!
+//! docs/live-protocol.md specifies the wire protocols.
+
+pub mod audiosocket;
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod hub;
+pub mod ingest;
+pub mod pages;
+pub mod server;
+pub mod simulate;

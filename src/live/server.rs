@@ -1,0 +1,237 @@
+//! The HTTP side of `callqc serve` (axum): pages, the PBX and page WebSockets, the AudioSocket
+//! registration, and a small JSON API for supervisors.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::audiosocket::{self, Registration, Registry};
+use super::auth::{Identity, Tokens};
+use super::config::ServeConfig;
+use super::engine::{Engine, EngineConfig};
+use super::hub::Hub;
+use super::ingest;
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub tokens: Arc<Tokens>,
+    pub registry: Arc<Registry>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The largest WebSocket message accepted from a PBX (a 20 ms stereo L16 frame at 16 kHz is
+/// 1,280 bytes; a second of it is 64 KB).
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// A running server.
+pub struct Server {
+    pub http: SocketAddr,
+    pub audiosocket: Option<SocketAddr>,
+    pub engine: Arc<Engine>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Load the models, open the store, bind the listeners (port 0 picks a free one).
+    pub async fn start(config: &ServeConfig, engine: EngineConfig) -> crate::Result<Server> {
+        let agents: Vec<String> = {
+            let mut a = Vec::new();
+            for name in config.tokens.names() {
+                if let Identity::Agent(id) = name {
+                    a.push(id);
+                }
+            }
+            a
+        };
+        let hub = Arc::new(Hub::new(agents, config.server.client_queue));
+        let engine = tokio::task::spawn_blocking(move || Engine::start(engine, hub))
+            .await
+            .map_err(|e| crate::Error::Serve(format!("starting the engine: {e}")))??;
+        let (tx, rx) = watch::channel(false);
+        let state = AppState {
+            engine: engine.clone(),
+            tokens: Arc::new(config.tokens.clone()),
+            registry: Arc::new(Registry::default()),
+            shutdown: rx.clone(),
+        };
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| crate::Error::Serve(format!("cannot listen on {addr}: {e}")))
+        };
+        let listener = bind(config.server.listen).await?;
+        let http = listener
+            .local_addr()
+            .map_err(|e| crate::Error::Serve(format!("listener address: {e}")))?;
+        let mut tasks = Vec::new();
+        let mut audiosocket_addr = None;
+        if let Some(addr) = config.server.audiosocket {
+            let l = bind(addr).await?;
+            audiosocket_addr = Some(
+                l.local_addr()
+                    .map_err(|e| crate::Error::Serve(format!("listener address: {e}")))?,
+            );
+            tasks.push(tokio::spawn(audiosocket::serve(
+                l,
+                engine.clone(),
+                state.registry.clone(),
+                rx.clone(),
+            )));
+        }
+        let app = router(state);
+        let mut stop = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await;
+            if let Err(e) = served {
+                tracing::error!("http server: {e}");
+            }
+        }));
+        Ok(Server {
+            http,
+            audiosocket: audiosocket_addr,
+            engine,
+            shutdown: tx,
+            tasks,
+        })
+    }
+
+    /// Stop accepting, end the calls in progress (each is recorded and stored), wait for the
+    /// final passes.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let engine = self.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/agent") }))
+        .route("/agent", get(|| page(super::pages::AGENT)))
+        .route("/supervisor", get(|| page(super::pages::SUPERVISOR)))
+        .route("/ingest", get(ingest_upgrade))
+        .route("/events", get(events_upgrade))
+        .route("/api/audiosocket/calls", post(register_audiosocket))
+        .route("/api/calls", get(calls))
+        .route("/api/stats", get(stats))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+async fn page(html: &'static str) -> Response {
+    let mut r = Html(html).into_response();
+    // Pages load nothing from elsewhere and run only their own script.
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+        ),
+    );
+    r
+}
+
+/// The identity of an `Authorization: Bearer …` header, if it has one that matches.
+fn bearer(tokens: &Tokens, headers: &HeaderMap) -> Option<Identity> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    tokens.identify(token)
+}
+
+async fn ingest_upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let header_identity = bearer(&state.tokens, &headers);
+    if headers.contains_key(header::AUTHORIZATION) && header_identity.is_none() {
+        tracing::warn!("ingest {peer}: unknown token in the Authorization header");
+        return (StatusCode::UNAUTHORIZED, "unknown ingest token\n").into_response();
+    }
+    ws.protocols(["audio.drachtio.org", "audiostream.drachtio.org"])
+        .max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| ingest::pbx_connection(state, socket, peer, header_identity))
+}
+
+async fn events_upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| ingest::page_connection(state, socket, peer))
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({"error": message}))).into_response()
+}
+
+async fn register_audiosocket(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match bearer(&state.tokens, &headers) {
+        Some(Identity::Pbx(_)) => {}
+        Some(_) => return refuse(StatusCode::FORBIDDEN, "this token may not register calls"),
+        None => return refuse(StatusCode::UNAUTHORIZED, "missing or unknown ingest token"),
+    }
+    let reg: Registration = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("registration: {e}")),
+    };
+    match state.registry.register(reg, &peer.to_string()) {
+        Ok(()) => (StatusCode::CREATED, Json(serde_json::json!({"ok": true}))).into_response(),
+        Err(e) => {
+            tracing::warn!("audiosocket registration from {peer}: {e}");
+            refuse(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+    }
+}
+
+fn supervisor_only(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    match bearer(&state.tokens, headers) {
+        Some(Identity::Supervisor(_)) => Ok(()),
+        Some(_) => Err(refuse(StatusCode::FORBIDDEN, "supervisors only")),
+        None => Err(refuse(StatusCode::UNAUTHORIZED, "missing or unknown token")),
+    }
+}
+
+async fn calls(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = supervisor_only(&state, &headers) {
+        return r;
+    }
+    Json(state.engine.hub.calls()).into_response()
+}
+
+async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = supervisor_only(&state, &headers) {
+        return r;
+    }
+    Json(state.engine.stats()).into_response()
+}
