@@ -4,21 +4,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 
-use callqc::asr::AsrParams;
 use callqc::live::config::{self, ServeConfig};
 use callqc::live::engine::EngineConfig;
 use callqc::live::server::Server;
-use callqc::pipeline::call::{VadMode, WorkerConfig};
-use callqc::pipeline::identity::{self, ModelsIdentity};
-use callqc::rubric;
-use callqc::settings::{self, Parallelism};
-use callqc::vad::VadParams;
 
 use super::GlobalOpts;
 
@@ -34,62 +26,20 @@ pub struct ServeArgs {
     /// AudioSocket address instead of the configuration's.
     #[arg(long)]
     pub audiosocket: Option<std::net::SocketAddr>,
-    /// Write a new configuration with fresh random tokens to `--config`, and stop.
-    #[arg(long)]
-    pub new_config: bool,
+    /// Write a new configuration with fresh random tokens to this file, and stop.
+    #[arg(long, value_name = "PATH")]
+    pub new_config: Option<PathBuf>,
     /// Agent ids to give tokens in the new configuration (with --new-config).
     #[arg(long, value_delimiter = ',')]
     pub agents: Vec<String>,
 }
 
-/// Worker settings as `batch` has them by default, with `model`.
-pub fn worker_config(opts: &GlobalOpts, model: &str, whisper_threads: usize) -> WorkerConfig {
-    WorkerConfig {
-        models_dir: opts.models_dir.clone(),
-        whisper_model: settings::whisper_model_path(&opts.models_dir, model),
-        tone_model: identity::default_tone_model(&opts.models_dir),
-        asr: AsrParams::default(),
-        vad: VadParams::default(),
-        vad_mode: VadMode::Silero,
-        whisper_threads,
-        onnx_threads: 1,
-    }
-}
-
-/// The engine a configuration asks for, on `opts.threads` cores.
-pub fn engine_config(opts: &GlobalOpts, cfg: &ServeConfig) -> anyhow::Result<EngineConfig> {
-    let rubric = Arc::new(rubric::load(&cfg.server.rubric)?);
-    let par = Parallelism::split(opts.threads, cfg.server.workers.unwrap_or(2));
-    let live_worker = worker_config(opts, &cfg.server.model, par.whisper_threads);
-    // The final pass runs niced, on whatever the live work leaves: it may use every core.
-    let final_worker = worker_config(opts, &cfg.server.model, opts.threads);
-    let models = ModelsIdentity::of(&final_worker, &final_worker.tone_model);
-    for p in [&live_worker.whisper_model, &live_worker.tone_model] {
-        anyhow::ensure!(
-            p.exists(),
-            "{}: missing (run scripts/setup.sh)",
-            p.display()
-        );
-    }
-    Ok(EngineConfig {
-        live_worker,
-        live_workers: par.workers,
-        final_worker,
-        rubric,
-        models_key: models.key,
-        models_description: models.description.to_string(),
-        db: cfg.server.db.clone(),
-        recordings: cfg.server.recordings.clone(),
-        shed_after: Duration::from_secs_f64(cfg.server.shed_after_s),
-    })
-}
-
 pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    if args.new_config {
-        config::write_new(&args.config, &args.agents)?;
+    if let Some(path) = &args.new_config {
+        config::write_new(path, &args.agents)?;
         println!(
             "wrote {} (tokens for {} agents, one PBX, one supervisor, one reviewer); keep it private",
-            args.config.display(),
+            path.display(),
             args.agents.len()
         );
         return Ok(ExitCode::SUCCESS);
@@ -109,7 +59,17 @@ pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
             cfg.server.listen
         );
     }
-    let engine = engine_config(opts, &cfg)?;
+    let engine = EngineConfig::for_config(&cfg, &opts.models_dir, opts.threads)?;
+    for p in [
+        &engine.live_worker.whisper_model,
+        &engine.live_worker.tone_model,
+    ] {
+        anyhow::ensure!(
+            p.exists(),
+            "{}: missing (run scripts/setup.sh)",
+            p.display()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

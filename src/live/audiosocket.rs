@@ -47,7 +47,7 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<AsMessage<'_>, String> {
         _ => None,
     };
     if let Some(rate) = rate {
-        if payload.len() % 2 != 0 {
+        if !payload.len().is_multiple_of(2) {
             return Err(format!(
                 "audio message of {} bytes: not whole 16-bit samples",
                 payload.len()
@@ -150,10 +150,13 @@ struct CallLegs {
     registered: Instant,
 }
 
+/// A registered call and the channel one of its UUIDs carries.
+type Leg = (Arc<Mutex<CallLegs>>, usize);
+
 /// UUID → (call, channel).
 #[derive(Default)]
 pub struct Registry {
-    legs: Mutex<HashMap<[u8; 16], (Arc<Mutex<CallLegs>>, usize)>>,
+    legs: Mutex<HashMap<[u8; 16], Leg>>,
 }
 
 /// A registration nobody connected to is forgotten after this long.
@@ -226,7 +229,7 @@ impl Registry {
         Ok(())
     }
 
-    fn take(&self, uuid: &[u8; 16]) -> Option<(Arc<Mutex<CallLegs>>, usize)> {
+    fn take(&self, uuid: &[u8; 16]) -> Option<Leg> {
         lock(&self.legs).get(uuid).cloned()
     }
 

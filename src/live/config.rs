@@ -123,25 +123,25 @@ struct RawTokens {
 /// What is wrong with a configuration file; always names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 impl ServeConfig {
     pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         ServeConfig::parse(&text, path)
     }
@@ -196,7 +196,7 @@ impl ServeConfig {
             }
         }
         let mut server = raw.server.unwrap_or_default();
-        if !(server.shed_after_s > 0.0) {
+        if server.shed_after_s.is_nan() || server.shed_after_s <= 0.0 {
             return Err(invalid("[server] shed_after_s must be > 0".into()));
         }
         server.client_queue = server.client_queue.max(1);
@@ -218,9 +218,9 @@ impl ServeConfig {
 /// Write a new configuration with fresh random tokens: one PBX, one supervisor, one reviewer and
 /// each agent given. The file is created readable by its owner only and never overwritten.
 pub fn write_new(path: &Path, agents: &[String]) -> Result<(), ConfigError> {
-    let write_err = |source| ConfigError::Write {
+    let write_err = |cause| ConfigError::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut text = String::from(
         "# callqc serve configuration. Keep this file private: it holds every token.\n\

@@ -54,6 +54,45 @@ pub struct EngineConfig {
     pub shed_after: Duration,
 }
 
+impl EngineConfig {
+    /// The engine a configuration asks for on `threads` cores, with `models_dir`'s models and
+    /// the batch's default decoding settings (so the final pass stores what `batch` would).
+    pub fn for_config(
+        cfg: &super::config::ServeConfig,
+        models_dir: &Path,
+        threads: usize,
+    ) -> crate::Result<EngineConfig> {
+        let rubric = Arc::new(crate::rubric::load(&cfg.server.rubric)?);
+        let par = crate::settings::Parallelism::split(threads, cfg.server.workers.unwrap_or(2));
+        let worker = |whisper_threads| WorkerConfig {
+            models_dir: models_dir.to_path_buf(),
+            whisper_model: crate::settings::whisper_model_path(models_dir, &cfg.server.model),
+            tone_model: crate::pipeline::identity::default_tone_model(models_dir),
+            asr: crate::asr::AsrParams::default(),
+            vad: crate::vad::VadParams::default(),
+            vad_mode: crate::pipeline::call::VadMode::Silero,
+            whisper_threads,
+            onnx_threads: 1,
+        };
+        let live_worker = worker(par.whisper_threads);
+        // The final pass runs niced, on whatever the live work leaves: it may use every core.
+        let final_worker = worker(threads.max(1));
+        let models =
+            crate::pipeline::identity::ModelsIdentity::of(&final_worker, &final_worker.tone_model);
+        Ok(EngineConfig {
+            live_worker,
+            live_workers: par.workers,
+            final_worker,
+            rubric,
+            models_key: models.key,
+            models_description: models.description.to_string(),
+            db: cfg.server.db.clone(),
+            recordings: cfg.server.recordings.clone(),
+            shed_after: Duration::from_secs_f64(cfg.server.shed_after_s),
+        })
+    }
+}
+
 /// Why a PBX's stream was refused or stopped; sent back to it and logged with its address.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IngestError {
@@ -567,6 +606,8 @@ impl Engine {
         shed: usize,
         alerts: usize,
     ) {
+        // Counted before the call leaves `calls`, so `wait_stored` never sees neither.
+        *lock(&self.finals_pending) += 1;
         let recorded = std::mem::take(&mut call.inbox().recorded);
         let received: Vec<u64> = recorded.iter().map(|c| c.len() as u64).collect();
         let rate = call.start.sample_rate;
@@ -620,7 +661,6 @@ impl Engine {
             channel_map: channel_map(&call.start.roles),
             source: Source::Live,
         };
-        *lock(&self.finals_pending) += 1;
         let sent = lock(&self.finals)
             .as_ref()
             .map(|tx| tx.send(FinalJob { job, record }).is_ok());
@@ -667,7 +707,7 @@ impl Engine {
                     Some(run_id),
                     rubric.source_hash.clone(),
                 );
-                let r = analyze_recording(
+                analyze_recording(
                     &mut worker,
                     &rubric,
                     &mut sink,
@@ -675,8 +715,7 @@ impl Engine {
                     &job,
                     history,
                     SessionMode::Recording,
-                );
-                r
+                )
             };
             seq += 1;
             match outcome {
@@ -705,9 +744,19 @@ impl Engine {
         }
     }
 
-    /// Block until every ended call's final pass is stored (tests, shutdown), or `timeout`.
+    /// Block until no call is in progress and every ended call's final pass is stored (tests,
+    /// benchmarks), or `timeout`.
     pub fn wait_stored(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        loop {
+            if lock(&self.calls).is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let mut n = lock(&self.finals_pending);
         while *n > 0 {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -214,23 +214,24 @@ async fn register_audiosocket(
     }
 }
 
-fn supervisor_only(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` for a supervisor's request, else the refusal to send.
+fn supervisor_only(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     match bearer(&state.tokens, headers) {
-        Some(Identity::Supervisor(_)) => Ok(()),
-        Some(_) => Err(refuse(StatusCode::FORBIDDEN, "supervisors only")),
-        None => Err(refuse(StatusCode::UNAUTHORIZED, "missing or unknown token")),
+        Some(Identity::Supervisor(_)) => None,
+        Some(_) => Some(refuse(StatusCode::FORBIDDEN, "supervisors only")),
+        None => Some(refuse(StatusCode::UNAUTHORIZED, "missing or unknown token")),
     }
 }
 
 async fn calls(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = supervisor_only(&state, &headers) {
+    if let Some(r) = supervisor_only(&state, &headers) {
         return r;
     }
     Json(state.engine.hub.calls()).into_response()
 }
 
 async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = supervisor_only(&state, &headers) {
+    if let Some(r) = supervisor_only(&state, &headers) {
         return r;
     }
     Json(state.engine.stats()).into_response()
