@@ -36,6 +36,10 @@ use crate::tone::live::ToneStream;
 use crate::tone::{self, Baseline, ToneWindow};
 use crate::vad::{SpeechRegion, SpeechRegions, VadStream};
 
+/// Seconds of the agent's speech a live call needs before its tone is judged, when the agent
+/// has no stored history (see `score_utterance_tone`).
+pub const LIVE_TONE_WARMUP_S: f64 = 5.0;
+
 /// What a session does while audio arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum SessionMode {
@@ -373,6 +377,22 @@ impl<'a> CallSession<'a> {
         Ok(())
     }
 
+    /// The call time at which the agent's closed utterances reach `seconds` of speech
+    /// (infinity if they do not yet).
+    fn agent_speech_reaching(&self, seconds: f64) -> f64 {
+        let mut total = 0.0;
+        for s in self.call.speech.iter().filter(|s| s.role == Role::Agent) {
+            for r in &s.regions {
+                let len = r.end - r.start;
+                if total + len >= seconds {
+                    return r.start + (seconds - total);
+                }
+                total += len;
+            }
+        }
+        f64::INFINITY
+    }
+
     /// Score a finished agent utterance the way the final pass scores every utterance (same
     /// features, same windows), against the call so far. Measured on the samples: the running
     /// 2 s stream alone missed one of the four labelled agitated spans (its baseline had already
@@ -388,8 +408,20 @@ impl<'a> CallSession<'a> {
         )
         .map_err(|e| Error::in_call(&self.call.label, Stage::Tone, e))?;
         self.call.timings.tone_s += t.elapsed().as_secs_f64();
+        // Without the agent's stored history, the baseline of the first seconds of a call is
+        // those seconds themselves: measured on the samples, calm greetings were flagged
+        // (call01 at 4.2 s). The live rule judges a window only after LIVE_TONE_WARMUP_S of the
+        // agent's speech (the earliest labelled outburst, call03's, comes after 5.7 s).
+        let warm_from = if self.call.history.is_some() {
+            0.0
+        } else {
+            self.agent_speech_reaching(LIVE_TONE_WARMUP_S)
+        };
         for window in track.windows {
-            if window.start >= region.start - 1e-6 && window.end <= region.end + 1e-6 {
+            if window.start >= region.start - 1e-6
+                && window.end <= region.end + 1e-6
+                && window.start >= warm_from - 1e-6
+            {
                 self.call.live.utterance_tone.push(window.clone());
                 self.emit(CallEvent::ToneScored {
                     pass: Pass::Live,

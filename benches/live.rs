@@ -1,0 +1,151 @@
+//! Live warning latency and capacity: `cargo bench --bench live`.
+//!
+//! Starts a real `callqc serve` on loopback (the real models, 2 live workers by default) and
+//! streams sample calls at real time over the PBX WebSocket, N at once, for N in
+//! `CALLQC_LIVE_LEVELS` (default 1,2,4,6,8,10,12), stopping after the first level whose p95
+//! passes 2 s. A warning's latency is the client's: from sending the frame that ends the
+//! warning's evidence to receiving the warning. `CALLQC_LIVE_SOAK_S=1800` then keeps
+//! `CALLQC_LIVE_SOAK_LEVEL` (default 8) calls going for that long and samples resident memory.
+//! Prints the CPU and its SIMD flags first: figures depend on them.
+
+#[path = "../tests/live_support/mod.rs"]
+mod live_support;
+
+use std::time::{Duration, Instant};
+
+use callqc::live::simulate::{self, Protocol, ReceivedWarning};
+
+/// Calls in the order levels take them: the ones with warnings first.
+const ORDER: [&str; 8] = [
+    "call05", "call03", "call08", "call01", "call02", "call04", "call06", "call07",
+];
+
+fn cpu() -> (String, String) {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let flags = field("flags");
+    let simd: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| {
+            ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile"]
+                .contains(f)
+        })
+        .collect();
+    (field("model name"), simd.join(" "))
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+fn fmt(s: &simulate::LatencySummary) -> String {
+    if s.warnings == 0 {
+        "— | — | — | 0".into()
+    } else {
+        format!("{:.0} | {:.0} | {:.0} | {}", s.p50_ms, s.p95_ms, s.max_ms, s.warnings)
+    }
+}
+
+async fn round(server: &live_support::TestServer, level: usize, tag: &str) -> Vec<ReceivedWarning> {
+    let calls = (0..level)
+        .map(|i| live_support::sample(ORDER[i % ORDER.len()]))
+        .collect();
+    let mut opts = server.options(Protocol::Ws, 1.0);
+    opts.call_prefix = format!("bench-{tag}-");
+    let reports = simulate::simulate(calls, &opts, level).await;
+    for r in &reports {
+        if let Some(e) = &r.error {
+            eprintln!("{}: {e}", r.call_id);
+        }
+    }
+    reports.into_iter().flat_map(|r| r.warnings).collect()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is read from the command line.
+    let (model, simd) = cpu();
+    println!("CPU: {model}; SIMD: {simd}; cores: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let levels = env_list("CALLQC_LIVE_LEVELS", "1,2,4,6,8,10,12");
+    let soak_s: u64 = std::env::var("CALLQC_LIVE_SOAK_S").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let soak_level: usize = std::env::var("CALLQC_LIVE_SOAK_LEVEL").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let server = live_support::start("").await;
+        println!(
+            "callqc serve, {} live workers × {} whisper threads + a niced final pass; calls streamed at real time over the PBX WebSocket (20 ms frames)\n",
+            server.server.engine.config().live_workers,
+            server.server.engine.config().live_worker.whisper_threads
+        );
+        println!("| concurrent calls | 禁语 p50 ms | 禁语 p95 ms | 禁语 max ms | 禁语 n | tone p50 ms | tone p95 ms | tone max ms | tone n | all p95 ms | utterances shed | RSS MB after |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut sustained = 0;
+        for &level in &levels {
+            let shed0 = server.server.engine.stats().shed_utterances;
+            let warnings = round(&server, level, &format!("l{level}")).await;
+            server.wait_stored().await;
+            let by = |k: &str| simulate::summarize(warnings.iter().filter(|w| w.kind == k));
+            let all = simulate::summarize(&warnings);
+            let shed = server.server.engine.stats().shed_utterances - shed0;
+            println!(
+                "| {level} | {} | {} | {:.0} | {shed} | {:.0} |",
+                fmt(&by("forbidden")),
+                fmt(&by("tone")),
+                all.p95_ms,
+                rss_mb()
+            );
+            if all.p95_ms > 2000.0 {
+                break;
+            }
+            sustained = level;
+        }
+        println!("\nhighest level with p95 ≤ 2 s: {sustained} concurrent real-time stereo calls");
+
+        if soak_s > 0 {
+            println!("\nsoak: {soak_level} concurrent calls for {soak_s} s; resident memory after each round:");
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            let mut all = Vec::new();
+            let mut i = 0;
+            while started.elapsed() < Duration::from_secs(soak_s) {
+                all.extend(round(&server, soak_level, &format!("soak{i}")).await);
+                samples.push(rss_mb());
+                println!("  {:>6.0} s  RSS {:.0} MB", started.elapsed().as_secs_f64(), samples.last().unwrap());
+                i += 1;
+            }
+            server.wait_stored().await;
+            // The first round loads what stays loaded; flatness is judged after it.
+            let steady = &samples[1.min(samples.len() - 1)..];
+            let lo = steady.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = steady.iter().copied().fold(0.0, f64::max);
+            let s = simulate::summarize(&all);
+            println!(
+                "soak: {} rounds, RSS after round 1..: min {lo:.0} MB, max {hi:.0} MB ({:+.1} % of min); warnings p50 {:.0} / p95 {:.0} ms over {}",
+                samples.len(),
+                100.0 * (hi - lo) / lo.max(1e-9),
+                s.p50_ms,
+                s.p95_ms,
+                s.warnings
+            );
+        }
+        server.server.shutdown().await;
+    });
+}
