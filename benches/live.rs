@@ -2,8 +2,9 @@
 //!
 //! Starts a real `callqc serve` on loopback (the real models, 2 live workers by default) and
 //! streams sample calls at real time over the PBX WebSocket, N at once, for N in
-//! `CALLQC_LIVE_LEVELS` (default 1,2,4,6,8,10,12), stopping after the first level whose p95
-//! passes 2 s. A warning's latency is the client's: from sending the frame that ends the
+//! `CALLQC_LIVE_LEVELS` (default 1,2,4,6,8,10,12,14), stopping after the first level whose p95
+//! passes 2 s or that misses a warning (a sample shows fewer warnings than when it was first
+//! streamed, at the lowest level: shedding under overload drops live warnings, never audio). A warning's latency is the client's: from sending the frame that ends the
 //! warning's evidence to receiving the warning. `CALLQC_LIVE_SOAK_S=1800` then keeps
 //! `CALLQC_LIVE_SOAK_LEVEL` (default 8) calls going for that long and samples resident memory.
 //! Prints the CPU and its SIMD flags first: figures depend on them.
@@ -15,10 +16,18 @@ use std::time::{Duration, Instant};
 
 use callqc::live::simulate::{self, Protocol, ReceivedWarning};
 
-/// Calls in the order levels take them: the ones with warnings first.
-const ORDER: [&str; 8] = [
-    "call05", "call03", "call08", "call01", "call02", "call04", "call06", "call07",
-];
+/// Samples with warnings (禁语 + agitation, agitation) and without; a level's calls alternate
+/// between them, so every level has warnings to time and clean speech to load the workers.
+const WARNED: [&str; 2] = ["call05", "call03"];
+const CLEAN: [&str; 6] = ["call01", "call02", "call04", "call06", "call07", "call08"];
+
+fn sample_name(i: usize) -> &'static str {
+    if i % 2 == 0 {
+        WARNED[(i / 2) % WARNED.len()]
+    } else {
+        CLEAN[(i / 2) % CLEAN.len()]
+    }
+}
 
 fn cpu() -> (String, String) {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -33,8 +42,19 @@ fn cpu() -> (String, String) {
     let simd: Vec<&str> = flags
         .split_whitespace()
         .filter(|f| {
-            ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile"]
-                .contains(f)
+            [
+                "sse4_2",
+                "avx",
+                "avx2",
+                "fma",
+                "f16c",
+                "avx512f",
+                "avx512bw",
+                "avx512_vnni",
+                "avx_vnni",
+                "amx_tile",
+            ]
+            .contains(f)
         })
         .collect();
     (field("model name"), simd.join(" "))
@@ -45,7 +65,11 @@ fn rss_mb() -> f64 {
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|k| k.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -61,13 +85,21 @@ fn fmt(s: &simulate::LatencySummary) -> String {
     if s.warnings == 0 {
         "— | — | — | 0".into()
     } else {
-        format!("{:.0} | {:.0} | {:.0} | {}", s.p50_ms, s.p95_ms, s.max_ms, s.warnings)
+        format!(
+            "{:.0} | {:.0} | {:.0} | {}",
+            s.p50_ms, s.p95_ms, s.max_ms, s.warnings
+        )
     }
 }
 
-async fn round(server: &live_support::TestServer, level: usize, tag: &str) -> Vec<ReceivedWarning> {
+/// One round of `level` concurrent calls: every warning, and the warnings per sample name.
+async fn round(
+    server: &live_support::TestServer,
+    level: usize,
+    tag: &str,
+) -> (Vec<ReceivedWarning>, Vec<(&'static str, usize)>) {
     let calls = (0..level)
-        .map(|i| live_support::sample(ORDER[i % ORDER.len()]))
+        .map(|i| live_support::sample(sample_name(i)))
         .collect();
     let mut opts = server.options(Protocol::Ws, 1.0);
     opts.call_prefix = format!("bench-{tag}-");
@@ -77,17 +109,38 @@ async fn round(server: &live_support::TestServer, level: usize, tag: &str) -> Ve
             eprintln!("{}: {e}", r.call_id);
         }
     }
-    reports.into_iter().flat_map(|r| r.warnings).collect()
+    let counts = reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (sample_name(i), r.warnings.len()))
+        .collect();
+    (
+        reports.into_iter().flat_map(|r| r.warnings).collect(),
+        counts,
+    )
 }
 
 fn main() {
     // `cargo bench` passes --bench; nothing else is read from the command line.
     let (model, simd) = cpu();
-    println!("CPU: {model}; SIMD: {simd}; cores: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
-    let levels = env_list("CALLQC_LIVE_LEVELS", "1,2,4,6,8,10,12");
-    let soak_s: u64 = std::env::var("CALLQC_LIVE_SOAK_S").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let soak_level: usize = std::env::var("CALLQC_LIVE_SOAK_LEVEL").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    println!(
+        "CPU: {model}; SIMD: {simd}; cores: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let levels = env_list("CALLQC_LIVE_LEVELS", "1,2,4,6,8,10,12,14");
+    let soak_s: u64 = std::env::var("CALLQC_LIVE_SOAK_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let soak_level: usize = std::env::var("CALLQC_LIVE_SOAK_LEVEL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let server = live_support::start("").await;
         println!(
@@ -95,29 +148,38 @@ fn main() {
             server.server.engine.config().live_workers,
             server.server.engine.config().live_worker.whisper_threads
         );
-        println!("| concurrent calls | 禁语 p50 ms | 禁语 p95 ms | 禁语 max ms | 禁语 n | tone p50 ms | tone p95 ms | tone max ms | tone n | all p95 ms | utterances shed | RSS MB after |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| concurrent calls | 禁语 p50 ms | 禁语 p95 ms | 禁语 max ms | 禁语 n | tone p50 ms | tone p95 ms | tone max ms | tone n | all p95 ms | warnings missed | utterances shed | RSS MB after |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut sustained = 0;
+        // Warnings each sample gets when streamed alone: what a loaded server must also show.
+        let mut reference: std::collections::HashMap<&str, usize> = Default::default();
         for &level in &levels {
             let shed0 = server.server.engine.stats().shed_utterances;
-            let warnings = round(&server, level, &format!("l{level}")).await;
+            let (warnings, counts) = round(&server, level, &format!("l{level}")).await;
             server.wait_stored().await;
+            let mut missed = 0;
+            for (name, n) in counts {
+                let want = *reference.entry(name).or_insert(n);
+                missed += want.saturating_sub(n);
+            }
             let by = |k: &str| simulate::summarize(warnings.iter().filter(|w| w.kind == k));
             let all = simulate::summarize(&warnings);
             let shed = server.server.engine.stats().shed_utterances - shed0;
             println!(
-                "| {level} | {} | {} | {:.0} | {shed} | {:.0} |",
+                "| {level} | {} | {} | {:.0} | {missed} | {shed} | {:.0} |",
                 fmt(&by("forbidden")),
                 fmt(&by("tone")),
                 all.p95_ms,
                 rss_mb()
             );
-            if all.p95_ms > 2000.0 {
+            if all.p95_ms > 2000.0 || missed > 0 {
                 break;
             }
             sustained = level;
         }
-        println!("\nhighest level with p95 ≤ 2 s: {sustained} concurrent real-time stereo calls");
+        println!(
+            "\nhighest level with p95 ≤ 2 s and no warning missed: {sustained} concurrent real-time stereo calls"
+        );
 
         if soak_s > 0 {
             println!("\nsoak: {soak_level} concurrent calls for {soak_s} s; resident memory after each round:");
@@ -126,7 +188,7 @@ fn main() {
             let mut all = Vec::new();
             let mut i = 0;
             while started.elapsed() < Duration::from_secs(soak_s) {
-                all.extend(round(&server, soak_level, &format!("soak{i}")).await);
+                all.extend(round(&server, soak_level, &format!("soak{i}")).await.0);
                 samples.push(rss_mb());
                 println!("  {:>6.0} s  RSS {:.0} MB", started.elapsed().as_secs_f64(), samples.last().unwrap());
                 i += 1;

@@ -399,12 +399,24 @@ impl<'a> CallSession<'a> {
     /// absorbed an earlier outburst); utterance windows found all four.
     fn score_utterance_tone(&mut self, region: SpeechRegion) -> crate::Result<()> {
         let t = Instant::now();
-        let track = super::analyze::score_tone(
+        // Windows already judged agitated stay out of the baseline: measured on the samples,
+        // call03's first outburst otherwise raised the baseline enough to hide its second.
+        let threshold = self.worker.tone.threshold();
+        let flagged: Vec<(f64, f64)> = self
+            .call
+            .live
+            .utterance_tone
+            .iter()
+            .filter(|w| w.p_agitated >= threshold)
+            .map(|w| (w.start, w.end))
+            .collect();
+        let track = super::analyze::score_tone_against(
             &mut self.worker.tone,
             &self.call.audio,
             &self.call.speech,
             &self.call.live.segments,
             self.call.history.as_ref(),
+            &flagged,
         )
         .map_err(|e| Error::in_call(&self.call.label, Stage::Tone, e))?;
         self.call.timings.tone_s += t.elapsed().as_secs_f64();
