@@ -22,7 +22,7 @@ const WARNED: [&str; 2] = ["call05", "call03"];
 const CLEAN: [&str; 6] = ["call01", "call02", "call04", "call06", "call07", "call08"];
 
 fn sample_name(i: usize) -> &'static str {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         WARNED[(i / 2) % WARNED.len()]
     } else {
         CLEAN[(i / 2) % CLEAN.len()]
