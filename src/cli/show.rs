@@ -31,6 +31,8 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let findings = store.findings(id, None)?;
     let failures = store.failures(&call.call_key)?;
     let scores = store.scores(id)?;
+    let live = store.live_call(&call.call_key)?;
+    let alerts = store.alerts(&call.call_key)?;
     let track = ToneTrack {
         windows: call
             .tone
@@ -51,6 +53,8 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
             "tone_summary": summary,
             "tone_threshold": threshold,
             "failed_attempts": failures,
+            "live": live,
+            "alerts": alerts,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -70,6 +74,32 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
         && let Some((e, at)) = failures.first()
     {
         println!("  note: a later attempt failed ({at}): {e} — the analysis below is kept");
+    }
+    if let Some(l) = &live {
+        println!(
+            "  live call over {} from {}: ended {}{}; {} warnings shown, {} utterances shed",
+            l.protocol,
+            l.peer,
+            l.end_reason,
+            if l.complete() {
+                ""
+            } else {
+                " (INCOMPLETE: analysed with what arrived)"
+            },
+            l.alerts,
+            l.shed_utterances
+        );
+        for a in &alerts {
+            println!(
+                "    [{:6.1}–{:6.1}] {}  latency {} ms, to {} agent page(s), {} supervisor page(s)",
+                a.evidence_start_s,
+                a.evidence_end_s,
+                a.message,
+                a.latency_ms(),
+                a.agent_pages,
+                a.supervisor_pages
+            );
+        }
     }
     for s in &scores {
         println!(

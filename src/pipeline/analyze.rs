@@ -42,19 +42,6 @@ pub fn score_tone(
     segments: &[Segment],
     history: Option<&Baseline>,
 ) -> Result<ToneTrack, tone::ToneError> {
-    score_tone_against(scorer, audio, speech, segments, history, &[])
-}
-
-/// [`score_tone`] with the spans in `not_baseline` left out of the call's baseline (live: the
-/// outbursts already flagged).
-pub fn score_tone_against(
-    scorer: &mut ToneScorer,
-    audio: &[RoleAudio],
-    speech: &[SpeechRegions],
-    segments: &[Segment],
-    history: Option<&Baseline>,
-    not_baseline: &[(f64, f64)],
-) -> Result<ToneTrack, tone::ToneError> {
     let Some(agent) = audio.iter().find(|a| a.role == Role::Agent) else {
         // Mono calls carry both parties on one channel: an agent baseline would mix two voices.
         return Ok(ToneTrack::default());
@@ -65,7 +52,7 @@ pub fn score_tone_against(
         .flat_map(|s| s.regions.iter().map(|r| (r.start, r.end)))
         .collect();
     let rates = transcript_rates(segments, Role::Agent, &spans);
-    scorer.score_role_against(agent, &spans, Some(&rates), history, not_baseline)
+    scorer.score_role_with_history(agent, &spans, Some(&rates), history)
 }
 
 /// Check the rubric over a call's facts.

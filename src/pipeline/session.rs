@@ -84,6 +84,10 @@ struct LiveState {
     shown: Vec<Finding>,
     /// Which channels had an open region at the last rules run.
     open: Vec<bool>,
+    /// Raw tone features of every agent window so far, and the frame levels of the agent's
+    /// utterances (for the active-speech gate): live tone analyses each utterance once.
+    tone_raws: Vec<tone::features::RawFeatures>,
+    tone_levels: Vec<f64>,
     /// Skip live decoding for now (see [`CallSession::set_shedding`]) and how often it did.
     shedding: bool,
     shed: usize,
@@ -399,26 +403,52 @@ impl<'a> CallSession<'a> {
     /// absorbed an earlier outburst); utterance windows found all four.
     fn score_utterance_tone(&mut self, region: SpeechRegion) -> crate::Result<()> {
         let t = Instant::now();
-        // Windows already judged agitated stay out of the baseline: measured on the samples,
-        // call03's first outburst otherwise raised the baseline enough to hide its second.
+        let Some(c) = self.call.audio.iter().position(|a| a.role == Role::Agent) else {
+            return Ok(());
+        };
+        // Only this utterance is analysed (its features never change once it has closed); the
+        // baseline comes from every agent window so far, less those already judged agitated:
+        // measured on the samples, call03's first outburst otherwise raised the baseline enough
+        // to hide its second.
+        let span = (region.start, region.end);
+        let rate = super::analyze::transcript_rates(&self.call.live.segments, Role::Agent, &[span])
+            .pop()
+            .flatten();
+        let live = &mut self.call.live;
+        let new = tone::features::utterance_windows(
+            &self.call.audio[c].samples,
+            span,
+            rate,
+            &mut live.tone_levels,
+        );
+        live.tone_raws.extend_from_slice(&new);
         let threshold = self.worker.tone.threshold();
-        let flagged: Vec<(f64, f64)> = self
-            .call
-            .live
+        let flagged: Vec<(f64, f64)> = live
             .utterance_tone
             .iter()
             .filter(|w| w.p_agitated >= threshold)
             .map(|w| (w.start, w.end))
             .collect();
-        let track = super::analyze::score_tone_against(
-            &mut self.worker.tone,
-            &self.call.audio,
-            &self.call.speech,
-            &self.call.live.segments,
-            self.call.history.as_ref(),
-            &flagged,
-        )
-        .map_err(|e| Error::in_call(&self.call.label, Stage::Tone, e))?;
+        let kept: Vec<tone::features::RawFeatures> = live
+            .tone_raws
+            .iter()
+            .filter(|r| !flagged.iter().any(|&(s, e)| r.start < e && s < r.end))
+            .copied()
+            .collect();
+        let baseline = match (Baseline::from_windows(&kept), self.call.history.as_ref()) {
+            (Some(b), Some(h)) => Some(b.blend(h)),
+            (b, _) => b,
+        };
+        let windows = self
+            .worker
+            .tone
+            .score_windows(
+                Role::Agent,
+                &self.call.audio[c].samples,
+                &new,
+                baseline.as_ref(),
+            )
+            .map_err(|e| Error::in_call(&self.call.label, Stage::Tone, e))?;
         self.call.timings.tone_s += t.elapsed().as_secs_f64();
         // The call's own baseline is what windows are judged against; over the first seconds of
         // the agent's speech it is those seconds themselves, and a calm greeting looks like a
@@ -427,11 +457,8 @@ impl<'a> CallSession<'a> {
         // live rule judges windows only after LIVE_TONE_WARMUP_S of the agent's speech (the
         // earliest labelled outburst, call03's, comes after 5.7 s); the final pass judges all.
         let warm_from = self.agent_speech_reaching(LIVE_TONE_WARMUP_S);
-        for window in track.windows {
-            if window.start >= region.start - 1e-6
-                && window.end <= region.end + 1e-6
-                && window.start >= warm_from - 1e-6
-            {
+        for window in windows {
+            if window.start >= warm_from - 1e-6 {
                 self.call.live.utterance_tone.push(window.clone());
                 self.emit(CallEvent::ToneScored {
                     pass: Pass::Live,

@@ -778,6 +778,47 @@ pub fn sliding_spans(duration_s: f64, win: f64, hop: f64) -> Vec<(f64, f64)> {
     out
 }
 
+/// Live: the windows of one new utterance `span` (call seconds) of `samples`, analysed on the
+/// utterance's own stretch of audio (plus a small margin) instead of the whole call, so scoring
+/// the n-th utterance costs the same as scoring the first. The active-speech gate comes from the
+/// levels of every utterance so far: `levels` holds them and gets this one's. Frames are on the
+/// same 10 ms grid as a whole-call analysis.
+pub fn utterance_windows(
+    samples: &[f32],
+    span: (f64, f64),
+    char_rate: Option<f64>,
+    levels: &mut Vec<f64>,
+) -> Vec<RawFeatures> {
+    const MARGIN_S: f64 = 0.2;
+    let hop_of = |t: f64| ((t.max(0.0) / HOP_S).floor() as usize).min(samples.len() / HOP);
+    let first = hop_of(span.0 - MARGIN_S);
+    let last = (hop_of(span.1 + MARGIN_S) + 1).min(samples.len().div_ceil(HOP));
+    let (a, b) = (first * HOP, (last * HOP).min(samples.len()));
+    if b <= a {
+        return Vec::new();
+    }
+    let offset = first as f64 * HOP_S;
+    let slice = &samples[a..b];
+    let dbs = frame_levels(slice);
+    let (fa, fb) = frame_range(span.0 - offset, span.1 - offset, dbs.len());
+    levels.extend_from_slice(&dbs[fa..fb]);
+    let gate = level_gate(levels);
+    let analysis = FrameAnalysis::analyse_with_gate(slice, dbs, gate);
+    plan_windows(
+        slice.len() as f64 / SAMPLE_RATE as f64,
+        &[(span.0 - offset, span.1 - offset)],
+        Some(&[char_rate]),
+    )
+    .into_iter()
+    .filter_map(|(s, e, r)| analysis.window(s, e, r))
+    .map(|mut w| {
+        w.start += offset;
+        w.end += offset;
+        w
+    })
+    .collect()
+}
+
 /// Raw features for each VAD utterance (long ones split, see [`plan_windows`]); windows with too
 /// little voiced speech are left out.
 pub fn windows_for_utterances(audio: &RoleAudio, spans: &[(f64, f64)]) -> Vec<RawFeatures> {

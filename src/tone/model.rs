@@ -720,20 +720,6 @@ impl ToneScorer {
         transcript_rates: Option<&[Option<f64>]>,
         history: Option<&Baseline>,
     ) -> Result<ToneTrack, ToneError> {
-        self.score_role_against(audio, spans, transcript_rates, history, &[])
-    }
-
-    /// [`Self::score_role_with_history`] with the windows overlapping `not_baseline` left out of
-    /// the in-call baseline (still scored). A live call judged so far uses it to keep an
-    /// outburst it has already flagged from becoming the agent's norm for the next one.
-    pub fn score_role_against(
-        &mut self,
-        audio: &RoleAudio,
-        spans: &[(f64, f64)],
-        transcript_rates: Option<&[Option<f64>]>,
-        history: Option<&Baseline>,
-        not_baseline: &[(f64, f64)],
-    ) -> Result<ToneTrack, ToneError> {
         let plan = features::plan_windows(audio.duration_s(), spans, transcript_rates);
         if plan.is_empty() {
             return Ok(ToneTrack::default());
@@ -744,16 +730,7 @@ impl ToneScorer {
             .iter()
             .filter_map(|&(s, e, r)| analysis.window(s, e, r))
             .collect();
-        let call_baseline = if not_baseline.is_empty() {
-            Baseline::from_windows(&raws)
-        } else {
-            let kept: Vec<RawFeatures> = raws
-                .iter()
-                .filter(|r| !not_baseline.iter().any(|&(s, e)| r.start < e && s < r.end))
-                .copied()
-                .collect();
-            Baseline::from_windows(&kept)
-        };
+        let call_baseline = Baseline::from_windows(&raws);
         let used = match (&call_baseline, history) {
             (Some(b), Some(h)) => Some(b.blend(h)),
             (b, _) => b.clone(),

@@ -471,3 +471,37 @@ pub(crate) mod testing {
         crate::rubric::check(&r, &facts).0
     }
 }
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_exactly_one_kinds_entry_and_its_name_round_trips() {
+        use Kind::*;
+        for k in [
+            RequiredPhrase,
+            ForbiddenPhrase,
+            Keywords,
+            Order,
+            Silence,
+            TalkOver,
+            SpeechRate,
+            CallDuration,
+            AgentTone,
+        ] {
+            // Exhaustive: a new variant does not compile here until it is listed above.
+            match k {
+                RequiredPhrase | ForbiddenPhrase | Keywords | Order | Silence | TalkOver
+                | SpeechRate | CallDuration | AgentTone => {}
+            }
+            assert_eq!(KINDS.iter().filter(|i| i.kind == k).count(), 1, "{k}");
+            assert_eq!(Kind::from_name(k.name()), Some(k));
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.name())
+            );
+        }
+        assert_eq!(KINDS.len(), 9);
+    }
+}
