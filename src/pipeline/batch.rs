@@ -56,6 +56,9 @@ struct Sidecar {
     agent_id: Option<String>,
     call_id: Option<String>,
     channel_map: Option<BTreeMap<String, crate::audio::Role>>,
+    /// `"live"` beside a recording `callqc serve` wrote: a batch over `recordings/` (say, after
+    /// a restart lost queued final passes) stores those calls as live ones.
+    source: Option<Source>,
 }
 
 fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
@@ -73,6 +76,7 @@ fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
     {
         job.agent_id = side.agent_id;
         job.call_id = side.call_id;
+        job.source = side.source.unwrap_or(Source::Batch);
         if let Some(m) = side.channel_map {
             if let Some(&r) = m.get("left") {
                 job.channel_map.left = r;
@@ -422,4 +426,27 @@ pub fn run(
     }
     summary.wall_s = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sidecar_gives_ids_channel_map_and_a_live_recordings_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("c1.wav");
+        std::fs::write(
+            dir.path().join("c1.json"),
+            r#"{"call_id":"c1","agent_id":"1001","channel_map":{"left":"caller","right":"agent"},"source":"live"}"#,
+        )
+        .unwrap();
+        let job = with_sidecar(&wav, ChannelMap::default());
+        assert_eq!(job.call_id.as_deref(), Some("c1"));
+        assert_eq!(job.agent_id.as_deref(), Some("1001"));
+        assert_eq!(job.channel_map.left, crate::audio::Role::Caller);
+        assert_eq!(job.source, Source::Live);
+        let plain = with_sidecar(&dir.path().join("none.wav"), ChannelMap::default());
+        assert_eq!(plain.source, Source::Batch);
+    }
 }
