@@ -91,6 +91,15 @@ struct Prepared {
     channels: Vec<(Role, Vec<f32>)>,
 }
 
+impl Prepared {
+    /// Samples per 20 ms frame of one channel, and frames in the call.
+    fn frames(&self) -> (usize, usize) {
+        let per_frame = (self.rate / 50) as usize;
+        let longest = self.channels.iter().map(|c| c.1.len()).max().unwrap_or(0);
+        (per_frame, longest.div_ceil(per_frame))
+    }
+}
+
 fn prepare(call: &SimCall, max_audio_s: Option<f64>) -> Result<Prepared, String> {
     let bytes = std::fs::read(&call.path).map_err(|e| format!("{}: {e}", call.path.display()))?;
     let rec = crate::audio::decode::decode_bytes(&call.path, &bytes).map_err(|e| e.to_string())?;
@@ -376,14 +385,7 @@ async fn stream_ws(
         }
         Ok(())
     });
-    let per_frame = (p.rate / 50) as usize;
-    let n = p
-        .channels
-        .iter()
-        .map(|c| c.1.len())
-        .max()
-        .unwrap_or(0)
-        .div_ceil(per_frame);
+    let (per_frame, n) = p.frames();
     let started = tokio::time::Instant::now();
     let mut interleaved = Vec::with_capacity(per_frame * p.channels.len());
     for k in 0..n {
@@ -511,14 +513,7 @@ async fn stream_audiosocket(
             .map_err(|e| format!("{addr}: {e}"))?;
         legs.push((c, s));
     }
-    let per_frame = (p.rate / 50) as usize;
-    let n = p
-        .channels
-        .iter()
-        .map(|c| c.1.len())
-        .max()
-        .unwrap_or(0)
-        .div_ceil(per_frame);
+    let (per_frame, n) = p.frames();
     let started = tokio::time::Instant::now();
     for k in 0..n {
         pace(started, k, opts.speed).await;
