@@ -169,8 +169,19 @@ fn streamed_calls_match_the_file_path_and_warn_within_two_seconds() {
                 agitation_missed.push(format!("{id} [{s}, {e}]"));
             }
         }
-        // Provisional 禁语 only where a labelled one is (no invented warnings on clean calls).
+        // Provisional 禁语 and tone warnings only where labelled ones are (no invented warnings
+        // on clean calls).
         for (f, _) in &provisional {
+            if f.kind == Kind::AgentTone {
+                assert!(
+                    call.truth
+                        .labels
+                        .agitated_spans
+                        .iter()
+                        .any(|&(s, e)| f.start < e && s < f.end),
+                    "{id}: provisional tone warning not in the labels: {f:?}"
+                );
+            }
             if f.kind == Kind::ForbiddenPhrase {
                 assert!(
                     call.truth.labels.forbidden_detail.iter().any(|d| d

@@ -362,6 +362,12 @@ impl<'a> CallSession<'a> {
             at_audio_s,
         })?;
         if live_asr && self.call.mode == SessionMode::Live && role != Role::Caller {
+            // Tone first: it needs no transcript (see `score_utterance_tone`), so its warning
+            // goes out before the utterance's decode, and even when that decode is shed.
+            if role == Role::Agent {
+                self.score_utterance_tone(region)?;
+                self.run_live_rules()?;
+            }
             if self.call.live.shedding {
                 self.call.live.shed += 1;
                 return Ok(());
@@ -374,9 +380,6 @@ impl<'a> CallSession<'a> {
                 .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
             self.call.timings.asr_s += t.elapsed().as_secs_f64();
             self.emit_transcript(Pass::Live, part, at_audio_s)?;
-            if role == Role::Agent {
-                self.score_utterance_tone(region)?;
-            }
         }
         Ok(())
     }
@@ -397,8 +400,8 @@ impl<'a> CallSession<'a> {
         f64::INFINITY
     }
 
-    /// Score a finished agent utterance the way the final pass scores every utterance (same
-    /// features, same windows), against the call so far. Measured on the samples: the running
+    /// Score a finished agent utterance with the final pass's windows and model, against the
+    /// call so far (the one difference, the speaking rate, is explained below). Measured on the samples: the running
     /// 2 s stream alone missed one of the four labelled agitated spans (its baseline had already
     /// absorbed an earlier outburst); utterance windows found all four.
     fn score_utterance_tone(&mut self, region: SpeechRegion) -> crate::Result<()> {
@@ -410,10 +413,12 @@ impl<'a> CallSession<'a> {
         // baseline comes from every agent window so far, less those already judged agitated:
         // measured on the samples, call03's first outburst otherwise raised the baseline enough
         // to hide its second.
+        // The speaking rate is the syllable rate from the audio, not characters per second from
+        // the transcript as in the final pass: waiting for the utterance's decode cost every tone
+        // warning ~0.5 s on one call and more under load (measured by `cargo bench --bench
+        // live`), and every labelled agitated span is still warned (tests/session.rs).
         let span = (region.start, region.end);
-        let rate = super::analyze::transcript_rates(&self.call.live.segments, Role::Agent, &[span])
-            .pop()
-            .flatten();
+        let rate = None;
         let live = &mut self.call.live;
         let new = tone::features::utterance_windows(
             &self.call.audio[c].samples,
