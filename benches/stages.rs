@@ -247,6 +247,7 @@ fn bench_store(c: &mut Criterion) {
                     source: callqc::store::Source::Batch,
                     models_key: "bench".into(),
                     run_id: Some(run_id),
+                    started_at: None,
                 };
                 let rows = CallRows {
                     duration_s: call.duration_s,

@@ -33,7 +33,11 @@
 //! - [`rubric`]: rubric files, the pinyin / edit-distance phrase matcher, one file per rule kind
 //!   (each kind says whether it can judge a call in progress).
 //! - [`store`]: the [`store::CallStore`] interface and its SQLite implementation — schema with
-//!   migrations, one transaction per call, reads; all SQL lives here.
+//!   migrations, one transaction per call, reads, trainers' verdicts and their history, the
+//!   queries behind `flagged`, `rules stats` and the report; all SQL lives here.
+//! - [`review`]: calibration agreement (share and Cohen's kappa) between reviewers.
+//! - [`report`]: what trainers take away — per-call export folders (transcript, findings, WAV
+//!   clips, one offline HTML page) and the period report (inline SVG charts).
 //! - [`eval`]: ground truth vs output — CER and QC-label precision / recall.
 //! - [`provision`]: the CTranslate2 → ggml whisper converter (reader, writer, mel filters,
 //!   quantisation).
@@ -53,6 +57,8 @@ pub mod live;
 pub mod onnx;
 pub mod pipeline;
 pub mod provision;
+pub mod report;
+pub mod review;
 pub mod rubric;
 pub mod settings;
 pub mod store;

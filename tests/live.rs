@@ -82,6 +82,7 @@ fn assert_stored_as_batch_would(server: &TestServer, call_id: &str) {
         agent_id: side["agent_id"].as_str().map(String::from),
         call_id: side["call_id"].as_str().map(String::from),
         channel_map: serde_json::from_value(side["channel_map"].clone()).unwrap(),
+        started_at: None,
         source: Source::Batch,
     };
     let mut sink = VecSink::default();

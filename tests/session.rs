@@ -45,6 +45,7 @@ fn stream_call(w: &mut Worker, r: &rubric::Rubric, call: &LabelledCall) -> VecSi
         agent_id: call.truth.agent_id.clone(),
         channel_map: call.truth.channel_map(),
         source: Source::Live,
+        started_at: None,
         roles: channels.iter().map(|(r, _)| *r).collect(),
         format: Some(AudioFormat {
             sample_rate: rec.sample_rate,
@@ -78,6 +79,7 @@ fn whole_file(w: &mut Worker, r: &rubric::Rubric, call: &LabelledCall) -> VecSin
         agent_id: call.truth.agent_id.clone(),
         call_id: Some(call.truth.call_id.clone()),
         channel_map: call.truth.channel_map(),
+        started_at: None,
         source: callqc::pipeline::events::Source::Batch,
     };
     analyze_recording(w, r, &mut sink, 1, &job, None, SessionMode::Recording).expect("analyses");

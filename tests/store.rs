@@ -17,6 +17,7 @@ fn meta(key: &str) -> CallMeta {
         source: Source::Batch,
         models_key: "models-a".into(),
         run_id: None,
+        started_at: None,
     }
 }
 
@@ -32,6 +33,8 @@ fn finding(item: &str) -> Finding {
         start: 1.0,
         end: 2.0,
         evidence: "【管不了】".into(),
+        item_points: 5.0,
+        max_count: 3,
     }
 }
 

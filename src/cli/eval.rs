@@ -110,6 +110,7 @@ fn analyse_here(
         agent_id: call.truth.agent_id.clone(),
         call_id: Some(call.truth.call_id.clone()),
         channel_map: call.truth.channel_map(),
+        started_at: None,
         source: callqc::pipeline::events::Source::Batch,
     };
     let mut sink = VecSink::default();

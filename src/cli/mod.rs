@@ -14,8 +14,13 @@ use callqc::vad::VadParams;
 
 mod batch;
 mod eval;
+mod export;
+mod flagged;
 mod models;
+mod report;
 mod rescore;
+mod review;
+mod rules;
 mod serve;
 mod show;
 mod simulate;
@@ -61,6 +66,22 @@ pub enum Command {
     /// The tone model: write the documented prior.
     #[command(subcommand)]
     Tone(tone::ToneCommand),
+    /// Calls with findings, filtered and sorted: what a trainer should look at.
+    Flagged(flagged::FlaggedArgs),
+    /// A trainer's verdict on a finding: --confirm (real hit) or --dismiss (false hit), --history.
+    Review(review::ReviewArgs),
+    /// The agent's appeal (申诉) against a finding, and a reviewer's final ruling on it.
+    Appeal(review::AppealArgs),
+    /// Calibration rounds: the same calls reviewed by two or more people, agreement reported.
+    #[command(subcommand)]
+    Calibrate(review::CalibrateCommand),
+    /// Rubric items as reviewed: precision per item, appeals upheld.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+    /// Per call: transcript, findings, a WAV clip per finding, one offline HTML page.
+    Export(export::ExportArgs),
+    /// The period report: scores per agent and their trend, deductions, tone, rule precision.
+    Report(report::ReportArgs),
 }
 
 /// Speech-recognition options shared by every command that runs whisper.
@@ -205,5 +226,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(c) => models::run(&opts, c),
         Command::Serve(a) => serve::run(&opts, a),
         Command::Simulate(a) => simulate::run(&opts, a),
+        Command::Flagged(a) => flagged::run(&opts, a),
+        Command::Review(a) => review::review(&opts, a),
+        Command::Appeal(a) => review::appeal(&opts, a),
+        Command::Calibrate(c) => review::calibrate(&opts, c),
+        Command::Rules(c) => rules::run(&opts, c),
+        Command::Export(a) => export::run(&opts, a),
+        Command::Report(a) => report::run(&opts, a),
     }
 }

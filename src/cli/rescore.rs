@@ -51,10 +51,11 @@ pub fn run(_opts: &GlobalOpts, args: RescoreArgs) -> anyhow::Result<ExitCode> {
             &call.speech,
             &call.tone,
         );
+        // Machine scores on both sides: trainers' verdicts are carried over and applied after.
         if let Some(b) = &before {
-            before_sum += b.total;
+            before_sum += b.machine_total;
             n_before += 1;
-            if (b.total - score.total).abs() > 1e-9 {
+            if (b.machine_total - score.total).abs() > 1e-9 {
                 changed += 1;
             }
         } else {
@@ -65,7 +66,7 @@ pub fn run(_opts: &GlobalOpts, args: RescoreArgs) -> anyhow::Result<ExitCode> {
     }
     let n = ids.len().max(1) as f64;
     println!(
-        "rescored {} calls with {} v{} in {:.2} s (no ASR): {changed} scores changed; mean score {} → {:.1}",
+        "rescored {} calls with {} v{} in {:.2} s (no ASR): {changed} machine scores changed; mean machine score {} → {:.1} (trainers' verdicts kept)",
         ids.len(),
         rubric.name,
         rubric.version,

@@ -157,6 +157,7 @@ pub fn run(opts: &GlobalOpts, args: TranscribeArgs) -> anyhow::Result<ExitCode> 
             agent_id: None,
             call_id: None,
             channel_map: args.channels,
+            started_at: None,
             source: callqc::pipeline::events::Source::Batch,
         };
         // A failed file is reported by the printer (Failed event); the others go on. Only an

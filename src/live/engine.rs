@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -160,14 +160,7 @@ impl CallStart {
     }
 }
 
-fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-pub fn now_ms() -> i64 {
-    unix_ms(SystemTime::now())
-}
+pub use crate::time::now_ms;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -613,7 +606,7 @@ impl Engine {
         let rate = call.start.sample_rate;
         let duration_s = received.iter().copied().max().unwrap_or(0) as f64 / f64::from(rate);
         let path = recording_path(&self.cfg.recordings, call);
-        let written = write_recording(&path, &recorded, rate, &call.start);
+        let written = write_recording(&path, &recorded, rate, &call.start, call.started_ms);
         let (stored, error) = match written {
             Ok(()) => (received.clone(), error),
             Err(e) => {
@@ -660,6 +653,7 @@ impl Engine {
             call_id: Some(call.start.call_id.clone()),
             channel_map: channel_map(&call.start.roles),
             source: Source::Live,
+            started_at: Some(crate::time::iso_utc(call.started_ms)),
         };
         let sent = lock(&self.finals)
             .as_ref()
@@ -838,6 +832,7 @@ fn call_info(start: &CallStart) -> CallInfo {
         agent_id: Some(start.agent_id.clone()),
         channel_map: channel_map(&start.roles),
         source: Source::Live,
+        started_at: None,
         roles: start.roles.clone(),
         format: Some(AudioFormat {
             sample_rate: start.sample_rate,
@@ -860,23 +855,9 @@ fn channel_map(roles: &[Role]) -> ChannelMap {
 
 /// `<recordings>/<UTC date>/<call id>.wav`.
 fn recording_path(dir: &Path, call: &LiveCall) -> PathBuf {
-    let (y, m, d) = civil_date(call.started_ms.div_euclid(86_400_000));
+    let (y, m, d) = crate::time::civil_date(call.started_ms.div_euclid(86_400_000));
     dir.join(format!("{y:04}-{m:02}-{d:02}"))
         .join(format!("{}.wav", call.start.call_id))
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_date(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// The recording (16-bit PCM at the call's rate, channels as received) and a `NAME.json`
@@ -887,6 +868,7 @@ fn write_recording(
     channels: &[Vec<i16>],
     rate: u32,
     start: &CallStart,
+    started_ms: i64,
 ) -> Result<(), String> {
     let err = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", path.display());
     if let Some(dir) = path.parent() {
@@ -916,6 +898,7 @@ fn write_recording(
         "agent_id": start.agent_id,
         "channel_map": channel_map(&start.roles),
         "source": "live",
+        "started_at": crate::time::iso_utc(started_ms),
     });
     std::fs::write(
         path.with_extension("json"),
@@ -1063,10 +1046,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_phrases() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(20_788), (2026, 12, 1));
-        assert_eq!(civil_date(11_016), (2000, 2, 29));
+    fn evidence_phrases() {
         assert_eq!(
             bracketed("坐席：这个【不归我们管】你去找别人").as_deref(),
             Some("不归我们管")

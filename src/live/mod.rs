@@ -31,3 +31,4 @@ pub mod ingest;
 pub mod pages;
 pub mod server;
 pub mod simulate;
+pub mod trainer;

@@ -8,3 +8,7 @@ pub const AGENT: &str = include_str!("pages/agent.html");
 /// The supervisor page: calls in progress, each agent's state, warnings and utterances as they
 /// happen.
 pub const SUPERVISOR: &str = include_str!("pages/supervisor.html");
+
+/// The trainer page: sign in with a reviewer token; the flagged list with filters, a call's
+/// transcript, findings and clips with confirm / dismiss / note, the rules table.
+pub const TRAINER: &str = include_str!("pages/trainer.html");

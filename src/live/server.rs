@@ -27,6 +27,7 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub tokens: Arc<Tokens>,
     pub registry: Arc<Registry>,
+    pub trainer: super::trainer::Shared,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -56,6 +57,7 @@ impl Server {
             a
         };
         let hub = Arc::new(Hub::new(agents, config.server.client_queue));
+        let trainer = Arc::new(super::trainer::TrainerStore::open(&engine.db)?);
         let engine = tokio::task::spawn_blocking(move || Engine::start(engine, hub))
             .await
             .map_err(|e| crate::Error::Serve(format!("starting the engine: {e}")))??;
@@ -64,6 +66,7 @@ impl Server {
             engine: engine.clone(),
             tokens: Arc::new(config.tokens.clone()),
             registry: Arc::new(Registry::default()),
+            trainer,
             shutdown: rx.clone(),
         };
         let bind = |addr: SocketAddr| async move {
@@ -131,6 +134,16 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Redirect::to("/agent") }))
         .route("/agent", get(|| page(super::pages::AGENT)))
         .route("/supervisor", get(|| page(super::pages::SUPERVISOR)))
+        .route("/trainer", get(|| page(super::pages::TRAINER)))
+        .route("/api/trainer/me", get(super::trainer::whoami))
+        .route("/api/trainer/flagged", get(super::trainer::flagged))
+        .route("/api/trainer/calls/{id}", get(super::trainer::call))
+        .route("/api/trainer/findings/{id}/clip", get(super::trainer::clip))
+        .route(
+            "/api/trainer/findings/{id}/verdict",
+            post(super::trainer::verdict),
+        )
+        .route("/api/trainer/rules", get(super::trainer::rules))
         .route("/ingest", get(ingest_upgrade))
         .route("/events", get(events_upgrade))
         .route("/api/audiosocket/calls", post(register_audiosocket))
@@ -146,14 +159,14 @@ async fn page(html: &'static str) -> Response {
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; media-src blob:",
         ),
     );
     r
 }
 
 /// The identity of an `Authorization: Bearer …` header, if it has one that matches.
-fn bearer(tokens: &Tokens, headers: &HeaderMap) -> Option<Identity> {
+pub(super) fn bearer(tokens: &Tokens, headers: &HeaderMap) -> Option<Identity> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let token = value
         .strip_prefix("Bearer ")
@@ -186,7 +199,7 @@ async fn events_upgrade(
         .on_upgrade(move |socket| ingest::page_connection(state, socket, peer))
 }
 
-fn refuse(status: StatusCode, message: &str) -> Response {
+pub(super) fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({"error": message}))).into_response()
 }
 

@@ -59,6 +59,8 @@ struct Sidecar {
     /// `"live"` beside a recording `callqc serve` wrote: a batch over `recordings/` (say, after
     /// a restart lost queued final passes) stores those calls as live ones.
     source: Option<Source>,
+    /// When the call took place (`2026-12-01T08:30:00Z`, or a date); else the file's time.
+    started_at: Option<String>,
 }
 
 fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
@@ -68,6 +70,7 @@ fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
         call_id: None,
         channel_map: default_map,
         source: Source::Batch,
+        started_at: crate::time::modified_utc(path),
     };
     let json = path.with_extension("json");
     if let Some(side) = std::fs::read_to_string(&json)
@@ -77,6 +80,15 @@ fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
         job.agent_id = side.agent_id;
         job.call_id = side.call_id;
         job.source = side.source.unwrap_or(Source::Batch);
+        if let Some(at) = side.started_at.as_deref() {
+            match crate::time::parse_date(at) {
+                Some(at) => job.started_at = Some(at),
+                None => tracing::warn!(
+                    "{}: started_at '{at}' is not a date (YYYY-MM-DD[THH:MM[:SS]Z]); using the file's time",
+                    json.display()
+                ),
+            }
+        }
         if let Some(m) = side.channel_map {
             if let Some(&r) = m.get("left") {
                 job.channel_map.left = r;

@@ -60,6 +60,8 @@ pub struct CallInfo {
     pub agent_id: Option<String>,
     pub channel_map: ChannelMap,
     pub source: Source,
+    /// When the call took place (ISO 8601 UTC), if known.
+    pub started_at: Option<String>,
     /// One role per analysed channel, in channel order (empty if the file could not be decoded).
     pub roles: Vec<Role>,
     /// How the audio is stored (none if the file could not be decoded).

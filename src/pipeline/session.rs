@@ -151,10 +151,16 @@ impl<'a> CallSession<'a> {
             .iter()
             .map(|_| StreamResampler::new(Path::new(&label), format.sample_rate))
             .collect::<Result<Vec<_>, _>>()?;
-        worker
-            .recognizer
-            .begin_call()
-            .map_err(|e| Error::in_call(&label, Stage::Asr, e))?;
+        // A fresh decoding state makes a recording's transcript independent of the calls the
+        // worker handled before it. Live workers interleave many calls on one state anyway (their
+        // transcripts are provisional; the final pass gets a fresh state), and re-creating it at
+        // every call start only churns the allocator.
+        if mode != SessionMode::Live {
+            worker
+                .recognizer
+                .begin_call()
+                .map_err(|e| Error::in_call(&label, Stage::Asr, e))?;
+        }
         let vad = VadStream::new(roles.clone(), worker.vad.params);
         let mut live = LiveState {
             open: vec![false; roles.len()],
@@ -664,6 +670,8 @@ pub struct CallJob {
     pub channel_map: ChannelMap,
     /// Where the recording came from (a live call's recording is analysed like any other).
     pub source: Source,
+    /// When the call took place (ISO 8601 UTC), if known; the store falls back to now.
+    pub started_at: Option<String>,
 }
 
 /// Analyse one recording: read, decode, push it through a [`CallSession`] and finish. Every
@@ -687,6 +695,7 @@ pub fn analyze_recording(
         agent_id: job.agent_id.clone(),
         channel_map: job.channel_map,
         source: job.source,
+        started_at: job.started_at.clone(),
         roles: Vec::new(),
         format: None,
     };

@@ -106,6 +106,12 @@ pub struct Finding {
     /// What was heard or measured, for the reviewer: quoted transcript with the hit in 【】,
     /// or the measurement against the limit.
     pub evidence: String,
+    /// The item's points and how many of its findings count ([`Item::max_count`]), kept so a
+    /// call's score can be recomputed from its stored findings when a trainer dismisses one.
+    #[serde(default)]
+    pub item_points: f64,
+    #[serde(default)]
+    pub max_count: u32,
 }
 
 impl Finding {
@@ -128,7 +134,52 @@ impl Finding {
             start,
             end,
             evidence: evidence.into(),
+            item_points: item.points,
+            max_count: item.max_count,
         }
+    }
+}
+
+/// What one finding contributes to a call's score.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    pub item_id: &'a str,
+    pub start: f64,
+    pub item_points: f64,
+    pub max_count: u32,
+    pub veto: bool,
+}
+
+/// (deductions, vetoed, points of each finding) of the findings that count, in the order given:
+/// an item's findings in time order deduct its points up to its `max_count` (0 after), and any
+/// finding of a veto item vetoes the call. [`check`] scores with it, and so does the store when
+/// a trainer's dismissal takes a finding out of the count.
+pub fn tally(counted: &[Counted]) -> (f64, bool, Vec<f64>) {
+    let mut order: Vec<usize> = (0..counted.len()).collect();
+    order.sort_by(|&a, &b| counted[a].start.total_cmp(&counted[b].start));
+    let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let mut points = vec![0.0; counted.len()];
+    let (mut deductions, mut vetoed) = (0.0, false);
+    for i in order {
+        let c = &counted[i];
+        let n = seen.entry(c.item_id).or_insert(0);
+        if *n < c.max_count {
+            points[i] = c.item_points;
+            deductions += c.item_points;
+        }
+        *n += 1;
+        vetoed |= c.veto;
+    }
+    (deductions, vetoed, points)
+}
+
+/// The total a call gets for these deductions: [`FULL_MARKS`] − deductions, floored at 0; 0
+/// when vetoed.
+pub fn total_of(deductions: f64, vetoed: bool) -> f64 {
+    if vetoed {
+        0.0
+    } else {
+        (FULL_MARKS - deductions).max(0.0)
     }
 }
 
@@ -148,30 +199,30 @@ pub struct Score {
 /// Findings come back in time order (items in rubric order where times tie).
 pub fn check(rubric: &Rubric, facts: &CallFacts) -> (Vec<Finding>, Score) {
     let mut findings = Vec::new();
-    let mut deductions = 0.0;
-    let mut vetoed = false;
     for item in &rubric.items {
         let mut found = item.rule.as_kind().check(item, facts);
         found.sort_by(|a, b| a.start.total_cmp(&b.start));
-        for (n, f) in found.iter_mut().enumerate() {
-            if n >= item.max_count as usize {
-                f.points = 0.0;
-            }
-            deductions += f.points;
-            vetoed |= item.veto;
-        }
         findings.extend(found);
     }
     findings.sort_by(|a, b| a.start.total_cmp(&b.start));
-    let total = if vetoed {
-        0.0
-    } else {
-        (FULL_MARKS - deductions).max(0.0)
-    };
+    let counted: Vec<Counted> = findings
+        .iter()
+        .map(|f| Counted {
+            item_id: &f.item_id,
+            start: f.start,
+            item_points: f.item_points,
+            max_count: f.max_count,
+            veto: f.veto,
+        })
+        .collect();
+    let (deductions, vetoed, points) = tally(&counted);
+    for (f, p) in findings.iter_mut().zip(points) {
+        f.points = p;
+    }
     let score = Score {
         rubric: rubric.name.clone(),
         version: rubric.version.clone(),
-        total,
+        total: total_of(deductions, vetoed),
         deductions,
         vetoed,
     };

@@ -6,7 +6,9 @@
 //!
 //! - [`schema`]: the versioned schema and its migrations (`PRAGMA user_version`);
 //! - [`mod@write`]: one transaction per call, so a batch killed at any moment leaves whole calls only;
-//! - [`read`]: what `rescore`, `show`, `eval`, `tone fit` and the trainers' views read back;
+//! - [`read`]: what `rescore`, `show`, `eval` and `tone fit` read back;
+//! - [`review`]: trainers' verdicts, appeals and their rulings, calibration rounds, the history;
+//! - [`query`]: flagged calls under filters, per-rule precision, the report's figures;
 //! - [`sink`]: the [`CallSink`](crate::pipeline::events::CallSink) that turns a session's events
 //!   into one stored call;
 //! - [`types`]: the closed sets the tables hold (status, review state, source, role).
@@ -14,16 +16,25 @@
 //! The database runs in WAL mode with a busy timeout, so trainers can read while a batch writes.
 
 pub mod live;
+pub mod query;
 pub mod read;
+pub mod review;
 pub mod schema;
 pub mod sink;
 pub mod types;
 pub mod write;
 
 pub use live::{AlertRecord, LiveCallRecord};
+pub use query::{
+    AlertDay, FindingFact, FlaggedCall, FlaggedOrder, FlaggedQuery, Period, RuleStats, ScoredCall,
+};
 pub use read::{StoredCall, StoredFinding, StoredScore, ToneFeatureRow};
+pub use review::{CalibrationRecord, FindingOfCall, VerdictRecord};
 pub use sink::StoreSink;
-pub use types::{AlertKind, CallStatus, EndReason, IngestProtocol, Kind, ReviewState, Source};
+pub use types::{
+    AlertKind, AppealState, CallStatus, EndReason, IngestProtocol, Kind, ReviewState, Source,
+    VerdictAction,
+};
 pub use write::{CallMeta, CallRows};
 
 use std::path::{Path, PathBuf};
@@ -49,6 +60,11 @@ pub enum StoreError {
     },
     #[error("{path}: no call matches '{query}'")]
     NoSuchCall { path: PathBuf, query: String },
+    #[error("{path}: no finding {id}")]
+    NoSuchFinding { path: PathBuf, id: i64 },
+    /// A verdict the review workflow does not allow (the finding is unchanged).
+    #[error("finding {id}: {reason}")]
+    Refused { id: i64, reason: String },
 }
 
 /// What callqc needs from a store, whatever the backend.
@@ -84,7 +100,7 @@ pub trait CallStore {
     ) -> Result<Vec<(String, crate::tone::Baseline)>, StoreError>;
     /// Ids of all analysed calls, in id order.
     fn done_call_ids(&self) -> Result<Vec<i64>, StoreError>;
-    /// A call by id, call key, audio hash prefix, or path (or its file name).
+    /// A call by id, call key, audio hash prefix, or path (or its file name, `.wav` optional).
     fn find_call(&self, query: &str) -> Result<i64, StoreError>;
     /// The analysed call of this audio made with these models and scored with this rubric.
     fn find_analysis(
@@ -125,6 +141,51 @@ pub trait CallStore {
     fn live_call(&self, call_key: &str) -> Result<Option<LiveCallRecord>, StoreError>;
     /// The warnings pushed during a call, in the order they were sent.
     fn alerts(&self, call_key: &str) -> Result<Vec<AlertRecord>, StoreError>;
+
+    // Trainers' work (see `review.rs` and `query.rs`).
+    fn finding(&self, id: i64) -> Result<FindingOfCall, StoreError>;
+    fn review_finding(
+        &mut self,
+        id: i64,
+        action: VerdictAction,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<FindingOfCall, StoreError>;
+    fn appeal_finding(
+        &mut self,
+        id: i64,
+        agent: &str,
+        reason: &str,
+    ) -> Result<FindingOfCall, StoreError>;
+    fn rule_on_appeal(
+        &mut self,
+        id: i64,
+        uphold: bool,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<FindingOfCall, StoreError>;
+    fn verdict_history(&self, finding_id: i64) -> Result<Vec<VerdictRecord>, StoreError>;
+    fn create_calibration(
+        &mut self,
+        name: &str,
+        requested_by: &str,
+        reviewers: &[String],
+        call_keys: &[String],
+    ) -> Result<i64, StoreError>;
+    fn calibration_verdict(
+        &mut self,
+        calibration_id: i64,
+        finding_id: i64,
+        confirm: bool,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<(), StoreError>;
+    fn calibration(&self, id: i64) -> Result<CalibrationRecord, StoreError>;
+    fn flagged(&self, query: &FlaggedQuery) -> Result<Vec<FlaggedCall>, StoreError>;
+    fn rule_stats(&self, period: &Period) -> Result<Vec<RuleStats>, StoreError>;
+    fn scored_calls(&self, period: &Period) -> Result<Vec<ScoredCall>, StoreError>;
+    fn finding_facts(&self, period: &Period) -> Result<Vec<FindingFact>, StoreError>;
+    fn alert_days(&self, period: &Period) -> Result<Vec<AlertDay>, StoreError>;
 }
 
 /// What a run did, for its record.
@@ -270,5 +331,74 @@ impl CallStore for Store {
     }
     fn alerts(&self, call_key: &str) -> Result<Vec<AlertRecord>, StoreError> {
         Store::alerts(self, call_key)
+    }
+    fn finding(&self, id: i64) -> Result<FindingOfCall, StoreError> {
+        Store::finding(self, id)
+    }
+    fn review_finding(
+        &mut self,
+        id: i64,
+        action: VerdictAction,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<FindingOfCall, StoreError> {
+        Store::review_finding(self, id, action, by, note)
+    }
+    fn appeal_finding(
+        &mut self,
+        id: i64,
+        agent: &str,
+        reason: &str,
+    ) -> Result<FindingOfCall, StoreError> {
+        Store::appeal_finding(self, id, agent, reason)
+    }
+    fn rule_on_appeal(
+        &mut self,
+        id: i64,
+        uphold: bool,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<FindingOfCall, StoreError> {
+        Store::rule_on_appeal(self, id, uphold, by, note)
+    }
+    fn verdict_history(&self, finding_id: i64) -> Result<Vec<VerdictRecord>, StoreError> {
+        Store::verdict_history(self, finding_id)
+    }
+    fn create_calibration(
+        &mut self,
+        name: &str,
+        requested_by: &str,
+        reviewers: &[String],
+        call_keys: &[String],
+    ) -> Result<i64, StoreError> {
+        Store::create_calibration(self, name, requested_by, reviewers, call_keys)
+    }
+    fn calibration_verdict(
+        &mut self,
+        calibration_id: i64,
+        finding_id: i64,
+        confirm: bool,
+        by: &str,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Store::calibration_verdict(self, calibration_id, finding_id, confirm, by, note)
+    }
+    fn calibration(&self, id: i64) -> Result<CalibrationRecord, StoreError> {
+        Store::calibration(self, id)
+    }
+    fn flagged(&self, query: &FlaggedQuery) -> Result<Vec<FlaggedCall>, StoreError> {
+        Store::flagged(self, query)
+    }
+    fn rule_stats(&self, period: &Period) -> Result<Vec<RuleStats>, StoreError> {
+        Store::rule_stats(self, period)
+    }
+    fn scored_calls(&self, period: &Period) -> Result<Vec<ScoredCall>, StoreError> {
+        Store::scored_calls(self, period)
+    }
+    fn finding_facts(&self, period: &Period) -> Result<Vec<FindingFact>, StoreError> {
+        Store::finding_facts(self, period)
+    }
+    fn alert_days(&self, period: &Period) -> Result<Vec<AlertDay>, StoreError> {
+        Store::alert_days(self, period)
     }
 }

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::types::{CallStatus, Kind, ReviewState, Source};
+use super::types::{AppealState, CallStatus, Kind, ReviewState, Source};
 use super::{Store, StoreError};
 use crate::asr::Segment;
 use crate::audio::Role;
@@ -47,6 +47,11 @@ pub struct StoredFinding {
     pub end: f64,
     pub evidence: String,
     pub review: ReviewState,
+    pub appeal: AppealState,
+    /// Who gave the current verdict, their note and when (the history is in `verdicts`).
+    pub reviewer: Option<String>,
+    pub review_note: Option<String>,
+    pub reviewed_at: Option<String>,
 }
 
 /// One stored agent tone window with its model input (for `tone fit`).
@@ -65,15 +70,19 @@ pub struct ToneFeatureRow {
 pub struct StoredScore {
     pub rubric: String,
     pub rubric_version: String,
+    /// The score after trainers' verdicts (a dismissed finding does not count).
     pub total: f64,
     pub deductions: f64,
     pub vetoed: bool,
+    /// The score the analysis gave, before any verdict.
+    pub machine_total: f64,
 }
 
-const FINDING_COLUMNS: &str = "id, call_id, rubric, item_id, description, dimension, points,
-    veto, role, start_s, end_s, evidence, review, kind";
+pub(crate) const FINDING_COLUMNS: &str = "id, call_id, rubric, item_id, description, dimension,
+    points, veto, role, start_s, end_s, evidence, review, kind, appeal, reviewer, review_note,
+    reviewed_at";
 
-fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<StoredFinding> {
+pub(crate) fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<StoredFinding> {
     Ok(StoredFinding {
         id: r.get(0)?,
         call_id: r.get(1)?,
@@ -89,6 +98,10 @@ fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<StoredFinding> {
         evidence: r.get(11)?,
         review: r.get(12)?,
         kind: r.get(13)?,
+        appeal: r.get(14)?,
+        reviewer: r.get(15)?,
+        review_note: r.get(16)?,
+        reviewed_at: r.get(17)?,
     })
 }
 
@@ -113,7 +126,8 @@ impl Store {
             .conn
             .query_row(
                 "SELECT id FROM calls WHERE id = ?1 OR call_key = ?2 OR path = ?2
-                    OR path LIKE '%/' || ?2 OR (length(?2) >= 8 AND audio_hash LIKE ?2 || '%')
+                    OR path LIKE '%/' || ?2 OR path LIKE '%/' || ?2 || '.wav'
+                    OR (length(?2) >= 8 AND audio_hash LIKE ?2 || '%')
                  ORDER BY id DESC LIMIT 1",
                 params![by_id.unwrap_or(-1), query],
                 |r| r.get(0),
@@ -333,7 +347,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT rubric, rubric_version, total, deductions, vetoed FROM scores
+                "SELECT rubric, rubric_version, total, deductions, vetoed,
+                    coalesce(machine_total, total) FROM scores
                  WHERE call_id = ?1 ORDER BY rubric",
             )
             .map_err(e)?;
@@ -344,6 +359,7 @@ impl Store {
                 total: r.get(2)?,
                 deductions: r.get(3)?,
                 vetoed: r.get(4)?,
+                machine_total: r.get(5)?,
             })
         })
         .and_then(|rows| rows.collect())

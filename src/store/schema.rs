@@ -171,6 +171,55 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX alerts_call ON alerts(call_key);
     CREATE INDEX alerts_agent ON alerts(agent_id);
     "#,
+    // 4: trainers' work. A finding keeps its id across re-analysis and rescoring while the same
+    //    item fires over the same span (its verdicts go with it); `verdicts` is the history of
+    //    every verdict, appeal and ruling (who, when, what, why), never rewritten; a finding also
+    //    records its item's uncapped points and cap, so a call's score can be recomputed from its
+    //    findings when one is dismissed, and `scores` keeps the machine's score beside the
+    //    reviewed one. `calibrations` lists calls two or more reviewers judge independently
+    //    (their verdicts are in `verdicts` with the calibration's id and change no finding).
+    //    `calls.started_at` is when the call took place (sidecar, live start, else the file's
+    //    modification time), what date filters and reports go by.
+    r#"
+    ALTER TABLE findings ADD COLUMN appeal TEXT NOT NULL DEFAULT 'none'
+        CHECK (appeal IN ('none', 'pending', 'upheld', 'rejected'));
+    ALTER TABLE findings ADD COLUMN item_points REAL;
+    ALTER TABLE findings ADD COLUMN item_max_count INTEGER;
+    UPDATE findings SET item_points = points;
+    ALTER TABLE scores ADD COLUMN machine_total REAL;
+    ALTER TABLE scores ADD COLUMN machine_deductions REAL;
+    ALTER TABLE scores ADD COLUMN machine_vetoed INTEGER;
+    UPDATE scores SET machine_total = total, machine_deductions = deductions, machine_vetoed = vetoed;
+    ALTER TABLE calls ADD COLUMN started_at TEXT;
+    UPDATE calls SET started_at = processed_at;
+    CREATE INDEX calls_started ON calls(started_at);
+    CREATE TABLE verdicts (
+        id            INTEGER PRIMARY KEY,
+        finding_id    INTEGER NOT NULL,     -- findings.id (no foreign key: history outlives a finding)
+        call_key      TEXT NOT NULL,
+        rubric        TEXT NOT NULL,
+        item_id       TEXT NOT NULL,
+        action        TEXT NOT NULL CHECK (action IN ('confirm', 'dismiss', 'note', 'appeal', 'uphold', 'reject')),
+        by_name       TEXT NOT NULL,
+        note          TEXT,
+        calibration_id INTEGER REFERENCES calibrations(id),
+        at            TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    CREATE INDEX verdicts_finding ON verdicts(finding_id);
+    CREATE INDEX verdicts_item ON verdicts(item_id);
+    CREATE TABLE calibrations (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL,
+        requested_by  TEXT NOT NULL,
+        reviewers     TEXT NOT NULL,        -- JSON array of names
+        created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+    );
+    CREATE TABLE calibration_calls (
+        calibration_id INTEGER NOT NULL REFERENCES calibrations(id) ON DELETE CASCADE,
+        call_key      TEXT NOT NULL,
+        PRIMARY KEY (calibration_id, call_key)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -52,13 +52,19 @@ impl<'a> StoreSink<'a> {
     fn meta(&self, info: &CallInfo) -> CallMeta {
         CallMeta {
             call_key: info.key.clone(),
-            path: info.path.display().to_string(),
+            // Absolute, so export, the trainer pages and clips find the recording from any
+            // working directory (a live call's path is its peer until its WAV exists).
+            path: std::fs::canonicalize(&info.path)
+                .unwrap_or_else(|_| info.path.clone())
+                .display()
+                .to_string(),
             audio_hash: info.audio_hash.clone(),
             agent_id: info.agent_id.clone(),
             channel_map: info.channel_map,
             source: info.source,
             models_key: self.models_key.clone(),
             run_id: self.run_id,
+            started_at: info.started_at.clone(),
         }
     }
 }

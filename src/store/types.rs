@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "lowercase")]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
@@ -69,6 +69,39 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where an agent's appeal (申诉) against a finding stands. A ruling is final: a finding is
+    /// appealed at most once.
+    AppealState {
+        /// Never appealed.
+        None = "none",
+        /// Appealed, waiting for a reviewer's ruling.
+        Pending = "pending",
+        /// The appeal was upheld: the finding is dismissed.
+        Upheld = "upheld",
+        /// The appeal was rejected: the finding stands, confirmed.
+        Rejected = "rejected",
+    }
+}
+
+text_enum! {
+    /// One entry of a finding's verdict history.
+    VerdictAction {
+        /// A reviewer called it a real hit.
+        Confirm = "confirm",
+        /// A reviewer called it a false hit.
+        Dismiss = "dismiss",
+        /// A note without a change of verdict.
+        Note = "note",
+        /// The agent appealed it.
+        Appeal = "appeal",
+        /// A reviewer upheld the agent's appeal (the finding is dismissed).
+        Uphold = "uphold",
+        /// A reviewer rejected the agent's appeal (the finding is confirmed).
+        Reject = "reject",
+    }
+}
+
+text_enum! {
     /// What a live warning was about.
     AlertKind {
         /// The agent's tone (语气提醒).
@@ -105,6 +138,17 @@ text_enum! {
 }
 
 pub use crate::pipeline::events::Source;
+
+impl std::str::FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "batch" => Ok(Source::Batch),
+            "live" => Ok(Source::Live),
+            other => Err(format!("unknown source '{other}' (batch or live)")),
+        }
+    }
+}
 
 impl rusqlite::types::ToSql for Source {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {

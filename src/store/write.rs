@@ -5,7 +5,7 @@
 
 use rusqlite::{Transaction, params};
 
-use super::types::{CallStatus, ReviewState, Source};
+use super::types::{AppealState, CallStatus, ReviewState, Source};
 use super::{RunTotals, Store, StoreError};
 use crate::asr::Segment;
 use crate::audio::{ChannelMap, Encoding};
@@ -24,6 +24,8 @@ pub struct CallMeta {
     pub source: Source,
     pub models_key: String,
     pub run_id: Option<i64>,
+    /// When the call took place (ISO 8601 UTC); None: when it is stored.
+    pub started_at: Option<String>,
 }
 
 /// The analysis of one call, as stored.
@@ -53,34 +55,51 @@ fn encoding_text(e: Encoding) -> String {
         .to_string()
 }
 
-/// A trainer's verdict on a finding, carried over re-analysis.
-struct Review {
+/// A stored finding's id and trainer state, carried over re-analysis and rescoring to the new
+/// finding of the same item over the same span: links and pages keep pointing at it, and its
+/// verdict history stays attached.
+struct Carried {
+    id: i64,
     item_id: String,
     start: f64,
     end: f64,
     review: ReviewState,
+    appeal: AppealState,
     reviewer: Option<String>,
     note: Option<String>,
     at: Option<String>,
 }
 
-fn reviews_of(tx: &Transaction, call_id: i64, rubric: &str) -> rusqlite::Result<Vec<Review>> {
+fn reviewed_of(tx: &Transaction, call_id: i64, rubric: &str) -> rusqlite::Result<Vec<Carried>> {
     let mut stmt = tx.prepare(
-        "SELECT item_id, start_s, end_s, review, reviewer, review_note, reviewed_at FROM findings
-         WHERE call_id = ?1 AND rubric = ?2 AND review != 'open'",
+        "SELECT id, item_id, start_s, end_s, review, appeal, reviewer, review_note, reviewed_at
+         FROM findings WHERE call_id = ?1 AND rubric = ?2",
     )?;
     let rows = stmt.query_map(params![call_id, rubric], |r| {
-        Ok(Review {
-            item_id: r.get(0)?,
-            start: r.get(1)?,
-            end: r.get(2)?,
-            review: r.get(3)?,
-            reviewer: r.get(4)?,
-            note: r.get(5)?,
-            at: r.get(6)?,
+        Ok(Carried {
+            id: r.get(0)?,
+            item_id: r.get(1)?,
+            start: r.get(2)?,
+            end: r.get(3)?,
+            review: r.get(4)?,
+            appeal: r.get(5)?,
+            reviewer: r.get(6)?,
+            note: r.get(7)?,
+            at: r.get(8)?,
         })
     })?;
     rows.collect()
+}
+
+/// The next finding id: above every finding and every id the verdict history names, so a new
+/// finding never inherits the history of one that is gone.
+fn next_finding_id(tx: &Transaction) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "SELECT max(coalesce((SELECT max(id) FROM findings), 0),
+                    coalesce((SELECT max(finding_id) FROM verdicts), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )
 }
 
 fn insert_findings(
@@ -89,7 +108,7 @@ fn insert_findings(
     findings: &[Finding],
     score: &Score,
     rubric_hash: &str,
-    reviews: &[Review],
+    carried: &[Carried],
 ) -> rusqlite::Result<()> {
     tx.execute(
         "DELETE FROM findings WHERE call_id = ?1 AND rubric = ?2",
@@ -100,19 +119,37 @@ fn insert_findings(
         params![call_id, score.rubric],
     )?;
     let mut ins = tx.prepare(
-        "INSERT INTO findings (call_id, rubric, rubric_version, item_id, kind, description, dimension,
-            points, veto, role, start_s, end_s, evidence, review, reviewer, review_note, reviewed_at)
-         VALUES (?1, ?2, ?3, ?4, ?17, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "INSERT INTO findings (id, call_id, rubric, rubric_version, item_id, kind, description,
+            dimension, points, veto, role, start_s, end_s, evidence, review, reviewer, review_note,
+            reviewed_at, appeal, item_points, item_max_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20, ?21)",
     )?;
+    let mut next_id = next_finding_id(tx)?;
+    let mut used = vec![false; carried.len()];
     for f in findings {
-        let carried = reviews
-            .iter()
-            .find(|r| r.item_id == f.item_id && r.start < f.end + 0.5 && f.start < r.end + 0.5);
+        // The same item over an overlapping span (within half a second) is the same finding.
+        let old = carried.iter().enumerate().position(|(i, r)| {
+            !used[i] && r.item_id == f.item_id && r.start < f.end + 0.5 && f.start < r.end + 0.5
+        });
+        let old = old.map(|i| {
+            used[i] = true;
+            &carried[i]
+        });
+        let id = match old {
+            Some(r) => r.id,
+            None => {
+                next_id += 1;
+                next_id - 1
+            }
+        };
         ins.execute(params![
+            id,
             call_id,
             score.rubric,
             score.version,
             f.item_id,
+            f.kind,
             f.description,
             f.dimension,
             f.points,
@@ -121,16 +158,19 @@ fn insert_findings(
             f.start,
             f.end,
             f.evidence,
-            carried.map_or(ReviewState::Open, |r| r.review),
-            carried.and_then(|r| r.reviewer.clone()),
-            carried.and_then(|r| r.note.clone()),
-            carried.and_then(|r| r.at.clone()),
-            f.kind,
+            old.map_or(ReviewState::Open, |r| r.review),
+            old.and_then(|r| r.reviewer.clone()),
+            old.and_then(|r| r.note.clone()),
+            old.and_then(|r| r.at.clone()),
+            old.map_or(AppealState::None, |r| r.appeal),
+            f.item_points,
+            f.max_count,
         ])?;
     }
     tx.execute(
-        "INSERT INTO scores (call_id, rubric, rubric_version, rubric_hash, total, deductions, vetoed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO scores (call_id, rubric, rubric_version, rubric_hash, total, deductions, vetoed,
+            machine_total, machine_deductions, machine_vetoed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?6, ?7)",
         params![
             call_id,
             score.rubric,
@@ -141,7 +181,8 @@ fn insert_findings(
             score.vetoed
         ],
     )?;
-    Ok(())
+    // Verdicts carried over may take findings out of the count.
+    super::review::rescore_reviewed(tx, call_id, &score.rubric)
 }
 
 impl Store {
@@ -183,7 +224,7 @@ impl Store {
                 )
                 .ok();
             let reviews = match old {
-                Some(id) => reviews_of(&tx, id, &rows.score.rubric)?,
+                Some(id) => reviewed_of(&tx, id, &rows.score.rubric)?,
                 None => Vec::new(),
             };
             if let Some(id) = old {
@@ -192,8 +233,9 @@ impl Store {
             tx.execute(
                 "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
                     duration_s, sample_rate, channels, encoding, models_key, run_id, tone_baseline,
-                    source, tone_threshold)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15)",
+                    source, tone_threshold, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15,
+                    coalesce(?16, strftime('%Y-%m-%dT%H:%M:%SZ','now')))",
                 params![
                     meta.call_key,
                     meta.path,
@@ -211,6 +253,7 @@ impl Store {
                     CallStatus::Done,
                     meta.source,
                     rows.tone_threshold,
+                    meta.started_at,
                 ],
             )?;
             let call_id = tx.last_insert_rowid();
@@ -328,7 +371,7 @@ impl Store {
         let path = self.path.clone();
         let result = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction()?;
-            let reviews = reviews_of(&tx, call_id, &score.rubric)?;
+            let reviews = reviewed_of(&tx, call_id, &score.rubric)?;
             insert_findings(&tx, call_id, findings, score, rubric_hash, &reviews)?;
             tx.commit()
         })();
