@@ -1,7 +1,9 @@
-//! The agent and supervisor pages in a real browser (Debian's chromium, driven through
-//! chromedriver by WebDriver): a sample call with an agitated 禁语 utterance is streamed, the
-//! pop-up appears on its agent's page — and never on another agent's. A screenshot of the
-//! pop-up is saved as target/live-agent-popup.png.
+//! The pages in a real browser (Debian's chromium, driven through chromedriver by WebDriver).
+//! Live: a sample call with an agitated 禁语 utterance is streamed, the pop-up appears on its
+//! agent's page — and never on another agent's (target/live-agent-popup.png). Trainers: on the
+//! batch of the samples, findings are confirmed and dismissed through the trainer page and the
+//! store and the recomputed score checked; a clip plays; the report and an export page open
+//! offline (target/trainer-call.png, trainer-list.png, report.png, export-call05.png).
 
 mod live_support;
 
@@ -238,5 +240,285 @@ async fn the_warning_pops_up_on_its_agents_page_and_not_on_another_agents() {
         let _ = c.close().await;
     }
     server.wait_stored().await;
+    server.server.shutdown().await;
+}
+
+/// Poll until `css` matches an element whose text contains `wanted`; its text.
+async fn wait_for_row(
+    page: &Client,
+    css: &str,
+    wanted: &str,
+) -> Option<fantoccini::elements::Element> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        for e in page.find_all(Locator::Css(css)).await.unwrap_or_default() {
+            if e.text().await.unwrap_or_default().contains(wanted) {
+                return Some(e);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn stored_findings(
+    db: &std::path::Path,
+    call: &str,
+) -> (Vec<callqc::store::StoredFinding>, f64, f64) {
+    let store = callqc::store::Store::open(db).unwrap();
+    let id = store.find_call(call).unwrap();
+    let s = store.scores(id).unwrap().remove(0);
+    (store.findings(id, None).unwrap(), s.total, s.machine_total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trainers_confirm_and_dismiss_in_the_page_and_the_report_opens_offline() {
+    let driver = chromedriver().await;
+    // The nightly batch of the samples, then serve on its database.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("callqc.db");
+    let o = Command::new(env!("CARGO_BIN_EXE_callqc"))
+        .args(["batch", "samples", "--db", db.to_str().unwrap()])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let server = live_support::start_in(dir, "").await;
+    assert_eq!(server.db(), db);
+    let base = server.http();
+    let profiles = tempfile::tempdir().unwrap();
+
+    // An agent's token does not open the trainer pages.
+    let agent = browser(&driver, &profiles.path().join("a")).await;
+    sign_in(&agent, &format!("{base}/trainer"), AGENT_6618).await;
+    assert!(
+        wait_for_text(&agent, "#error", "登录失败")
+            .await
+            .contains("reviewers only")
+    );
+    let _ = agent.close().await;
+
+    let page = browser(&driver, &profiles.path().join("t")).await;
+    sign_in(&page, &format!("{base}/trainer"), REVIEWER).await;
+    assert!(
+        wait_for_text(&page, "#status", "王芳")
+            .await
+            .contains("王芳")
+    );
+    let row = wait_for_row(&page, "#flagged tbody tr", "call05")
+        .await
+        .expect("call05 is listed");
+    // Filters narrow the list.
+    page.find(Locator::Css("#filters input[name=agent]"))
+        .await
+        .unwrap()
+        .send_keys("1846")
+        .await
+        .unwrap();
+    page.find(Locator::Css("#apply"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let listed = text_of(&page, "#flagged tbody").await;
+    assert!(
+        listed.contains("call03") && !listed.contains("call05"),
+        "{listed}"
+    );
+    page.find(Locator::Css("#filters input[name=agent]"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    page.find(Locator::Css("#apply"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    drop(row);
+    let row = wait_for_row(&page, "#flagged tbody tr", "call05")
+        .await
+        .expect("call05 again");
+    row.click().await.unwrap();
+
+    let (before, total_before, machine) = stored_findings(&db, "call05");
+    assert_eq!(total_before, machine);
+    let refusal = before
+        .iter()
+        .find(|f| f.item_id == "refusal")
+        .unwrap()
+        .clone();
+    let tone = before
+        .iter()
+        .find(|f| f.item_id == "agent_tone")
+        .unwrap()
+        .clone();
+    let refusal_row = wait_for_row(&page, "#findings tbody tr", "refusal")
+        .await
+        .expect("findings shown");
+    refusal_row
+        .find(Locator::Css("input.note"))
+        .await
+        .unwrap()
+        .send_keys("已转物业，非推诿")
+        .await
+        .unwrap();
+    refusal_row
+        .find(Locator::Css("button.dismiss"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let state = wait_for_text(
+        &page,
+        &format!("tr[data-finding='{}'] .state", refusal.id),
+        "驳回",
+    )
+    .await;
+    assert!(state.contains("驳回"), "{state}");
+    let tone_row = page
+        .find(Locator::Css(&format!("tr[data-finding='{}']", tone.id)))
+        .await
+        .unwrap();
+    tone_row
+        .find(Locator::Css("button.confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let state = wait_for_text(
+        &page,
+        &format!("tr[data-finding='{}'] .state", tone.id),
+        "确认",
+    )
+    .await;
+    assert!(state.contains("确认"), "{state}");
+    let want = format!("得分 {:.1}", machine + refusal.points);
+    assert!(
+        wait_for_text(&page, "#call-score", &want)
+            .await
+            .contains(&want)
+    );
+
+    // The store says the same: verdicts by the token's reviewer, the score recomputed.
+    let (after, total_after, machine_after) = stored_findings(&db, "call05");
+    let r = after.iter().find(|f| f.id == refusal.id).unwrap();
+    assert_eq!(r.review, callqc::store::ReviewState::Dismissed);
+    assert_eq!(r.reviewer.as_deref(), Some("王芳"));
+    assert_eq!(r.review_note.as_deref(), Some("已转物业，非推诿"));
+    let t = after.iter().find(|f| f.id == tone.id).unwrap();
+    assert_eq!(t.review, callqc::store::ReviewState::Confirmed);
+    assert_eq!(total_after, machine + refusal.points);
+    assert_eq!(machine_after, machine);
+
+    // A clip plays from the recording.
+    refusal_row
+        .find(Locator::Css("button.play"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut duration = 0.0;
+    while Instant::now() < deadline && duration <= 0.0 {
+        duration = page
+            .execute(
+                "const a = document.querySelector('#findings audio'); return a && isFinite(a.duration) ? a.duration : 0;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap_or(0.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        duration > refusal.end - refusal.start,
+        "clip duration {duration}"
+    );
+    std::fs::write(
+        repo().join("target/trainer-call.png"),
+        page.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // Back to the list: the rules table shows the dismissal.
+    page.find(Locator::Css("#back"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let rules = wait_for_row(&page, "#rules tbody tr", "refusal")
+        .await
+        .expect("rules table");
+    let text = rules.text().await.unwrap();
+    assert!(
+        text.contains("0%"),
+        "refusal: 1 reviewed, dismissed: {text}"
+    );
+    std::fs::write(
+        repo().join("target/trainer-list.png"),
+        page.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // The report and an export page open from disk with nothing fetched.
+    let out = tempfile::tempdir().unwrap();
+    let report = out.path().join("report.html");
+    let export = out.path().join("export");
+    for args in [
+        vec!["report", "--out", report.to_str().unwrap()],
+        vec!["export", "call05", "--out", export.to_str().unwrap()],
+    ] {
+        let mut args = args;
+        args.extend(["--db", db.to_str().unwrap()]);
+        let o = Command::new(env!("CARGO_BIN_EXE_callqc"))
+            .args(&args)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    page.goto(&format!("file://{}", report.display()))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&page, "h1").await, "质检报告");
+    let charts = page.find_all(Locator::Css("svg")).await.unwrap().len();
+    assert!(charts >= 5, "{charts} charts");
+    let precision = text_of(&page, "body").await;
+    assert!(precision.contains("规则准确率") && precision.contains("0%"));
+    std::fs::write(
+        repo().join("target/report.png"),
+        page.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    page.goto(&format!(
+        "file://{}",
+        export.join("call05/index.html").display()
+    ))
+    .await
+    .unwrap();
+    assert!(text_of(&page, "h1").await.contains("call05"));
+    let audios = page.find_all(Locator::Css("audio")).await.unwrap().len();
+    assert_eq!(audios, after.len(), "one playable clip per finding");
+    std::fs::write(
+        repo().join("target/export-call05.png"),
+        page.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    let _ = page.close().await;
     server.server.shutdown().await;
 }

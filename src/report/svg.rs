@@ -29,7 +29,7 @@ pub fn bars(title: &str, points: &[(String, f64)], color: &str, unit: &str) -> S
     let plot_w = W - PAD_L - 10.0;
     let plot_h = H - PAD_B - PAD_T;
     let slot = plot_w / n;
-    let bar_w = (slot * 0.7).max(1.0);
+    let bar_w = (slot * 0.7).clamp(1.0, 48.0);
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\"><title>{}</title>",
         esc(title)

@@ -19,6 +19,7 @@ pub const INGEST: &str = "test-ingest-token-0123456789";
 pub const SUPERVISOR: &str = "test-supervisor-token-0123456789";
 pub const AGENT_6618: &str = "test-agent-6618-token-0123456789";
 pub const AGENT_2051: &str = "test-agent-2051-token-0123456789";
+pub const REVIEWER: &str = "test-reviewer-token-0123456789";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -73,12 +74,17 @@ impl TestServer {
 
 /// Start a server; `extra_server` is added to its `[server]` table.
 pub async fn start(extra_server: &str) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), extra_server).await
+}
+
+/// Start a server in `dir` (its store is `dir/callqc.db`, which may already hold calls).
+pub async fn start_in(dir: tempfile::TempDir, extra_server: &str) -> TestServer {
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\naudiosocket = \"127.0.0.1:0\"\ndb = \"callqc.db\"\n\
          rubric = \"{}\"\nrecordings = \"recordings\"\n{extra_server}\n\
          [tokens.ingest]\npbx = \"{INGEST}\"\n[tokens.supervisors]\nsup = \"{SUPERVISOR}\"\n\
-         [tokens.agents]\n\"6618\" = \"{AGENT_6618}\"\n\"2051\" = \"{AGENT_2051}\"\n",
+         [tokens.agents]\n\"6618\" = \"{AGENT_6618}\"\n\"2051\" = \"{AGENT_2051}\"\n\
+         [tokens.reviewers]\n\"王芳\" = \"{REVIEWER}\"\n",
         repo().join("rubrics/12345.toml").display()
     );
     let path = dir.path().join("callqc.toml");
