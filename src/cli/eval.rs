@@ -85,6 +85,7 @@ fn from_store(
             start: f.start,
             end: f.end,
             points: f.points,
+            observation: f.observation,
         })
         .collect();
     Ok(Some(Evaluated {
@@ -141,6 +142,7 @@ fn analyse_here(
                 start: f.start,
                 end: f.end,
                 points: f.points,
+                observation: f.observation,
             })
             .collect(),
         duration_s: end.duration_s,

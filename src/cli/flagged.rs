@@ -58,6 +58,9 @@ pub struct FlaggedFilters {
     /// Calls whose transcript contains this text.
     #[arg(long)]
     pub text: Option<String>,
+    /// Count observations (announced holds and pauses within the rules) as findings too.
+    #[arg(long)]
+    pub observations: bool,
     #[arg(long, value_enum, default_value_t = FlaggedOrder::Score)]
     pub sort: FlaggedOrder,
     #[arg(long)]
@@ -98,6 +101,7 @@ impl FlaggedFilters {
             review: self.review,
             source: self.source,
             text: self.text.clone(),
+            observations: self.observations,
             order: self.sort,
             limit: self.limit,
         }

@@ -111,6 +111,8 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
             if s.vetoed { ", VETO" } else { "" }
         );
     }
+    let (observations, findings): (Vec<_>, Vec<_>) =
+        findings.into_iter().partition(|f| f.observation);
     println!("\ndeductions:");
     if findings.is_empty() {
         println!("  none");
@@ -128,6 +130,15 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
             f.evidence,
             f.review
         );
+    }
+    if !observations.is_empty() {
+        println!("\nobservations (within the rules, no points):");
+        for f in &observations {
+            println!(
+                "  [{:6.1}–{:6.1}] {:<14} {}",
+                f.start, f.end, f.item_id, f.evidence
+            );
+        }
     }
     println!(
         "\nagent tone (threshold {threshold:.2}): {:.0}% tense, {:.0}% agitated, longest agitated stretch {:.1} s (max p {:.2})",

@@ -1009,11 +1009,12 @@ fn bracketed(evidence: &str) -> Option<String> {
 impl CallSink for LiveSink {
     fn event(&mut self, _call: CallSeq, event: &CallEvent) -> Result<(), Error> {
         match event {
+            // Observations (a hold within the rules) warn nobody.
             CallEvent::Finding {
                 pass: Pass::Live,
                 finding,
                 ..
-            } => self.warn(finding),
+            } if !finding.observation => self.warn(finding),
             CallEvent::Segment {
                 pass: Pass::Live,
                 segment,

@@ -112,6 +112,7 @@ pub struct FlaggedParams {
     review: Option<String>,
     source: Option<String>,
     text: Option<String>,
+    observations: Option<bool>,
     sort: Option<String>,
     limit: Option<usize>,
 }
@@ -146,6 +147,7 @@ impl FlaggedParams {
                 .map(|s| s.parse::<Source>())
                 .transpose()?,
             text: blank_none(self.text),
+            observations: self.observations.unwrap_or(false),
             order: match blank_none(self.sort).as_deref() {
                 None | Some("score") => FlaggedOrder::Score,
                 Some("date") => FlaggedOrder::Date,

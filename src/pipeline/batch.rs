@@ -232,6 +232,8 @@ pub struct BatchSummary {
     pub wall_s: f64,
     pub mean_score: Option<f64>,
     pub deductions_by_item: BTreeMap<String, usize>,
+    /// Observations (holds and pauses within the rules) per item.
+    pub observations_by_item: BTreeMap<String, usize>,
     pub stages: StageSeconds,
 }
 
@@ -255,9 +257,12 @@ impl CallSink for SummarySink {
                 finding,
                 ..
             } => {
-                *s.deductions_by_item
-                    .entry(finding.item_id.clone())
-                    .or_default() += 1;
+                let by_item = if finding.observation {
+                    &mut s.observations_by_item
+                } else {
+                    &mut s.deductions_by_item
+                };
+                *by_item.entry(finding.item_id.clone()).or_default() += 1;
             }
             CallEvent::Ended(end) => {
                 s.done += 1;

@@ -524,7 +524,10 @@ impl<'a> CallSession<'a> {
         for item in self.rubric.items.iter().filter(|i| i.rule.judges_live()) {
             for f in item.rule.as_kind().check(item, &facts) {
                 let seen = self.call.live.shown.iter().chain(&new).any(|s: &Finding| {
-                    s.item_id == f.item_id && s.start < f.end && f.start < s.end
+                    s.item_id == f.item_id
+                        && s.observation == f.observation
+                        && s.start < f.end
+                        && f.start < s.end
                 });
                 if !seen {
                     new.push(f);

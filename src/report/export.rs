@@ -312,6 +312,8 @@ fn call_page(
                 esc(&f.item_id),
                 if f.veto {
                     "<span class=\"tag veto\">一票否决</span>"
+                } else if f.observation {
+                    "<span class=\"tag\">记录·不扣分</span>"
                 } else {
                     ""
                 },

@@ -112,6 +112,10 @@ pub struct Finding {
     pub item_points: f64,
     #[serde(default)]
     pub max_count: u32,
+    /// Something trainers should see that is within the rules (an announced hold of normal
+    /// length, a pause below the dead-air limit): 0 points, never in the score.
+    #[serde(default)]
+    pub observation: bool,
 }
 
 impl Finding {
@@ -136,6 +140,24 @@ impl Finding {
             evidence: evidence.into(),
             item_points: item.points,
             max_count: item.max_count,
+            observation: false,
+        }
+    }
+
+    /// An observation of `item`: recorded with its evidence, worth no points.
+    pub fn observation(
+        item: &Item,
+        role: Option<Role>,
+        start: f64,
+        end: f64,
+        evidence: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            points: 0.0,
+            item_points: 0.0,
+            veto: false,
+            observation: true,
+            ..Finding::new(item, role, start, end, evidence)
         }
     }
 }
@@ -162,6 +184,10 @@ pub fn tally(counted: &[Counted]) -> (f64, bool, Vec<f64>) {
     let (mut deductions, mut vetoed) = (0.0, false);
     for i in order {
         let c = &counted[i];
+        if c.max_count == 0 {
+            // An observation: no points, and it takes no place in its item's count.
+            continue;
+        }
         let n = seen.entry(c.item_id).or_insert(0);
         if *n < c.max_count {
             points[i] = c.item_points;
@@ -211,7 +237,8 @@ pub fn check(rubric: &Rubric, facts: &CallFacts) -> (Vec<Finding>, Score) {
             item_id: &f.item_id,
             start: f.start,
             item_points: f.item_points,
-            max_count: f.max_count,
+            // Observations never use up an item's count.
+            max_count: if f.observation { 0 } else { f.max_count },
             veto: f.veto,
         })
         .collect();

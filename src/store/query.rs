@@ -8,7 +8,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value;
 use serde::Serialize;
 
-use super::read::{FINDING_COLUMNS, StoredFinding, finding_row};
+use super::read::{FINDING_COLUMNS, FINDING_FIELDS, StoredFinding, finding_row};
 use super::types::{AlertKind, Kind, ReviewState, Source};
 use super::{Store, StoreError};
 
@@ -43,6 +43,8 @@ pub struct FlaggedQuery {
     pub source: Option<Source>,
     /// Calls whose transcript contains this text.
     pub text: Option<String>,
+    /// Count observations (holds and pauses within the rules) as findings too.
+    pub observations: bool,
     pub order: FlaggedOrder,
     pub limit: Option<usize>,
 }
@@ -195,6 +197,9 @@ impl Store {
         if q.veto_only {
             clauses.push("f.veto = 1".into());
         }
+        if !q.observations {
+            clauses.push("f.observation = 0".into());
+        }
         let sql = format!(
             "SELECT {fcols}, c.call_key, c.agent_id, c.source, {CALL_DATE}, c.path, c.duration_s,
                 s.total, coalesce(s.machine_total, s.total), s.vetoed
@@ -212,15 +217,15 @@ impl Store {
                 Ok(FlaggedCall {
                     call_id: finding.call_id,
                     rubric: finding.rubric.clone(),
-                    call_key: r.get(18)?,
-                    agent_id: r.get(19)?,
-                    source: r.get(20)?,
-                    started_at: r.get(21)?,
-                    path: r.get(22)?,
-                    duration_s: r.get(23)?,
-                    score: r.get(24)?,
-                    machine_score: r.get(25)?,
-                    vetoed: r.get(26)?,
+                    call_key: r.get(FINDING_FIELDS)?,
+                    agent_id: r.get(FINDING_FIELDS + 1)?,
+                    source: r.get(FINDING_FIELDS + 2)?,
+                    started_at: r.get(FINDING_FIELDS + 3)?,
+                    path: r.get(FINDING_FIELDS + 4)?,
+                    duration_s: r.get(FINDING_FIELDS + 5)?,
+                    score: r.get(FINDING_FIELDS + 6)?,
+                    machine_score: r.get(FINDING_FIELDS + 7)?,
+                    vetoed: r.get(FINDING_FIELDS + 8)?,
                     findings: vec![finding],
                 })
             })
@@ -269,7 +274,7 @@ impl Store {
                 sum(f.appeal = 'upheld'),
                 total(CASE WHEN f.review != 'dismissed' THEN f.points ELSE 0 END)
              FROM findings f JOIN calls c ON c.id = f.call_id
-             WHERE {}
+             WHERE {} AND f.observation = 0
              GROUP BY f.rubric, f.item_id ORDER BY f.rubric, f.item_id",
             clauses.join(" AND ")
         );
@@ -306,7 +311,8 @@ impl Store {
         let sql = format!(
             "SELECT c.call_key, c.agent_id, {CALL_DAY}, c.source, s.total,
                 coalesce(s.machine_total, s.total), s.vetoed,
-                (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.rubric = s.rubric)
+                (SELECT count(*) FROM findings f
+                  WHERE f.call_id = c.id AND f.rubric = s.rubric AND f.observation = 0)
              FROM calls c JOIN scores s ON s.call_id = c.id
              WHERE {} AND s.rubric = (SELECT min(rubric) FROM scores WHERE call_id = c.id)
              ORDER BY {CALL_DATE}, c.call_key",
@@ -337,7 +343,7 @@ impl Store {
         period_sql(period, &mut clauses, &mut values);
         let sql = format!(
             "SELECT f.item_id, f.description, f.dimension, f.kind, {CALL_DAY}, f.points, f.review
-             FROM findings f JOIN calls c ON c.id = f.call_id WHERE {}
+             FROM findings f JOIN calls c ON c.id = f.call_id WHERE {} AND f.observation = 0
              ORDER BY {CALL_DATE}, f.start_s",
             clauses.join(" AND ")
         );

@@ -52,6 +52,8 @@ pub struct StoredFinding {
     pub reviewer: Option<String>,
     pub review_note: Option<String>,
     pub reviewed_at: Option<String>,
+    /// Within the rules, recorded for trainers: 0 points, never in the score.
+    pub observation: bool,
 }
 
 /// One stored agent tone window with its model input (for `tone fit`).
@@ -78,9 +80,13 @@ pub struct StoredScore {
     pub machine_total: f64,
 }
 
+/// How many columns [`FINDING_COLUMNS`] selects: a query adding its own after them reads those
+/// from this index on.
+pub(crate) const FINDING_FIELDS: usize = 19;
+
 pub(crate) const FINDING_COLUMNS: &str = "id, call_id, rubric, item_id, description, dimension,
     points, veto, role, start_s, end_s, evidence, review, kind, appeal, reviewer, review_note,
-    reviewed_at";
+    reviewed_at, observation";
 
 pub(crate) fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<StoredFinding> {
     Ok(StoredFinding {
@@ -102,6 +108,7 @@ pub(crate) fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<StoredFinding> 
         reviewer: r.get(15)?,
         review_note: r.get(16)?,
         reviewed_at: r.get(17)?,
+        observation: r.get(18)?,
     })
 }
 

@@ -8,7 +8,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::read::{FINDING_COLUMNS, StoredFinding, finding_row};
+use super::read::{FINDING_COLUMNS, FINDING_FIELDS, StoredFinding, finding_row};
 use super::types::{AppealState, ReviewState, VerdictAction};
 use super::{Store, StoreError};
 use crate::rubric::{Counted, tally, total_of};
@@ -85,7 +85,8 @@ pub(crate) fn rescore_reviewed(
     rubric: &str,
 ) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare(
-        "SELECT item_id, start_s, coalesce(item_points, points), coalesce(item_max_count, 1000000),
+        "SELECT item_id, start_s, coalesce(item_points, points),
+            CASE WHEN observation THEN 0 ELSE coalesce(item_max_count, 1000000) END,
             veto FROM findings WHERE call_id = ?1 AND rubric = ?2 AND review != 'dismissed'",
     )?;
     let rows: Vec<(String, f64, f64, u32, bool)> = stmt
@@ -132,8 +133,8 @@ fn finding_in(tx: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Fin
     tx.query_row(&sql, params![id], |r| {
         Ok(FindingOfCall {
             finding: finding_row(r)?,
-            call_key: r.get(18)?,
-            agent_id: r.get(19)?,
+            call_key: r.get(FINDING_FIELDS)?,
+            agent_id: r.get(FINDING_FIELDS + 1)?,
         })
     })
     .optional()
@@ -520,8 +521,8 @@ impl Store {
             .query_map(params![id], |r| {
                 Ok(FindingOfCall {
                     finding: finding_row(r)?,
-                    call_key: r.get(18)?,
-                    agent_id: r.get(19)?,
+                    call_key: r.get(FINDING_FIELDS)?,
+                    agent_id: r.get(FINDING_FIELDS + 1)?,
                 })
             })
             .and_then(|rows| rows.collect())

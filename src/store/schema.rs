@@ -220,6 +220,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (calibration_id, call_key)
     );
     "#,
+    // 5: observations — findings within the rules that trainers should still see (an announced
+    //    hold of normal length, a pause below the dead-air limit): 0 points, never in the score.
+    r#"
+    ALTER TABLE findings ADD COLUMN observation INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -121,9 +121,9 @@ fn insert_findings(
     let mut ins = tx.prepare(
         "INSERT INTO findings (id, call_id, rubric, rubric_version, item_id, kind, description,
             dimension, points, veto, role, start_s, end_s, evidence, review, reviewer, review_note,
-            reviewed_at, appeal, item_points, item_max_count)
+            reviewed_at, appeal, item_points, item_max_count, observation)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21)",
+            ?19, ?20, ?21, ?22)",
     )?;
     let mut next_id = next_finding_id(tx)?;
     let mut used = vec![false; carried.len()];
@@ -165,6 +165,7 @@ fn insert_findings(
             old.map_or(AppealState::None, |r| r.appeal),
             f.item_points,
             f.max_count,
+            f.observation,
         ])?;
     }
     tx.execute(

@@ -6,10 +6,17 @@
 //! homophones and one near-homophone, so that a loose match never excuses a real violation), when
 //! `negation = true` (the default) and it comes right after a negator (不是, 并不是, 并非, 不是说,
 //! 没有说, 没说, 不会说, 没有, or a bare 不, which is what a recogniser leaves of 不是) that is
-//! not part of an A-not-A question (是不是, 有没有), or when
-//! `ignore_quoted = true` (the default) and it is inside quotation marks (the agent repeating
-//! what someone else said). Matching tolerates ASR errors like every phrase rule, but never edits
-//! a negation character, so "我也有办法" does not match "我也没办法".
+//! not part of an A-not-A question (是不是, 有没有), when `ignore_quoted = true` (the default) and
+//! it is inside quotation marks, or when `ignore_reported = true` (the default) and its clause
+//! reports what a third party said ("物业说他们管不了": a subject such as 他 / 他们 / 物业 / 社区 /
+//! 对方 / 那边, then 说 / 讲 / 告诉 / 表示 / 称, before the phrase and after the last comma or
+//! stop). Matching tolerates ASR errors like every phrase rule, but never edits a negation
+//! character, so "我也有办法" does not match "我也没办法".
+//!
+//! Generic words (不行, 不懂, 不对, 不知道 …) are 禁语 only as a curt reply, never inside a
+//! sentence ("不行的话我们再帮您联系" is fine): list them under `standalone`, and they fire only
+//! when they are the whole of a speaker's turn, allowing fillers (啊 吧 呢 嘛 了 的 哦 嗯 …) and a
+//! leading 我 / 我们. They are matched as homophones only.
 //!
 //! # Why QC cares
 //!
@@ -32,6 +39,7 @@
 //! kind = "forbidden_phrase"
 //! phrases = ["管不了", "不归我们管", "我也没办法", "你自己去找"]
 //! exceptions = ["不是管不了"]
+//! standalone = ["不行", "不知道"]
 //! ```
 
 use serde::Deserialize;
@@ -44,6 +52,7 @@ use crate::rubric::{CallFacts, Finding, Item};
 /// Words that, right before a forbidden phrase, deny it ("我们不是管不了").
 /// A bare 不 is on the list because recognisers drop the 是 of 不是 ("我们不管不了"), and 不
 /// right before a 禁语 is otherwise not Chinese ("不不归我们管").
+/// 不会 / 不用 / 不必 / 无需 / 不需要 promise the opposite ("不会让您自己去找", "不用您自己去找").
 pub const NEGATORS: &[&str] = &[
     "不是",
     "并不是",
@@ -52,8 +61,53 @@ pub const NEGATORS: &[&str] = &[
     "没有说",
     "没说",
     "不会说",
+    "不会让",
+    "不会",
+    "不用",
+    "不必",
+    "无需",
+    "不需要",
     "没有",
     "不",
+];
+
+/// Who a reported sentence is about: a third party whose words the agent relays.
+const REPORTING_SUBJECTS: &[&str] = &[
+    "他们",
+    "她们",
+    "他",
+    "她",
+    "人家",
+    "对方",
+    "那边",
+    "物业",
+    "社区",
+    "街道",
+    "居委会",
+    "城管",
+    "单位",
+    "领导",
+    "部门",
+    "工作人员",
+    "别人",
+    "有人",
+    "邻居",
+    "公司",
+    "客服",
+    "派出所",
+];
+
+/// The verbs of reported speech.
+const REPORTING_VERBS: &[&str] = &["说", "讲", "告诉", "表示", "称", "答复"];
+
+/// Characters that end a clause (a reported clause does not reach past them).
+const CLAUSE_ENDS: &[char] = &[
+    '，', ',', '。', '.', '！', '!', '？', '?', '；', ';', '：', ':', '、', '\n',
+];
+
+/// Fillers a curt reply may carry besides its word ("不行啊", "不知道呢", "我不懂").
+const FILLERS: &[char] = &[
+    '啊', '呀', '吧', '呢', '嘛', '了', '的', '哦', '噢', '嗯', '哎', '唉', '呃', '哈', '喔',
 ];
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +120,10 @@ struct Settings {
     negation: bool,
     #[serde(default = "yes")]
     ignore_quoted: bool,
+    #[serde(default = "yes")]
+    ignore_reported: bool,
+    #[serde(default)]
+    standalone: Vec<String>,
     max_distance: Option<f64>,
 }
 
@@ -81,12 +139,17 @@ pub struct ForbiddenPhrase {
     /// Present when the negation check is on.
     pub negators: Option<PhraseSet>,
     pub ignore_quoted: bool,
+    pub ignore_reported: bool,
+    /// Words that are 禁语 only as the whole of a turn.
+    pub standalone: PhraseSet,
 }
 
 impl ForbiddenPhrase {
     pub(crate) fn compile(table: toml::Table, cx: &Compile) -> Result<Self, RuleError> {
         let s: Settings = super::settings(table)?;
-        super::non_empty("phrases", &s.phrases)?;
+        if s.phrases.is_empty() && s.standalone.is_empty() {
+            super::non_empty("phrases", &s.phrases)?;
+        }
         let tolerance = super::tolerance(s.max_distance)?;
         let negators = if s.negation {
             let list: Vec<String> = NEGATORS.iter().map(|n| n.to_string()).collect();
@@ -102,6 +165,8 @@ impl ForbiddenPhrase {
             exceptions: cx.phrases("exceptions", &s.exceptions, Tolerance::Max(0.5))?,
             negators,
             ignore_quoted: s.ignore_quoted,
+            ignore_reported: s.ignore_reported,
+            standalone: cx.phrases("standalone", &s.standalone, Tolerance::Max(0.0))?,
         })
     }
 }
@@ -124,11 +189,58 @@ impl ForbiddenPhrase {
     }
 }
 
+impl ForbiddenPhrase {
+    /// Does the clause holding char `at` of the run report a third party's words before it?
+    fn reported(run: &scope::Run, at: usize) -> bool {
+        let begin = run.text[..at]
+            .iter()
+            .rposition(|c| CLAUSE_ENDS.contains(c))
+            .map_or(0, |p| p + 1);
+        let clause: String = run.text[begin..at].iter().collect();
+        REPORTING_SUBJECTS.iter().any(|s| {
+            clause.match_indices(s).any(|(i, _)| {
+                let rest = &clause[i + s.len()..];
+                REPORTING_VERBS.iter().any(|v| rest.contains(v))
+            })
+        })
+    }
+
+    /// The standalone word this turn consists of, if it is one: the turn's tokens less fillers
+    /// and a leading 我 / 我们 sound like the word, all of it.
+    fn standalone_hit(&self, run: &scope::Run) -> Option<usize> {
+        let mut core: Vec<&crate::rubric::matcher::Token> = run
+            .tokens
+            .iter()
+            .filter(|t| !FILLERS.contains(&t.ch))
+            .collect();
+        if core.first().is_some_and(|t| t.ch == '我') {
+            core.remove(0);
+            if core.first().is_some_and(|t| t.ch == '们') {
+                core.remove(0);
+            }
+        }
+        self.standalone.phrases.iter().position(|p| {
+            p.len() == core.len() && p.tokens().iter().zip(&core).all(|(a, b)| b.sounds_like(a))
+        })
+    }
+}
+
 impl RuleKind for ForbiddenPhrase {
     fn check(&self, item: &Item, facts: &CallFacts) -> Vec<Finding> {
         let selected = Window::default().select(facts.segments, item.role);
         let mut out = Vec::new();
         for run in scope::runs(facts.segments, &selected) {
+            if let Some(p) = self.standalone_hit(&run) {
+                let (start, end) = run.span(facts.segments, 0, run.tokens.len());
+                let text: String = run.text.iter().collect();
+                let evidence = format!(
+                    "replied only \"{}\" (禁语「{}」 as a curt reply)",
+                    text.trim(),
+                    self.standalone.phrases[p].label
+                );
+                out.push(Finding::new(item, Some(run.role), start, end, evidence));
+                continue;
+            }
             let excused = self.exceptions.find(&run.tokens);
             for h in self.phrases.find(&run.tokens) {
                 let hit = h.hit;
@@ -139,7 +251,11 @@ impl RuleKind for ForbiddenPhrase {
                 if self.negated(&run.tokens, hit.start) {
                     continue;
                 }
-                if self.ignore_quoted && run.is_quoted(run.char_range(hit.start, hit.end).0) {
+                let at = run.char_range(hit.start, hit.end).0;
+                if self.ignore_quoted && run.is_quoted(at) {
+                    continue;
+                }
+                if self.ignore_reported && Self::reported(&run, at) {
                     continue;
                 }
                 let phrase = &self.phrases.phrases[h.phrase];
