@@ -255,6 +255,7 @@ fn bench_store(c: &mut Criterion) {
                     channels: 2,
                     encoding: callqc::audio::Encoding::PcmInt { bits: 16 },
                     segments: &call.segments,
+                    raw_texts: &[],
                     speech: &call.speech,
                     tone: &call.tone,
                     findings: &findings,

@@ -57,6 +57,7 @@ pub mod live;
 pub mod onnx;
 pub mod pipeline;
 pub mod provision;
+pub mod redact;
 pub mod report;
 pub mod review;
 pub mod rubric;

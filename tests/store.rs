@@ -68,6 +68,7 @@ fn save(store: &mut Store, key: &str, findings: &[Finding], s: &Score, rubric_ha
                 channels: 2,
                 encoding: Encoding::MuLaw,
                 segments: &seg,
+                raw_texts: &[],
                 speech: &[],
                 tone: &[],
                 findings,

@@ -45,6 +45,9 @@ pub struct EvalArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Leave the rubric's lexicon out (measures what its corrections do to CER; with --fresh).
+    #[arg(long, requires = "fresh")]
+    pub no_lexicon: bool,
     #[command(flatten)]
     pub asr: AsrArgs,
 }
@@ -155,7 +158,10 @@ fn analyse_here(
 
 pub fn run(opts: &GlobalOpts, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let calls = eval::find_labelled_calls(&args.dir)?;
-    let rubric = rubric::load(&args.rubric)?;
+    let mut rubric = rubric::load(&args.rubric)?;
+    if args.no_lexicon {
+        rubric.lexicon = Default::default();
+    }
     let par = Parallelism::single(opts.threads);
     let cfg = args.asr.worker_config(opts, par);
     let models = ModelsIdentity::of(&cfg, &cfg.tone_model);

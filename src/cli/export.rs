@@ -28,6 +28,10 @@ pub struct ExportArgs {
     /// Seconds of audio kept around each finding in its clip.
     #[arg(long, default_value_t = ExportOptions::default().margin_s)]
     pub margin: f64,
+    /// Write personal data (phone, ID, card and address numbers) unmasked, and do not mute it
+    /// in the clips.
+    #[arg(long)]
+    pub no_mask: bool,
     #[arg(long, default_value = "callqc.db")]
     pub db: PathBuf,
     #[arg(long)]
@@ -53,6 +57,7 @@ pub fn run(_opts: &GlobalOpts, a: ExportArgs) -> anyhow::Result<ExitCode> {
     let mut ids_seen = std::collections::HashSet::new();
     let opts = ExportOptions {
         margin_s: a.margin.max(0.0),
+        mask: !a.no_mask,
     };
     let mut out = Vec::new();
     let mut failed = 0;

@@ -22,13 +22,19 @@ pub struct ShowArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Mask personal data (phone, ID, bank card and address numbers: 138****5678).
+    #[arg(long)]
+    pub mask: bool,
 }
 
 pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&args.db)?;
     let id = store.find_call(&args.call)?;
-    let call = store.load_call(id)?;
-    let findings = store.findings(id, None)?;
+    let mut call = store.load_call(id)?;
+    let mut findings = store.findings(id, None)?;
+    if args.mask {
+        callqc::report::export::mask_call(&mut call, &mut findings);
+    }
     let failures = store.failures(&call.call_key)?;
     let scores = store.scores(id)?;
     let live = store.live_call(&call.call_key)?;
@@ -148,7 +154,7 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
         summary.max_agitated
     );
     println!("\ntranscript:");
-    for s in &call.segments {
+    for (i, s) in call.segments.iter().enumerate() {
         let marks: Vec<&str> = findings
             .iter()
             .filter(|f| f.role.is_none_or(|r| r == s.role))
@@ -167,6 +173,9 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
                 format!("   ◀ {}", marks.join(", "))
             }
         );
+        if let Some(r) = call.raw_texts.iter().find(|r| r.segment == i) {
+            println!("  {:>15} (recognised as: {})", "", r.raw_text);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

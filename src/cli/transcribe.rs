@@ -143,6 +143,7 @@ pub fn run(opts: &GlobalOpts, args: TranscribeArgs) -> anyhow::Result<ExitCode> 
         name: "transcribe".into(),
         version: "0".into(),
         items: Vec::new(),
+        lexicon: Default::default(),
         source_hash: String::new(),
     };
     let mut printer = Printer {

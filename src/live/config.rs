@@ -54,6 +54,14 @@ pub struct ServerSection {
     /// Messages kept per desktop page that is not reading; older ones are dropped for it.
     #[serde(default = "default_client_queue")]
     pub client_queue: usize,
+    /// The trainer pages show phone, ID, card and address numbers masked (138****5678) and
+    /// clips with them muted.
+    #[serde(default = "yes")]
+    pub mask_personal_data: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_listen() -> SocketAddr {
@@ -90,6 +98,7 @@ impl Default for ServerSection {
             workers: None,
             shed_after_s: default_shed_after_s(),
             client_queue: default_client_queue(),
+            mask_personal_data: true,
         }
     }
 }

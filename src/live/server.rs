@@ -57,7 +57,10 @@ impl Server {
             a
         };
         let hub = Arc::new(Hub::new(agents, config.server.client_queue));
-        let trainer = Arc::new(super::trainer::TrainerStore::open(&engine.db)?);
+        let trainer = Arc::new(super::trainer::TrainerStore::open(
+            &engine.db,
+            config.server.mask_personal_data,
+        )?);
         let engine = tokio::task::spawn_blocking(move || Engine::start(engine, hub))
             .await
             .map_err(|e| crate::Error::Serve(format!("starting the engine: {e}")))??;

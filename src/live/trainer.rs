@@ -28,13 +28,16 @@ pub struct TrainerStore {
     store: Mutex<Store>,
     /// Seconds around a finding in its clip.
     pub clip_margin_s: f64,
+    /// Mask personal data in what the pages show, and mute it in clips.
+    pub mask: bool,
 }
 
 impl TrainerStore {
-    pub fn open(db: &std::path::Path) -> crate::Result<TrainerStore> {
+    pub fn open(db: &std::path::Path, mask: bool) -> crate::Result<TrainerStore> {
         Ok(TrainerStore {
             store: Mutex::new(Store::open(db)?),
             clip_margin_s: 1.0,
+            mask,
         })
     }
 }
@@ -170,7 +173,17 @@ pub async fn flagged(
         Ok(q) => q,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &e),
     };
-    match with_store(&state, move |s| s.flagged(&q).map_err(store_error)).await {
+    let mask = state.trainer.mask;
+    let got = with_store(&state, move |s| {
+        let mut calls = s.flagged(&q).map_err(store_error)?;
+        if mask {
+            for f in calls.iter_mut().flat_map(|c| c.findings.iter_mut()) {
+                f.evidence = crate::redact::mask(&f.evidence).0;
+            }
+        }
+        Ok(calls)
+    });
+    match got.await {
         Ok(calls) => Json(calls).into_response(),
         Err(r) => r.into_response(),
     }
@@ -184,9 +197,13 @@ pub async fn call(
     if let Err(r) = reviewer(&state, &headers) {
         return r.into_response();
     }
+    let mask = state.trainer.mask;
     let got = with_store(&state, move |s| {
-        let call = s.load_call(id).map_err(store_error)?;
-        let findings = s.findings(id, None).map_err(store_error)?;
+        let mut call = s.load_call(id).map_err(store_error)?;
+        let mut findings = s.findings(id, None).map_err(store_error)?;
+        if mask {
+            crate::report::export::mask_call(&mut call, &mut findings);
+        }
         let scores = s.scores(id).map_err(store_error)?;
         let mut history = Vec::new();
         for f in &findings {
@@ -213,18 +230,25 @@ pub async fn clip(
         return r.into_response();
     }
     let margin = state.trainer.clip_margin_s;
+    let mask = state.trainer.mask;
     let got = with_store(&state, move |s| {
         let f = s.finding(id).map_err(store_error)?;
-        let call = s.load_call(f.finding.call_id).map_err(store_error)?;
-        Ok((f, PathBuf::from(call.path)))
+        let mut call = s.load_call(f.finding.call_id).map_err(store_error)?;
+        let muted = if mask {
+            crate::report::export::mask_call(&mut call, &mut [])
+        } else {
+            Vec::new()
+        };
+        Ok((f, PathBuf::from(call.path), muted))
     })
     .await;
-    let (f, path) = match got {
+    let (f, path, muted) = match got {
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
     let cut = tokio::task::spawn_blocking(move || {
-        crate::audio::decode::decode_file(&path).map(|rec| {
+        crate::audio::decode::decode_file(&path).map(|mut rec| {
+            crate::report::export::mute(&mut rec, &muted);
             let (first, last) = clip_span(&rec, f.finding.start, f.finding.end, margin);
             clip_wav(&rec, first, last)
         })

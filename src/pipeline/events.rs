@@ -112,6 +112,13 @@ pub enum CallEvent {
         #[serde(serialize_with = "round_ms")]
         at_audio_s: f64,
     },
+    /// The next [`CallEvent::Segment`]'s text had lexicon terms corrected (热线 for 任县):
+    /// `raw_text` is what the recogniser wrote.
+    TermsCorrected {
+        pass: Pass,
+        raw_text: String,
+        text: String,
+    },
     /// A segment the hallucination guards removed, with the reason.
     SegmentDropped {
         pass: Pass,

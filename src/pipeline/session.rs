@@ -480,15 +480,33 @@ impl<'a> CallSession<'a> {
         Ok(())
     }
 
+    /// Correct the rubric's lexicon terms in a part of the transcript and emit it; returns the
+    /// segments as emitted (corrected), for the stages after.
     fn emit_transcript(
         &mut self,
         pass: Pass,
-        part: Transcript,
+        mut part: Transcript,
         at_audio_s: f64,
-    ) -> crate::Result<()> {
-        for segment in part.segments {
+    ) -> crate::Result<Vec<crate::asr::Segment>> {
+        let raws: Vec<Option<String>> = part
+            .segments
+            .iter_mut()
+            .map(|s| {
+                let fixed = self.rubric.lexicon.correct(&s.text)?;
+                Some(std::mem::replace(&mut s.text, fixed))
+            })
+            .collect();
+        let emitted = part.segments.clone();
+        for (segment, raw) in part.segments.into_iter().zip(raws) {
             if pass == Pass::Live {
                 self.call.live.segments.push(segment.clone());
+            }
+            if let Some(raw_text) = raw {
+                self.emit(CallEvent::TermsCorrected {
+                    pass,
+                    raw_text,
+                    text: segment.text.clone(),
+                })?;
             }
             self.emit(CallEvent::Segment {
                 pass,
@@ -499,7 +517,7 @@ impl<'a> CallSession<'a> {
         for dropped in part.dropped {
             self.emit(CallEvent::SegmentDropped { pass, dropped })?;
         }
-        Ok(())
+        Ok(emitted)
     }
 
     /// Run the items whose rules judge a call in progress over what is known so far; emit the
@@ -617,8 +635,7 @@ impl<'a> CallSession<'a> {
         }
         transcript.sort();
         self.call.timings.asr_s += t.elapsed().as_secs_f64();
-        let segments = transcript.segments.clone();
-        self.emit_transcript(Pass::Final, transcript, duration_s)?;
+        let segments = self.emit_transcript(Pass::Final, transcript, duration_s)?;
 
         let t = Instant::now();
         let track = super::analyze::score_tone(

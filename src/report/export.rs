@@ -22,12 +22,52 @@ use crate::{Error, Result};
 pub struct ExportOptions {
     /// Seconds of audio kept before and after a finding's span.
     pub margin_s: f64,
+    /// Mask personal data (phone, ID, bank card, address numbers) in every text written, and
+    /// mute it in the clips (see [`crate::redact`]). On by default: an export travels.
+    pub mask: bool,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { margin_s: 1.0 }
+        ExportOptions {
+            margin_s: 1.0,
+            mask: true,
+        }
     }
+}
+
+/// Seconds of audio muted on each side of a masked number's estimated time.
+const MUTE_MARGIN_S: f64 = 0.4;
+
+/// Mask the personal data in a call's transcript and findings; returns the call time spans to
+/// mute. A segment has no word times, so a masked number's time is estimated from its place in
+/// the segment's text (characters spread evenly over the segment), widened by
+/// [`MUTE_MARGIN_S`]; a number said slowly may be muted a little off, never left out when it
+/// fills the segment.
+pub fn mask_call(call: &mut StoredCall, findings: &mut [StoredFinding]) -> Vec<(f64, f64)> {
+    let mut mute = Vec::new();
+    for s in &mut call.segments {
+        let (masked, spans) = crate::redact::mask(&s.text);
+        if spans.is_empty() {
+            continue;
+        }
+        let n = s.text.chars().count().max(1) as f64;
+        let per_char = (s.end - s.start) / n;
+        for p in &spans {
+            mute.push((
+                (s.start + p.start as f64 * per_char - MUTE_MARGIN_S).max(s.start),
+                (s.start + p.end as f64 * per_char + MUTE_MARGIN_S).min(s.end),
+            ));
+        }
+        s.text = masked;
+    }
+    for r in &mut call.raw_texts {
+        r.raw_text = crate::redact::mask(&r.raw_text).0;
+    }
+    for f in findings {
+        f.evidence = crate::redact::mask(&f.evidence).0;
+    }
+    mute
 }
 
 /// A finding's clip: where it is and which span of the recording it holds.
@@ -54,6 +94,8 @@ pub struct ExportedCall {
     pub clips: Vec<Clip>,
     /// Why there are no clips (the recording could not be read), if so.
     pub audio_error: Option<String>,
+    /// Call time spans muted in the clips because their text was masked.
+    pub muted: Vec<(f64, f64)>,
 }
 
 #[derive(Serialize)]
@@ -137,6 +179,18 @@ pub fn clip_wav(rec: &crate::audio::Recording, first: usize, last: usize) -> Vec
     bytes.into_inner()
 }
 
+/// Silence `spans` (call seconds) of every channel.
+pub fn mute(rec: &mut crate::audio::Recording, spans: &[(f64, f64)]) {
+    let rate = f64::from(rec.sample_rate);
+    for &(a, b) in spans {
+        for c in &mut rec.channels {
+            let first = ((a * rate).floor().max(0.0) as usize).min(c.len());
+            let last = ((b * rate).ceil().max(0.0) as usize).min(c.len());
+            c[first..last].iter_mut().for_each(|x| *x = 0.0);
+        }
+    }
+}
+
 fn write_clip(
     rec: &crate::audio::Recording,
     f: &StoredFinding,
@@ -166,14 +220,20 @@ pub fn export_call(
     out: &Path,
     opts: ExportOptions,
 ) -> Result<ExportedCall> {
-    let call = store.load_call(call_id)?;
-    let findings = store.findings(call_id, None)?;
+    let mut call = store.load_call(call_id)?;
+    let mut findings = store.findings(call_id, None)?;
     let scores = store.scores(call_id)?;
+    let muted = if opts.mask {
+        mask_call(&mut call, &mut findings)
+    } else {
+        Vec::new()
+    };
     let folder = out.join(safe_name(&call.call_key));
     std::fs::create_dir_all(folder.join("clips")).map_err(io(&folder))?;
 
     let (clips, audio_error) = match crate::audio::decode::decode_file(Path::new(&call.path)) {
-        Ok(rec) => {
+        Ok(mut rec) => {
+            mute(&mut rec, &muted);
             let mut clips = Vec::new();
             for f in &findings {
                 clips.push(write_clip(&rec, f, opts.margin_s.max(0.0), &folder)?);
@@ -235,6 +295,7 @@ pub fn export_call(
         findings: findings.len(),
         clips,
         audio_error,
+        muted,
     })
 }
 

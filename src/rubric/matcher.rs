@@ -156,6 +156,45 @@ impl Token {
             .iter()
             .any(|a| other.readings.iter().any(|b| a.fuzzy == b.fuzzy))
     }
+
+    /// A near-homophone (z/zh, n/l, an/ang …).
+    pub fn is_near(&self, other: &Token) -> bool {
+        self.near(other)
+    }
+
+    /// A negation character (never changed by matching or correction).
+    pub fn is_negation(&self) -> bool {
+        self.is_polarity()
+    }
+
+    /// A near-homophone, or a reading one pinyin letter away (任 ren / 热 re): what the
+    /// lexicon accepts for one syllable of a term.
+    pub fn almost_sounds_like(&self, other: &Token) -> bool {
+        self.near(other)
+            || self.readings.iter().any(|a| {
+                other
+                    .readings
+                    .iter()
+                    .any(|b| one_letter_apart(a.plain, b.plain))
+            })
+    }
+}
+
+/// Are two pinyin syllables one insertion, deletion or substitution of a letter apart?
+fn one_letter_apart(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    match long.len() - short.len() {
+        0 => short.iter().zip(long).filter(|(x, y)| x != y).count() == 1,
+        1 => (0..long.len()).any(|skip| {
+            long.iter()
+                .enumerate()
+                .filter(|&(i, _)| i != skip)
+                .map(|(_, c)| c)
+                .eq(short.iter())
+        }),
+        _ => false,
+    }
 }
 
 /// Substituting `text` for `pattern`, in half-syllables.

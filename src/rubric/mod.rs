@@ -21,6 +21,7 @@
 //! the findings' points always add up to the deductions. A finding of a `veto` item sets the
 //! total to 0.
 
+pub mod lexicon;
 pub mod matcher;
 pub mod parse;
 mod reference;
@@ -48,6 +49,8 @@ pub struct Rubric {
     pub name: String,
     pub version: String,
     pub items: Vec<Item>,
+    /// Domain terms corrected in transcripts by sound, in context (see [`lexicon`]).
+    pub lexicon: lexicon::Lexicon,
     /// SHA-256 (hex) of the file's bytes: stored with each score, so a score can always be traced
     /// to the exact rubric text that produced it.
     pub source_hash: String,

@@ -8,6 +8,7 @@
 //! | `version` | yes | a string such as `"2026.1"` (a number is read as text). Change it whenever the items change: every score records the rubric's name, version and a hash of the file |
 //! | `description` | no | free text |
 //! | `synonyms` | no | groups of interchangeable phrases, e.g. `[["再见", "拜拜", "再会"]]`: any phrase rule that lists a member of a group accepts every member |
+//! | `[[lexicon]]` | no | domain terms corrected in the transcript by sound, in context: `term = "热线"`, `after = ["12345"]` and / or `before = ["#number"]` (see below) |
 //!
 //! Then one `[[items]]` table per item:
 //!
@@ -46,6 +47,26 @@
 //! `max_count` findings per item; the total is 100 minus the deductions, never below 0, and 0
 //! when any `veto` item has a finding. Each finding carries the item, its time span in the call
 //! and evidence: the transcript with the hit marked 【…】, or the measurement and its limit.
+//!
+//! # Lexicon
+//!
+//! `[[lexicon]]` entries correct domain terms whisper mishears (热线 → 任县, 工号 → 功耗) before
+//! any rule reads the transcript: a stretch that sounds like the term (each syllable a homophone
+//! or a near-homophone, at most one not a homophone; `close = true` also accepts that one one
+//! pinyin letter off) becomes the term; the store keeps the raw text beside the corrected one.
+//! Digits are never rewritten. A term of fewer than
+//! four characters is corrected only in context — right after one of `after`, or right before one
+//! of `before` (`"#number"`: a digit) — because by sound alone 午夜 is 物业 and 成都是 is 成都市.
+//!
+//! ```toml
+//! [[lexicon]]
+//! term = "热线"
+//! after = ["12345"]
+//!
+//! [[lexicon]]
+//! term = "工号"
+//! before = ["#number"]
+//! ```
 //!
 //! # Mistakes in the file
 //!
@@ -145,6 +166,8 @@ struct RawRubric {
     description: Option<String>,
     #[serde(default)]
     synonyms: Option<Spanned<Vec<Vec<String>>>>,
+    #[serde(default)]
+    lexicon: Option<Spanned<Vec<super::lexicon::TermSpec>>>,
     #[serde(default)]
     items: Vec<RawItem>,
 }
@@ -299,10 +322,17 @@ pub fn parse(text: &str, file: &Path) -> Result<Rubric, RubricError> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    let lexicon = match &raw.lexicon {
+        None => super::lexicon::Lexicon::default(),
+        Some(l) => {
+            super::lexicon::Lexicon::new(l.get_ref()).map_err(|e| src.syntax(l.span().start, &e))?
+        }
+    };
     Ok(Rubric {
         name,
         version,
         items,
+        lexicon,
         source_hash,
     })
 }

@@ -28,7 +28,7 @@ pub use live::{AlertRecord, LiveCallRecord};
 pub use query::{
     AlertDay, FindingFact, FlaggedCall, FlaggedOrder, FlaggedQuery, Period, RuleStats, ScoredCall,
 };
-pub use read::{StoredCall, StoredFinding, StoredScore, ToneFeatureRow};
+pub use read::{RawText, StoredCall, StoredFinding, StoredScore, ToneFeatureRow};
 pub use review::{CalibrationRecord, FindingOfCall, VerdictRecord};
 pub use sink::StoreSink;
 pub use types::{

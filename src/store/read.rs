@@ -24,8 +24,18 @@ pub struct StoredCall {
     /// The tone model's threshold the call was judged with (None before schema 2).
     pub tone_threshold: Option<f64>,
     pub segments: Vec<Segment>,
+    /// Segments whose text the lexicon corrected, with what the recogniser wrote.
+    pub raw_texts: Vec<RawText>,
     pub speech: Vec<SpeechRegions>,
     pub tone: Vec<ToneWindow>,
+}
+
+/// What the recogniser wrote for a segment the lexicon corrected.
+#[derive(Debug, Clone, Serialize)]
+pub struct RawText {
+    /// Index into the call's segments.
+    pub segment: usize,
+    pub raw_text: String,
 }
 
 /// One stored finding, with its review state.
@@ -179,6 +189,7 @@ impl Store {
                         source: r.get(7)?,
                         tone_threshold: r.get(8)?,
                         segments: Vec::new(),
+                        raw_texts: Vec::new(),
                         speech: Vec::new(),
                         tone: Vec::new(),
                     })
@@ -202,6 +213,22 @@ impl Store {
                     confidence: r.get(4)?,
                     avg_logprob: r.get(5)?,
                     no_speech_prob: r.get(6)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(e)?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT idx, raw_text FROM segments WHERE call_id = ?1 AND raw_text IS NOT NULL
+                 ORDER BY idx",
+            )
+            .map_err(e)?;
+        call.raw_texts = stmt
+            .query_map(params![id], |r| {
+                Ok(RawText {
+                    segment: r.get::<_, i64>(0)? as usize,
+                    raw_text: r.get(1)?,
                 })
             })
             .and_then(|rows| rows.collect())

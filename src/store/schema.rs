@@ -225,6 +225,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE findings ADD COLUMN observation INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 6: what the recogniser wrote, beside a segment whose text the rubric's lexicon corrected
+    //    (NULL: not corrected).
+    r#"
+    ALTER TABLE segments ADD COLUMN raw_text TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -18,6 +18,8 @@ struct Pending {
     info: CallInfo,
     speech: Vec<SpeechRegions>,
     segments: Vec<Segment>,
+    /// (segment index, what the recogniser wrote) of segments the lexicon corrected.
+    raw_texts: Vec<(usize, String)>,
     tone: Vec<ToneWindow>,
     findings: Vec<Finding>,
 }
@@ -87,6 +89,7 @@ impl CallSink for StoreSink<'_> {
                         info: info.clone(),
                         speech,
                         segments: Vec::new(),
+                        raw_texts: Vec::new(),
                         tone: Vec::new(),
                         findings: Vec::new(),
                     },
@@ -112,6 +115,7 @@ impl CallSink for StoreSink<'_> {
                         channels: format.channels,
                         encoding: format.encoding,
                         segments: &p.segments,
+                        raw_texts: &p.raw_texts,
                         speech: &p.speech,
                         tone: &p.tone,
                         findings: &p.findings,
@@ -152,6 +156,11 @@ impl Pending {
                 segment,
                 ..
             } => self.segments.push(segment.clone()),
+            CallEvent::TermsCorrected {
+                pass: Pass::Final,
+                raw_text,
+                ..
+            } => self.raw_texts.push((self.segments.len(), raw_text.clone())),
             CallEvent::ToneScored {
                 pass: Pass::Final,
                 window,

@@ -36,6 +36,8 @@ pub struct CallRows<'a> {
     pub channels: usize,
     pub encoding: Encoding,
     pub segments: &'a [Segment],
+    /// (segment index, what the recogniser wrote) where the lexicon corrected the text.
+    pub raw_texts: &'a [(usize, String)],
     pub speech: &'a [SpeechRegions],
     pub tone: &'a [ToneWindow],
     pub findings: &'a [Finding],
@@ -261,9 +263,11 @@ impl Store {
             {
                 let mut ins = tx.prepare(
                     "INSERT INTO segments (call_id, idx, role, start_s, end_s, text, confidence,
-                        avg_logprob, no_speech_prob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        avg_logprob, no_speech_prob, raw_text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 for (i, s) in rows.segments.iter().enumerate() {
+                    let raw = rows.raw_texts.iter().find(|(k, _)| *k == i).map(|(_, r)| r);
                     ins.execute(params![
                         call_id,
                         i as i64,
@@ -273,7 +277,8 @@ impl Store {
                         s.text,
                         s.confidence,
                         s.avg_logprob,
-                        s.no_speech_prob
+                        s.no_speech_prob,
+                        raw
                     ])?;
                 }
                 let mut ins = tx.prepare(
