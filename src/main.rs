@@ -8,6 +8,12 @@ mod cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if !matches!(
+        args.command,
+        cli::Command::Serve(_) | cli::Command::Simulate(_)
+    ) {
+        quiet_on_closed_pipe();
+    }
     cli::init_logging(args.verbose);
     match cli::run(args) {
         Ok(code) => code,
@@ -17,5 +23,17 @@ fn main() -> ExitCode {
             eprintln!("error: {}", chain.join(": "));
             ExitCode::from(2)
         }
+    }
+}
+
+/// `callqc show CALL | head` must end quietly when `head` closes the pipe, not panic with
+/// "failed printing to stdout". The Rust runtime ignores SIGPIPE (so writes fail with EPIPE and
+/// `println!` panics); the printing commands get the default action back and end like any Unix
+/// filter. The server and the simulator keep ignoring it: a peer closing a socket must be an
+/// error to handle, never the end of the process.
+fn quiet_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

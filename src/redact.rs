@@ -105,19 +105,21 @@ fn runs(chars: &[char]) -> Vec<Run> {
     out
 }
 
-/// Is this the check digit of a mainland 身份证 number (GB 11643)?
-fn id_check_ok(d: &[u8]) -> bool {
+/// The check digit (10 for X) of a mainland 身份证 number from its first 17 digits (GB 11643).
+pub fn id_check_digit(first17: &[u8]) -> u8 {
     const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: [u8; 11] = [1, 0, 10, 9, 8, 7, 6, 5, 4, 3, 2];
-    if d.len() != 18 || d[..17].iter().any(|&x| x > 9) {
-        return false;
-    }
-    let sum: u32 = d[..17].iter().zip(W).map(|(&x, w)| u32::from(x) * w).sum();
-    CHECK[(sum % 11) as usize] == d[17]
+    let sum: u32 = first17.iter().zip(W).map(|(&x, w)| u32::from(x) * w).sum();
+    CHECK[(sum % 11) as usize]
 }
 
-/// The Luhn check of a bank card number.
-fn luhn_ok(d: &[u8]) -> bool {
+/// Is this a mainland 身份证 number with its right check digit?
+fn id_check_ok(d: &[u8]) -> bool {
+    d.len() == 18 && d[..17].iter().all(|&x| x <= 9) && id_check_digit(&d[..17]) == d[17]
+}
+
+/// The Luhn check of a bank card number's digits.
+pub fn luhn_ok(d: &[u8]) -> bool {
     if d.iter().any(|&x| x > 9) {
         return false;
     }
@@ -209,14 +211,11 @@ mod tests {
 
     /// A valid 身份证 number built from its first 17 digits.
     fn id_number(first17: &str) -> String {
-        const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-        let sum: u32 = first17
-            .chars()
-            .zip(W)
-            .map(|(c, w)| c.to_digit(10).unwrap() * w)
-            .sum();
-        let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
-        format!("{first17}{check}")
+        let d: Vec<u8> = first17.bytes().map(|b| b - b'0').collect();
+        match id_check_digit(&d) {
+            10 => format!("{first17}X"),
+            c => format!("{first17}{c}"),
+        }
     }
 
     /// Digits spoken as a recogniser writes them.

@@ -10,7 +10,7 @@
 //! decide correctly.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use callqc::asr::Segment;
 use callqc::audio::Role;
@@ -395,13 +395,13 @@ fn announced_hold_is_what_keeps_the_hold_from_being_dead_air() {
     let text = std::fs::read_to_string(root().join("rubrics/12345.toml")).unwrap();
     assert!(text.contains("max_gap_s = 10"));
     let strict_text = text.replace("max_gap_s = 10", "max_gap_s = 5");
-    let strict = rubric::parse(&strict_text, Path::new("strict.toml")).unwrap();
+    let strict = rubric::parse(&strict_text, &root().join("rubrics/strict.toml")).unwrap();
     let start = strict_text
         .find("exceptions = [\n  \"请稍等\"")
         .expect("hold exceptions");
     let end = start + strict_text[start..].find(']').unwrap() + 1;
     let bare_text = format!("{}{}", &strict_text[..start], &strict_text[end..]);
-    let bare = rubric::parse(&bare_text, Path::new("bare.toml")).unwrap();
+    let bare = rubric::parse(&bare_text, &root().join("rubrics/bare.toml")).unwrap();
     let mut holds = 0;
     for s in samples() {
         let held = s.json["labels"]["holds"].as_array().map_or(0, |h| h.len());

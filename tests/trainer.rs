@@ -628,3 +628,24 @@ fn report_figures_follow_the_store_and_tone_fit_learns_from_reviews() {
     );
     assert!(model.exists());
 }
+
+#[test]
+fn show_into_a_closed_pipe_ends_quietly() {
+    // `callqc show CALL | head -0`: the reader is gone before the first line is written (the
+    // read end is closed right after the start, long before the database is open), so every
+    // write meets a closed pipe. It must end quietly, not panic "failed printing to stdout".
+    use std::process::{Command, Stdio};
+    let (_dir, db) = fresh_db();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callqc"))
+        .args(["show", "call05", "--db", &db])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}

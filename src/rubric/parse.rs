@@ -9,6 +9,7 @@
 //! | `description` | no | free text |
 //! | `synonyms` | no | groups of interchangeable phrases, e.g. `[["再见", "拜拜", "再会"]]`: any phrase rule that lists a member of a group accepts every member |
 //! | `[[lexicon]]` | no | domain terms corrected in the transcript by sound, in context: `term = "热线"`, `after = ["12345"]` and / or `before = ["#number"]` (see below) |
+//! | `lexicon_files` | no | the centre's own term files (`[[lexicon]]` entries only), relative to the rubric, e.g. `["chengdu-terms.toml"]`: city, districts, departments. They count in the rubric's hash |
 //!
 //! Then one `[[items]]` table per item:
 //!
@@ -168,8 +169,19 @@ struct RawRubric {
     synonyms: Option<Spanned<Vec<Vec<String>>>>,
     #[serde(default)]
     lexicon: Option<Spanned<Vec<super::lexicon::TermSpec>>>,
+    /// The centre's own term files (relative to the rubric), added to `lexicon`.
+    #[serde(default)]
+    lexicon_files: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     items: Vec<RawItem>,
+}
+
+/// A centre's lexicon file: `[[lexicon]]` entries only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLexiconFile {
+    #[serde(default)]
+    lexicon: Vec<super::lexicon::TermSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,16 +330,44 @@ pub fn parse(text: &str, file: &Path) -> Result<Rubric, RubricError> {
         items.push(compile_item(&src, &cx, r, &items)?);
     }
 
-    let source_hash = Sha256::digest(text.as_bytes())
+    // The hash covers the centre's lexicon files too: a changed term changes the transcripts.
+    let mut hasher = Sha256::new();
+    hasher.update(text.as_bytes());
+    let mut specs: Vec<super::lexicon::TermSpec> = raw
+        .lexicon
+        .as_ref()
+        .map(|l| l.get_ref().clone())
+        .unwrap_or_default();
+    if let Some(files) = &raw.lexicon_files {
+        for name in files.get_ref() {
+            let path = file.parent().unwrap_or(Path::new(".")).join(name);
+            let body = std::fs::read_to_string(&path).map_err(|source| RubricError::Io {
+                file: path.clone(),
+                source,
+            })?;
+            let extra: RawLexiconFile = toml::from_str(&body).map_err(|e| {
+                let lex_src = Source {
+                    text: &body,
+                    file: &path,
+                };
+                lex_src.syntax(e.span().map_or(0, |s| s.start), e.message())
+            })?;
+            hasher.update(body.as_bytes());
+            specs.extend(extra.lexicon);
+        }
+    }
+    let source_hash = hasher
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let lexicon = match &raw.lexicon {
-        None => super::lexicon::Lexicon::default(),
-        Some(l) => {
-            super::lexicon::Lexicon::new(l.get_ref()).map_err(|e| src.syntax(l.span().start, &e))?
-        }
-    };
+    let span = raw
+        .lexicon
+        .as_ref()
+        .map(|l| l.span().start)
+        .or(raw.lexicon_files.as_ref().map(|l| l.span().start))
+        .unwrap_or(0);
+    let lexicon = super::lexicon::Lexicon::new(&specs).map_err(|e| src.syntax(span, &e))?;
     Ok(Rubric {
         name,
         version,

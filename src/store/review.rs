@@ -70,6 +70,14 @@ fn verdict_row(r: &rusqlite::Row) -> rusqlite::Result<VerdictRecord> {
     })
 }
 
+/// Turns a SQLite error into the store's, naming the database.
+fn sqlite_at(path: &std::path::Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 fn refused(id: i64, reason: impl Into<String>) -> StoreError {
     StoreError::Refused {
         id,
@@ -196,10 +204,7 @@ impl Store {
         step: impl FnOnce(&Transaction, &FindingOfCall) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = sqlite_at(&path);
         let tx = self.conn.transaction().map_err(sql)?;
         let f = finding_in(&tx, id)
             .map_err(sql)?
@@ -235,10 +240,7 @@ impl Store {
         non_empty(id, "the reviewer's name", by)?;
         let path = self.path.clone();
         self.with_finding(id, |tx, f| {
-            let sql = |source| StoreError::Sqlite {
-                path: path.clone(),
-                source,
-            };
+            let sql = sqlite_at(&path);
             let review = match action {
                 VerdictAction::Confirm => ReviewState::Confirmed,
                 VerdictAction::Dismiss => ReviewState::Dismissed,
@@ -290,10 +292,7 @@ impl Store {
         non_empty(id, "the appeal's reason", reason)?;
         let path = self.path.clone();
         self.with_finding(id, |tx, f| {
-            let sql = |source| StoreError::Sqlite {
-                path: path.clone(),
-                source,
-            };
+            let sql = sqlite_at(&path);
             if f.agent_id.as_deref() != Some(agent) {
                 return Err(refused(
                     id,
@@ -339,10 +338,7 @@ impl Store {
         non_empty(id, "the reviewer's name", by)?;
         let path = self.path.clone();
         self.with_finding(id, |tx, f| {
-            let sql = |source| StoreError::Sqlite {
-                path: path.clone(),
-                source,
-            };
+            let sql = sqlite_at(&path);
             if f.finding.appeal != AppealState::Pending {
                 return Err(refused(
                     id,
@@ -393,10 +389,7 @@ impl Store {
         call_keys: &[String],
     ) -> Result<i64, StoreError> {
         let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sql = sqlite_at(&path);
         let tx = self.conn.transaction().map_err(sql)?;
         tx.execute(
             "INSERT INTO calibrations (name, requested_by, reviewers) VALUES (?1, ?2, ?3)",
@@ -455,12 +448,7 @@ impl Store {
             } else {
                 VerdictAction::Dismiss
             };
-            record(tx, f, action, by, note, Some(calibration_id)).map_err(|source| {
-                StoreError::Sqlite {
-                    path: path.clone(),
-                    source,
-                }
-            })
+            record(tx, f, action, by, note, Some(calibration_id)).map_err(sqlite_at(&path))
         })
     }
 
