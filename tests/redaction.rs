@@ -228,3 +228,26 @@ fn exports_mask_personal_data_and_mute_it_in_the_clips() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_rubric_can_mask_transcripts_before_anything_stores_them() {
+    // The shipped rubric keeps what was said (exports mask anyway); a centre can switch masking
+    // on at recognition time. The switch is read from the file, and a misspelt one is refused.
+    let shipped = std::fs::read_to_string(root().join("rubrics/12345.toml")).unwrap();
+    let path = root().join("rubrics/masked.toml");
+    let r = callqc::rubric::parse(&shipped, &path).unwrap();
+    assert!(!r.mask_personal_data);
+    let masked = shipped.replacen(
+        "\nsynonyms = [",
+        "\nmask_personal_data = true\nsynonyms = [",
+        1,
+    );
+    assert!(
+        callqc::rubric::parse(&masked, &path)
+            .unwrap()
+            .mask_personal_data
+    );
+    let typo = shipped.replacen("\nsynonyms = [", "\nmask_personal = true\nsynonyms = [", 1);
+    let e = callqc::rubric::parse(&typo, &path).unwrap_err().to_string();
+    assert!(e.contains("mask_personal"), "{e}");
+}

@@ -144,6 +144,7 @@ pub fn run(opts: &GlobalOpts, args: TranscribeArgs) -> anyhow::Result<ExitCode> 
         version: "0".into(),
         items: Vec::new(),
         lexicon: Default::default(),
+        mask_personal_data: false,
         source_hash: String::new(),
     };
     let mut printer = Printer {

@@ -480,18 +480,22 @@ impl<'a> CallSession<'a> {
         Ok(())
     }
 
-    /// Correct the rubric's lexicon terms in a part of the transcript and emit it; returns the
-    /// segments as emitted (corrected), for the stages after.
+    /// Mask personal data (when the rubric says so) and correct the rubric's lexicon terms in a
+    /// part of the transcript, and emit it; returns the segments as emitted, for the stages after.
     fn emit_transcript(
         &mut self,
         pass: Pass,
         mut part: Transcript,
         at_audio_s: f64,
     ) -> crate::Result<Vec<crate::asr::Segment>> {
+        let mask = self.rubric.mask_personal_data;
         let raws: Vec<Option<String>> = part
             .segments
             .iter_mut()
             .map(|s| {
+                if mask {
+                    s.text = crate::redact::mask(&s.text).0;
+                }
                 let fixed = self.rubric.lexicon.correct(&s.text)?;
                 Some(std::mem::replace(&mut s.text, fixed))
             })
@@ -514,7 +518,10 @@ impl<'a> CallSession<'a> {
                 at_audio_s,
             })?;
         }
-        for dropped in part.dropped {
+        for mut dropped in part.dropped {
+            if mask {
+                dropped.segment.text = crate::redact::mask(&dropped.segment.text).0;
+            }
             self.emit(CallEvent::SegmentDropped { pass, dropped })?;
         }
         Ok(emitted)

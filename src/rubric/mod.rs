@@ -51,6 +51,9 @@ pub struct Rubric {
     pub items: Vec<Item>,
     /// Domain terms corrected in transcripts by sound, in context (see [`lexicon`]).
     pub lexicon: lexicon::Lexicon,
+    /// Mask personal data in transcripts as they are recognised, so the store, the pages and
+    /// every finding's evidence only ever hold the masked text (see [`crate::redact`]).
+    pub mask_personal_data: bool,
     /// SHA-256 (hex) of the file's bytes: stored with each score, so a score can always be traced
     /// to the exact rubric text that produced it.
     pub source_hash: String,

@@ -9,6 +9,7 @@
 //! | `description` | no | free text |
 //! | `synonyms` | no | groups of interchangeable phrases, e.g. `[["再见", "拜拜", "再会"]]`: any phrase rule that lists a member of a group accepts every member |
 //! | `[[lexicon]]` | no | domain terms corrected in the transcript by sound, in context: `term = "热线"`, `after = ["12345"]` and / or `before = ["#number"]` (see below) |
+//! | `mask_personal_data` | no (`false`) | mask phone, 身份证, bank card and address numbers in transcripts as they are recognised (`138****5678`): the store, the pages and the evidence never hold them. Off by default, because a centre may need to find a work order by number; exports mask anyway |
 //! | `lexicon_files` | no | the centre's own term files (`[[lexicon]]` entries only), relative to the rubric, e.g. `["chengdu-terms.toml"]`: city, districts, departments. They count in the rubric's hash |
 //!
 //! Then one `[[items]]` table per item:
@@ -172,6 +173,8 @@ struct RawRubric {
     /// The centre's own term files (relative to the rubric), added to `lexicon`.
     #[serde(default)]
     lexicon_files: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    mask_personal_data: bool,
     #[serde(default)]
     items: Vec<RawItem>,
 }
@@ -373,6 +376,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Rubric, RubricError> {
         version,
         items,
         lexicon,
+        mask_personal_data: raw.mask_personal_data,
         source_hash,
     })
 }
@@ -523,6 +527,47 @@ fn compile_item(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_centres_lexicon_file_is_read_beside_the_rubric_and_counts_in_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let rubric = "name = \"t\"\nversion = \"1\"\nlexicon_files = [\"terms.toml\"]\n\
+                      [[items]]\nid = \"d\"\ndescription = \"d\"\npoints = 0\n\
+                      [items.rule]\nkind = \"call_duration\"\nmin_s = 1\nmax_s = 9\n";
+        let path = dir.path().join("r.toml");
+        std::fs::write(&path, rubric).unwrap();
+        // Missing: an error naming the file.
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("terms.toml"), "{e}");
+        std::fs::write(
+            dir.path().join("terms.toml"),
+            "[[lexicon]]\nterm = \"成都市\"\nbefore = [\"12345\"]\n",
+        )
+        .unwrap();
+        let a = load(&path).unwrap();
+        assert_eq!(
+            a.lexicon.correct("成都是12345热线").as_deref(),
+            Some("成都市12345热线")
+        );
+        std::fs::write(
+            dir.path().join("terms.toml"),
+            "[[lexicon]]\nterm = \"南京市\"\nbefore = [\"12345\"]\n",
+        )
+        .unwrap();
+        let b = load(&path).unwrap();
+        assert_ne!(
+            a.source_hash, b.source_hash,
+            "the terms file is in the hash"
+        );
+        // A mistake in it names it.
+        std::fs::write(
+            dir.path().join("terms.toml"),
+            "[[lexicon]]\nterms = \"x\"\n",
+        )
+        .unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("terms.toml"), "{e}");
+    }
     use super::*;
 
     fn err(text: &str) -> RubricError {
