@@ -32,7 +32,7 @@
 //!   a streaming window for live use.
 //! - [`rubric`]: rubric files, the pinyin / edit-distance phrase matcher, one file per rule kind
 //!   (each kind says whether it can judge a call in progress).
-//! - [`store`]: the [`store::CallStore`] interface and its SQLite implementation — schema with
+//! - [`store`]: the [`store::Store`] on SQLite or PostgreSQL — schema with
 //!   migrations, one transaction per call, reads, trainers' verdicts and their history, the
 //!   queries behind `flagged`, `rules stats` and the report; all SQL lives here.
 //! - [`review`]: calibration agreement (share and Cohen's kappa) between reviewers.

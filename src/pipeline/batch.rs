@@ -25,7 +25,7 @@ use super::session::{SessionMode, analyze_recording};
 use crate::audio::ChannelMap;
 use crate::rubric::Rubric;
 use crate::settings::Parallelism;
-use crate::store::{CallStore, StoreError};
+use crate::store::{Store, StoreError};
 use crate::tone::Baseline;
 
 /// Errors that stop a batch before any work (bad inputs, models, database).
@@ -289,7 +289,7 @@ impl CallSink for SummarySink {
 /// Each agent's voice history from the store, leaving out the calls with `exclude` keys (the
 /// ones being analysed now, so a resumed batch sees what an uninterrupted one saw).
 pub fn agent_histories(
-    store: &dyn CallStore,
+    store: &Store,
     agents: impl IntoIterator<Item = String>,
     exclude: &HashSet<String>,
 ) -> Result<HashMap<String, Baseline>, StoreError> {
@@ -322,11 +322,7 @@ pub struct Plan {
 
 /// Identify every call and leave out those already analysed from the same audio, models and
 /// rubric (all of them with `force`); read the agents' histories from calls outside the batch.
-pub fn plan(
-    store: &dyn CallStore,
-    jobs: Vec<CallJob>,
-    cfg: &BatchConfig,
-) -> Result<Plan, BatchError> {
+pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan, BatchError> {
     let rubric_hash = &cfg.rubric.source_hash;
     let calls = jobs.len();
     let mut to_do: Vec<(CallSeq, CallJob, String)> = Vec::new();

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::html::{clock, esc, page};
 use crate::audio::Role;
-use crate::store::{CallStore, ReviewState, StoredCall, StoredFinding, StoredScore};
+use crate::store::{ReviewState, Store, StoredCall, StoredFinding, StoredScore};
 use crate::{Error, Result};
 
 /// How clips are cut.
@@ -215,7 +215,7 @@ fn write_clip(
 
 /// Export one stored call into `out/CALL_KEY/`.
 pub fn export_call(
-    store: &dyn CallStore,
+    store: &Store,
     call_id: i64,
     out: &Path,
     opts: ExportOptions,

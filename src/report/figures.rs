@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::store::{CallStore, Kind, Period, ReviewState, RuleStats};
+use crate::store::{Kind, Period, ReviewState, RuleStats, Store};
 
 /// Score buckets: [0, 10), [10, 20) … [90, 100].
 pub const BUCKETS: usize = 10;
@@ -79,7 +79,7 @@ fn days_between(first: &str, last: &str) -> Vec<String> {
 }
 
 impl ReportFigures {
-    pub fn compute(store: &dyn CallStore, period: &Period) -> crate::Result<ReportFigures> {
+    pub fn compute(store: &Store, period: &Period) -> crate::Result<ReportFigures> {
         let calls = store.scored_calls(period)?;
         let facts = store.finding_facts(period)?;
         let alerts = store.alert_days(period)?;

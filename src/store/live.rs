@@ -1,8 +1,8 @@
 //! Live calls and the warnings pushed while they ran.
 
-use rusqlite::params;
 use serde::Serialize;
 
+use super::db::{DbError, args};
 use super::types::{AlertKind, EndReason, IngestProtocol};
 use super::{Store, StoreError};
 
@@ -64,8 +64,8 @@ fn json(v: &[u64]) -> String {
 impl Store {
     /// Record how a live call went (replacing an earlier record of the same key).
     pub fn save_live_call(&mut self, r: &LiveCallRecord) -> Result<(), StoreError> {
-        self.conn
-            .execute(
+        self.with(|db| {
+            db.execute(
                 "INSERT INTO live_calls (call_key, agent_id, protocol, peer, started_ms, ended_ms,
                     end_reason, complete, error, recording, sample_rate, encoding, samples_received,
                     samples_stored, shed_utterances, alerts)
@@ -79,7 +79,7 @@ impl Store {
                     samples_received = excluded.samples_received,
                     samples_stored = excluded.samples_stored,
                     shed_utterances = excluded.shed_utterances, alerts = excluded.alerts",
-                params![
+                args![
                     r.call_key,
                     r.agent_id,
                     r.protocol,
@@ -94,23 +94,23 @@ impl Store {
                     r.encoding,
                     json(&r.samples_received),
                     json(&r.samples_stored),
-                    r.shed_utterances as i64,
-                    r.alerts as i64,
+                    r.shed_utterances,
+                    r.alerts,
                 ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            )?;
+            Ok(())
+        })
     }
 
     /// Record a pushed warning.
     pub fn save_alert(&mut self, a: &AlertRecord) -> Result<(), StoreError> {
-        self.conn
-            .execute(
+        self.with(|db| {
+            db.execute(
                 "INSERT INTO alerts (call_key, agent_id, kind, item_id, message, evidence,
                     evidence_start_s, evidence_end_s, frame_ms, sent_ms, latency_ms, agent_pages,
                     supervisor_pages, pbx_links)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
+                args![
                     a.call_key,
                     a.agent_id,
                     a.kind,
@@ -122,80 +122,78 @@ impl Store {
                     a.frame_ms,
                     a.sent_ms,
                     a.latency_ms(),
-                    a.agent_pages as i64,
-                    a.supervisor_pages as i64,
-                    a.pbx_links as i64,
+                    a.agent_pages,
+                    a.supervisor_pages,
+                    a.pbx_links,
                 ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            )?;
+            Ok(())
+        })
     }
 
     /// The live record of a call, if it was streamed.
     pub fn live_call(&self, call_key: &str) -> Result<Option<LiveCallRecord>, StoreError> {
-        use rusqlite::OptionalExtension;
-        self.conn
-            .query_row(
+        self.with(|db| {
+            let Some(r) = db.query_opt(
                 "SELECT call_key, agent_id, protocol, peer, started_ms, ended_ms, end_reason, error,
                     recording, sample_rate, encoding, samples_received, samples_stored,
                     shed_utterances, alerts
                  FROM live_calls WHERE call_key = ?1",
-                params![call_key],
-                |r| {
-                    let counts = |s: String| serde_json::from_str(&s).unwrap_or_default();
-                    Ok(LiveCallRecord {
-                        call_key: r.get(0)?,
-                        agent_id: r.get(1)?,
-                        protocol: r.get(2)?,
-                        peer: r.get(3)?,
-                        started_ms: r.get(4)?,
-                        ended_ms: r.get(5)?,
-                        end_reason: r.get(6)?,
-                        error: r.get(7)?,
-                        recording: r.get(8)?,
-                        sample_rate: r.get(9)?,
-                        encoding: r.get(10)?,
-                        samples_received: counts(r.get(11)?),
-                        samples_stored: counts(r.get(12)?),
-                        shed_utterances: r.get::<_, i64>(13)? as usize,
-                        alerts: r.get::<_, i64>(14)? as usize,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+                args![call_key],
+            )?
+            else {
+                return Ok(None);
+            };
+            let counts = |s: String| serde_json::from_str(&s).unwrap_or_default();
+            Ok(Some(LiveCallRecord {
+                call_key: r.get(0)?,
+                agent_id: r.get(1)?,
+                protocol: r.get(2)?,
+                peer: r.get(3)?,
+                started_ms: r.get(4)?,
+                ended_ms: r.get(5)?,
+                end_reason: r.get(6)?,
+                error: r.get(7)?,
+                recording: r.get(8)?,
+                sample_rate: r.get(9)?,
+                encoding: r.get(10)?,
+                samples_received: counts(r.get(11)?),
+                samples_stored: counts(r.get(12)?),
+                shed_utterances: r.get(13)?,
+                alerts: r.get(14)?,
+            }))
+        })
     }
 
     /// The warnings pushed during a call, in the order they were sent.
     pub fn alerts(&self, call_key: &str) -> Result<Vec<AlertRecord>, StoreError> {
-        let err = |e| self.err(e);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT call_key, agent_id, kind, item_id, message, evidence, evidence_start_s,
-                    evidence_end_s, frame_ms, sent_ms, agent_pages, supervisor_pages, pbx_links
-                 FROM alerts WHERE call_key = ?1 ORDER BY sent_ms, id",
-            )
-            .map_err(err)?;
-        let rows = stmt
-            .query_map(params![call_key], |r| {
-                Ok(AlertRecord {
-                    call_key: r.get(0)?,
-                    agent_id: r.get(1)?,
-                    kind: r.get(2)?,
-                    item_id: r.get(3)?,
-                    message: r.get(4)?,
-                    evidence: r.get(5)?,
-                    evidence_start_s: r.get(6)?,
-                    evidence_end_s: r.get(7)?,
-                    frame_ms: r.get(8)?,
-                    sent_ms: r.get(9)?,
-                    agent_pages: r.get::<_, i64>(10)? as usize,
-                    supervisor_pages: r.get::<_, i64>(11)? as usize,
-                    pbx_links: r.get::<_, i64>(12)? as usize,
+        self.with(|db| {
+            Ok(db
+                .query(
+                    "SELECT call_key, agent_id, kind, item_id, message, evidence, evidence_start_s,
+                        evidence_end_s, frame_ms, sent_ms, agent_pages, supervisor_pages, pbx_links
+                     FROM alerts WHERE call_key = ?1 ORDER BY sent_ms, id",
+                    args![call_key],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(AlertRecord {
+                        call_key: r.get(0)?,
+                        agent_id: r.get(1)?,
+                        kind: r.get(2)?,
+                        item_id: r.get(3)?,
+                        message: r.get(4)?,
+                        evidence: r.get(5)?,
+                        evidence_start_s: r.get(6)?,
+                        evidence_end_s: r.get(7)?,
+                        frame_ms: r.get(8)?,
+                        sent_ms: r.get(9)?,
+                        agent_pages: r.get(10)?,
+                        supervisor_pages: r.get(11)?,
+                        pbx_links: r.get(12)?,
+                    })
                 })
-            })
-            .map_err(err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+                .collect::<Result<_, DbError>>()?)
+        })
     }
 }

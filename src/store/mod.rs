@@ -1,10 +1,16 @@
 //! Storage: every call, its transcript, tone windows, findings, scores and failures.
 //!
-//! [`CallStore`] is the interface the rest of callqc uses (all SQL lives under `store/`); [`Store`]
-//! is its SQLite implementation, the embedded default. A second backend implements the same
-//! trait.
+//! [`Store`] is the interface the rest of callqc uses (all SQL lives under `store/`). It runs on
+//! SQLite (a file: the embedded default, one machine) or PostgreSQL (`postgres://…`: one store
+//! and work queue shared by many machines). The store's logic — what a transaction holds, how
+//! verdicts carry over, how a score is recomputed — is written once; [`db`] is the seam where
+//! the two databases differ (placeholders, a few expressions, value conversion).
 //!
-//! - [`schema`]: the versioned schema and its migrations (`PRAGMA user_version`);
+//! - [`db`]: the seam: [`db::Db`] runs the store's SQL on either database;
+//! - [`schema`]: the versioned schemas and their migrations (SQLite's `PRAGMA user_version`,
+//!   PostgreSQL's `callqc_schema` table);
+//! - [`queue`]: PostgreSQL's work queue: calls enqueued once, claimed under a lease by any
+//!   number of workers, completed in the transaction that stores the call (fenced on the lease);
 //! - [`mod@write`]: one transaction per call, so a batch killed at any moment leaves whole calls only;
 //! - [`read`]: what `rescore`, `show`, `eval` and `tone fit` read back;
 //! - [`review`]: trainers' verdicts, appeals and their rulings, calibration rounds, the history;
@@ -13,10 +19,12 @@
 //!   into one stored call;
 //! - [`types`]: the closed sets the tables hold (status, review state, source, role).
 //!
-//! The database runs in WAL mode with a busy timeout, so trainers can read while a batch writes.
+//! SQLite runs in WAL mode with a busy timeout, so trainers can read while a batch writes.
 
+pub mod db;
 pub mod live;
 pub mod query;
+pub mod queue;
 pub mod read;
 pub mod review;
 pub mod schema;
@@ -37,155 +45,55 @@ pub use types::{
 };
 pub use write::{CallMeta, CallRows};
 
-use std::path::{Path, PathBuf};
+pub use db::DbError;
+pub use queue::{Lease, QueueCounts};
+
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use db::{Conn, Db, PgConn};
 
-/// Errors of the storage layer (every one names the database file).
+/// Errors of the storage layer (each names the database).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    #[error("{at}: {source}")]
+    Db { at: String, source: DbError },
     #[error(
-        "{path}: database schema version {found} is newer than this callqc understands ({known}); upgrade callqc"
+        "{at}: database schema version {found} is newer than this callqc understands ({known}); upgrade callqc"
     )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    #[error("{path}: no call matches '{query}'")]
-    NoSuchCall { path: PathBuf, query: String },
-    #[error("{path}: no finding {id}")]
-    NoSuchFinding { path: PathBuf, id: i64 },
+    TooNew { at: String, found: i64, known: i64 },
+    #[error("{at}: no call matches '{query}'")]
+    NoSuchCall { at: String, query: String },
+    #[error("{at}: no finding {id}")]
+    NoSuchFinding { at: String, id: i64 },
     /// A verdict the review workflow does not allow (the finding is unchanged).
     #[error("finding {id}: {reason}")]
     Refused { id: i64, reason: String },
+    /// The worker's lease on a queued call ended (it expired and another worker took the call):
+    /// what this worker computed is not stored.
+    #[error("{at}: lease lost on call {call_key}: another worker owns it now; nothing written")]
+    LeaseLost { at: String, call_key: String },
+    /// Something only the PostgreSQL store does (the work queue) asked of a SQLite file.
+    #[error("{at}: {what} needs a PostgreSQL store (--db postgres://…)")]
+    NeedsPostgres { at: String, what: &'static str },
 }
 
-/// What callqc needs from a store, whatever the backend.
-pub trait CallStore {
-    /// Where the store is (a file path, or a connection string without its password).
-    fn location(&self) -> String;
-    /// Has this call already been analysed from the same audio, models and rubric?
-    fn is_done(
-        &self,
-        call_key: &str,
-        audio_hash: &str,
-        models_key: &str,
-        rubric_hash: &str,
-    ) -> Result<bool, StoreError>;
-    /// Store a fully analysed call in one transaction (replacing an earlier analysis of the same
-    /// key, carrying trainers' verdicts over); returns its id.
-    fn save_call(&mut self, meta: &CallMeta, rows: &CallRows) -> Result<i64, StoreError>;
-    /// Record that a call could not be analysed. An analysed call with the same key keeps its
-    /// analysis and reviews: the failure is logged beside it.
-    fn save_failure(&mut self, meta: &CallMeta, error: &str) -> Result<(), StoreError>;
-    /// Replace one rubric's findings and score of a stored call (rescore), keeping reviews.
-    fn replace_scoring(
-        &mut self,
-        call_id: i64,
-        findings: &[crate::rubric::Finding],
-        score: &crate::rubric::Score,
-        rubric_hash: &str,
-    ) -> Result<(), StoreError>;
-    /// The per-call voice baselines of an agent's analysed calls, oldest first, with call keys.
-    fn agent_history(
-        &self,
-        agent_id: &str,
-    ) -> Result<Vec<(String, crate::tone::Baseline)>, StoreError>;
-    /// Ids of all analysed calls, in id order.
-    fn done_call_ids(&self) -> Result<Vec<i64>, StoreError>;
-    /// A call by id, call key, audio hash prefix, or path (or its file name, `.wav` optional).
-    fn find_call(&self, query: &str) -> Result<i64, StoreError>;
-    /// The analysed call of this audio made with these models and scored with this rubric.
-    fn find_analysis(
-        &self,
-        audio_hash: &str,
-        models_key: &str,
-        rubric_hash: &str,
-    ) -> Result<Option<i64>, StoreError>;
-    fn load_call(&self, id: i64) -> Result<StoredCall, StoreError>;
-    /// Findings of a call (of one rubric, or all), in time order.
-    fn findings(
-        &self,
-        call_id: i64,
-        rubric: Option<&str>,
-    ) -> Result<Vec<StoredFinding>, StoreError>;
-    fn scores(&self, call_id: i64) -> Result<Vec<StoredScore>, StoreError>;
-    /// Reviewed (confirmed or dismissed) findings of one rule kind, over all calls.
-    fn reviewed_findings(&self, kind: Kind) -> Result<Vec<StoredFinding>, StoreError>;
-    /// Agent tone windows with their model input, over all analysed calls.
-    fn agent_tone_features(&self) -> Result<Vec<ToneFeatureRow>, StoreError>;
-    /// Failed attempts logged for a call key, newest first: (error, when).
-    fn failures(&self, call_key: &str) -> Result<Vec<(String, String)>, StoreError>;
-    /// Start a run record; returns its id.
-    fn begin_run(
-        &mut self,
-        command: &str,
-        models_json: &str,
-        rubric: Option<(&str, &str, &str)>,
-        settings_json: &str,
-    ) -> Result<i64, StoreError>;
-    /// Close a run record with its totals.
-    fn finish_run(&mut self, run_id: i64, totals: &RunTotals) -> Result<(), StoreError>;
-    /// Record how a streamed call went (its analysis is stored by `save_call`).
-    fn save_live_call(&mut self, record: &LiveCallRecord) -> Result<(), StoreError>;
-    /// Record a warning pushed while a call ran.
-    fn save_alert(&mut self, alert: &AlertRecord) -> Result<(), StoreError>;
-    /// The live record of a call, if it was streamed.
-    fn live_call(&self, call_key: &str) -> Result<Option<LiveCallRecord>, StoreError>;
-    /// The warnings pushed during a call, in the order they were sent.
-    fn alerts(&self, call_key: &str) -> Result<Vec<AlertRecord>, StoreError>;
+impl From<DbError> for StoreError {
+    /// A database error whose location [`Store`] fills in.
+    fn from(source: DbError) -> StoreError {
+        StoreError::Db {
+            at: String::new(),
+            source,
+        }
+    }
+}
 
-    // Trainers' work (see `review.rs` and `query.rs`).
-    fn finding(&self, id: i64) -> Result<FindingOfCall, StoreError>;
-    fn review_finding(
-        &mut self,
-        id: i64,
-        action: VerdictAction,
-        by: &str,
-        note: Option<&str>,
-    ) -> Result<FindingOfCall, StoreError>;
-    fn appeal_finding(
-        &mut self,
-        id: i64,
-        agent: &str,
-        reason: &str,
-    ) -> Result<FindingOfCall, StoreError>;
-    fn rule_on_appeal(
-        &mut self,
-        id: i64,
-        uphold: bool,
-        by: &str,
-        note: Option<&str>,
-    ) -> Result<FindingOfCall, StoreError>;
-    fn verdict_history(&self, finding_id: i64) -> Result<Vec<VerdictRecord>, StoreError>;
-    fn create_calibration(
-        &mut self,
-        name: &str,
-        requested_by: &str,
-        reviewers: &[String],
-        call_keys: &[String],
-    ) -> Result<i64, StoreError>;
-    fn calibration_verdict(
-        &mut self,
-        calibration_id: i64,
-        finding_id: i64,
-        confirm: bool,
-        by: &str,
-        note: Option<&str>,
-    ) -> Result<(), StoreError>;
-    fn calibration(&self, id: i64) -> Result<CalibrationRecord, StoreError>;
-    fn flagged(&self, query: &FlaggedQuery) -> Result<Vec<FlaggedCall>, StoreError>;
-    fn rule_stats(&self, period: &Period) -> Result<Vec<RuleStats>, StoreError>;
-    fn scored_calls(&self, period: &Period) -> Result<Vec<ScoredCall>, StoreError>;
-    fn finding_facts(&self, period: &Period) -> Result<Vec<FindingFact>, StoreError>;
-    fn alert_days(&self, period: &Period) -> Result<Vec<AlertDay>, StoreError>;
+impl StoreError {
+    /// Whether retrying (on a fresh connection) may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Db { source, .. } if source.is_transient())
+    }
 }
 
 /// What a run did, for its record.
@@ -200,20 +108,57 @@ pub struct RunTotals {
     pub stages_json: String,
 }
 
-/// An open callqc database.
+/// Which database a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// An open callqc store.
 pub struct Store {
-    pub(crate) conn: Connection,
-    pub(crate) path: PathBuf,
+    conn: Mutex<Conn>,
+    /// The file path, or the connection string without its password (for messages).
+    location: String,
+    /// PostgreSQL: the connection string, to reconnect after the server restarts.
+    url: Option<String>,
+    /// Set by a queue worker: every call written is fenced on this lease.
+    fence: Option<Lease>,
+}
+
+/// Whether `--db` names a PostgreSQL server rather than a SQLite file.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// A connection string with its password replaced, for messages and logs.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
+    }
 }
 
 impl Store {
-    /// Open (creating if needed) and migrate the database at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            source,
+    /// Open (creating and migrating if needed) the store `--db` names: a SQLite file, or a
+    /// PostgreSQL server given as `postgres://…`.
+    pub fn open(db: &Path) -> Result<Store, StoreError> {
+        let text = db.to_string_lossy();
+        if is_postgres_url(&text) {
+            return Store::open_postgres(&text);
+        }
+        let at = db.display().to_string();
+        let err = |e: rusqlite::Error| StoreError::Db {
+            at: at.clone(),
+            source: e.into(),
         };
-        let conn = Connection::open(path).map_err(err)?;
+        let conn = rusqlite::Connection::open(db).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
@@ -222,183 +167,129 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
         let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
+            conn: Mutex::new(Conn::Sqlite(conn)),
+            location: at,
+            url: None,
+            fence: None,
         };
         schema::migrate(&mut store)?;
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let at = redacted_url(url);
+        let client = postgres_client(url).map_err(|source| StoreError::Db {
+            at: at.clone(),
+            source,
+        })?;
+        let mut store = Store {
+            conn: Mutex::new(Conn::Postgres(PgConn::new(client))),
+            location: at,
+            url: Some(url.to_string()),
+            fence: None,
+        };
+        schema::migrate(&mut store)?;
+        Ok(store)
     }
 
-    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
+    /// Where the store is (a file path, or the connection string without its password).
+    pub fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    pub fn backend(&self) -> Backend {
+        if self.url.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
         }
+    }
+
+    /// Fence every call this store writes on `lease` (a queue worker's claim), or stop.
+    pub fn set_fence(&mut self, lease: Option<Lease>) {
+        self.fence = lease;
+    }
+
+    pub(crate) fn fence(&self) -> Option<&Lease> {
+        self.fence.as_ref()
+    }
+
+    fn locate(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Db { at, source } if at.is_empty() => StoreError::Db {
+                at: self.location.clone(),
+                source,
+            },
+            StoreError::LeaseLost { at, call_key } if at.is_empty() => StoreError::LeaseLost {
+                at: self.location.clone(),
+                call_key,
+            },
+            other => other,
+        }
+    }
+
+    /// The connection, reconnected first if the PostgreSQL server closed it (a restart).
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Conn>, StoreError> {
+        let mut conn = match self.conn.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let (Conn::Postgres(pg), Some(url)) = (&mut *conn, &self.url)
+            && pg.client.is_closed()
+        {
+            let client = postgres_client(url).map_err(|source| StoreError::Db {
+                at: self.location.clone(),
+                source,
+            })?;
+            *pg = PgConn::new(client);
+        }
+        Ok(conn)
+    }
+
+    /// Run `f` on the database (reads, single statements).
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
+        let out = conn.run(f);
+        if out.is_err() {
+            conn.forget_statements();
+        }
+        out.map_err(|e| self.locate(e))
+    }
+
+    /// Run `f` in one transaction: all of it is stored, or none.
+    pub(crate) fn transaction<T>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
+        let out = conn.transaction(f);
+        if out.is_err() {
+            conn.forget_statements();
+        }
+        out.map_err(|e| self.locate(e))
+    }
+
+    /// Every row of every table, in a canonical order and without what differs between two
+    /// stores holding the same analysis (surrogate ids, timestamps, run ids): two stores are
+    /// equal row for row when their dumps are. Used by the conformance and exactly-once tests.
+    pub fn dump(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        self.with(|db| Ok(schema::dump(db)?))
     }
 }
 
-/// The SQLite store implements the interface with its own methods (`read.rs`, `write.rs`).
-impl CallStore for Store {
-    fn location(&self) -> String {
-        self.path.display().to_string()
+/// A PostgreSQL client: TLS is for a proxy in front (see the README); statements that run for
+/// more than `statement_timeout` are cancelled by the server (set it in the connection string's
+/// `options`, see docs/deployment.md).
+fn postgres_client(url: &str) -> Result<postgres::Client, DbError> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
     }
-    fn is_done(
-        &self,
-        key: &str,
-        hash: &str,
-        models: &str,
-        rubric: &str,
-    ) -> Result<bool, StoreError> {
-        Store::is_done(self, key, hash, models, rubric)
+    if config.get_application_name().is_none() {
+        config.application_name("callqc");
     }
-    fn save_call(&mut self, meta: &CallMeta, rows: &CallRows) -> Result<i64, StoreError> {
-        Store::save_call(self, meta, rows)
-    }
-    fn save_failure(&mut self, meta: &CallMeta, error: &str) -> Result<(), StoreError> {
-        Store::save_failure(self, meta, error)
-    }
-    fn replace_scoring(
-        &mut self,
-        call_id: i64,
-        findings: &[crate::rubric::Finding],
-        score: &crate::rubric::Score,
-        rubric_hash: &str,
-    ) -> Result<(), StoreError> {
-        Store::replace_scoring(self, call_id, findings, score, rubric_hash)
-    }
-    fn agent_history(
-        &self,
-        agent: &str,
-    ) -> Result<Vec<(String, crate::tone::Baseline)>, StoreError> {
-        Store::agent_history(self, agent)
-    }
-    fn done_call_ids(&self) -> Result<Vec<i64>, StoreError> {
-        Store::done_call_ids(self)
-    }
-    fn find_call(&self, query: &str) -> Result<i64, StoreError> {
-        Store::find_call(self, query)
-    }
-    fn find_analysis(
-        &self,
-        hash: &str,
-        models: &str,
-        rubric: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        Store::find_analysis(self, hash, models, rubric)
-    }
-    fn load_call(&self, id: i64) -> Result<StoredCall, StoreError> {
-        Store::load_call(self, id)
-    }
-    fn findings(&self, id: i64, rubric: Option<&str>) -> Result<Vec<StoredFinding>, StoreError> {
-        Store::findings(self, id, rubric)
-    }
-    fn scores(&self, id: i64) -> Result<Vec<StoredScore>, StoreError> {
-        Store::scores(self, id)
-    }
-    fn reviewed_findings(&self, kind: Kind) -> Result<Vec<StoredFinding>, StoreError> {
-        Store::reviewed_findings(self, kind)
-    }
-    fn agent_tone_features(&self) -> Result<Vec<ToneFeatureRow>, StoreError> {
-        Store::agent_tone_features(self)
-    }
-    fn failures(&self, key: &str) -> Result<Vec<(String, String)>, StoreError> {
-        Store::failures(self, key)
-    }
-    fn begin_run(
-        &mut self,
-        command: &str,
-        models_json: &str,
-        rubric: Option<(&str, &str, &str)>,
-        settings_json: &str,
-    ) -> Result<i64, StoreError> {
-        Store::begin_run(self, command, models_json, rubric, settings_json)
-    }
-    fn finish_run(&mut self, run_id: i64, totals: &RunTotals) -> Result<(), StoreError> {
-        Store::finish_run(self, run_id, totals)
-    }
-    fn save_live_call(&mut self, record: &LiveCallRecord) -> Result<(), StoreError> {
-        Store::save_live_call(self, record)
-    }
-    fn save_alert(&mut self, alert: &AlertRecord) -> Result<(), StoreError> {
-        Store::save_alert(self, alert)
-    }
-    fn live_call(&self, call_key: &str) -> Result<Option<LiveCallRecord>, StoreError> {
-        Store::live_call(self, call_key)
-    }
-    fn alerts(&self, call_key: &str) -> Result<Vec<AlertRecord>, StoreError> {
-        Store::alerts(self, call_key)
-    }
-    fn finding(&self, id: i64) -> Result<FindingOfCall, StoreError> {
-        Store::finding(self, id)
-    }
-    fn review_finding(
-        &mut self,
-        id: i64,
-        action: VerdictAction,
-        by: &str,
-        note: Option<&str>,
-    ) -> Result<FindingOfCall, StoreError> {
-        Store::review_finding(self, id, action, by, note)
-    }
-    fn appeal_finding(
-        &mut self,
-        id: i64,
-        agent: &str,
-        reason: &str,
-    ) -> Result<FindingOfCall, StoreError> {
-        Store::appeal_finding(self, id, agent, reason)
-    }
-    fn rule_on_appeal(
-        &mut self,
-        id: i64,
-        uphold: bool,
-        by: &str,
-        note: Option<&str>,
-    ) -> Result<FindingOfCall, StoreError> {
-        Store::rule_on_appeal(self, id, uphold, by, note)
-    }
-    fn verdict_history(&self, finding_id: i64) -> Result<Vec<VerdictRecord>, StoreError> {
-        Store::verdict_history(self, finding_id)
-    }
-    fn create_calibration(
-        &mut self,
-        name: &str,
-        requested_by: &str,
-        reviewers: &[String],
-        call_keys: &[String],
-    ) -> Result<i64, StoreError> {
-        Store::create_calibration(self, name, requested_by, reviewers, call_keys)
-    }
-    fn calibration_verdict(
-        &mut self,
-        calibration_id: i64,
-        finding_id: i64,
-        confirm: bool,
-        by: &str,
-        note: Option<&str>,
-    ) -> Result<(), StoreError> {
-        Store::calibration_verdict(self, calibration_id, finding_id, confirm, by, note)
-    }
-    fn calibration(&self, id: i64) -> Result<CalibrationRecord, StoreError> {
-        Store::calibration(self, id)
-    }
-    fn flagged(&self, query: &FlaggedQuery) -> Result<Vec<FlaggedCall>, StoreError> {
-        Store::flagged(self, query)
-    }
-    fn rule_stats(&self, period: &Period) -> Result<Vec<RuleStats>, StoreError> {
-        Store::rule_stats(self, period)
-    }
-    fn scored_calls(&self, period: &Period) -> Result<Vec<ScoredCall>, StoreError> {
-        Store::scored_calls(self, period)
-    }
-    fn finding_facts(&self, period: &Period) -> Result<Vec<FindingFact>, StoreError> {
-        Store::finding_facts(self, period)
-    }
-    fn alert_days(&self, period: &Period) -> Result<Vec<AlertDay>, StoreError> {
-        Store::alert_days(self, period)
-    }
+    Ok(config.connect(postgres::NoTls)?)
 }

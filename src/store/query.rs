@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params_from_iter;
-use rusqlite::types::Value;
 use serde::Serialize;
 
+use super::db::{DbError, ToValue, Value, args};
 use super::read::{FINDING_COLUMNS, FINDING_FIELDS, StoredFinding, finding_row};
 use super::types::{AlertKind, Kind, ReviewState, Source};
 use super::{Store, StoreError};
@@ -143,6 +142,11 @@ fn period_sql(p: &Period, clauses: &mut Vec<String>, values: &mut Vec<Value>) {
     }
 }
 
+/// Dynamic parameters as the seam takes them.
+fn dyn_args(values: &[Value]) -> Vec<&dyn ToValue> {
+    values.iter().map(|v| v as &dyn ToValue).collect()
+}
+
 fn prefixed(columns: &str, alias: &str) -> String {
     columns
         .split(',')
@@ -154,7 +158,6 @@ fn prefixed(columns: &str, alias: &str) -> String {
 impl Store {
     /// Calls with findings under the query's filters, each with its matching findings.
     pub fn flagged(&self, q: &FlaggedQuery) -> Result<Vec<FlaggedCall>, StoreError> {
-        let e = |e| self.err(e);
         let mut clauses = vec!["c.status = 'done'".to_string()];
         let mut values: Vec<Value> = Vec::new();
         period_sql(
@@ -210,27 +213,29 @@ impl Store {
             fcols = prefixed(FINDING_COLUMNS, "f"),
             where_ = clauses.join(" AND "),
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        let rows = stmt
-            .query_map(params_from_iter(values), |r| {
-                let finding = finding_row(r)?;
-                Ok(FlaggedCall {
-                    call_id: finding.call_id,
-                    rubric: finding.rubric.clone(),
-                    call_key: r.get(FINDING_FIELDS)?,
-                    agent_id: r.get(FINDING_FIELDS + 1)?,
-                    source: r.get(FINDING_FIELDS + 2)?,
-                    started_at: r.get(FINDING_FIELDS + 3)?,
-                    path: r.get(FINDING_FIELDS + 4)?,
-                    duration_s: r.get(FINDING_FIELDS + 5)?,
-                    score: r.get(FINDING_FIELDS + 6)?,
-                    machine_score: r.get(FINDING_FIELDS + 7)?,
-                    vetoed: r.get(FINDING_FIELDS + 8)?,
-                    findings: vec![finding],
+        let rows = self.with(|db| {
+            Ok(db
+                .query(&sql, &dyn_args(&values))?
+                .iter()
+                .map(|r| {
+                    let finding = finding_row(r)?;
+                    Ok(FlaggedCall {
+                        call_id: finding.call_id,
+                        rubric: finding.rubric.clone(),
+                        call_key: r.get(FINDING_FIELDS)?,
+                        agent_id: r.get(FINDING_FIELDS + 1)?,
+                        source: r.get(FINDING_FIELDS + 2)?,
+                        started_at: r.get(FINDING_FIELDS + 3)?,
+                        path: r.get(FINDING_FIELDS + 4)?,
+                        duration_s: r.get(FINDING_FIELDS + 5)?,
+                        score: r.get(FINDING_FIELDS + 6)?,
+                        machine_score: r.get(FINDING_FIELDS + 7)?,
+                        vetoed: r.get(FINDING_FIELDS + 8)?,
+                        findings: vec![finding],
+                    })
                 })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(e)?;
+                .collect::<Result<Vec<_>, DbError>>()?)
+        })?;
         // One entry per call and rubric, findings in time order.
         let mut calls: Vec<FlaggedCall> = Vec::new();
         for row in rows {
@@ -260,51 +265,52 @@ impl Store {
 
     /// Per rubric item: findings, reviews, precision, appeals, over calls in the period.
     pub fn rule_stats(&self, period: &Period) -> Result<Vec<RuleStats>, StoreError> {
-        let e = |e| self.err(e);
         let mut clauses = vec!["c.status = 'done'".to_string()];
         let mut values = Vec::new();
         period_sql(period, &mut clauses, &mut values);
         let sql = format!(
             "SELECT f.rubric, f.item_id, max(f.description), max(f.dimension), max(f.kind),
                 count(*),
-                sum(f.review != 'open'),
-                sum(f.review = 'confirmed'),
-                sum(f.review = 'dismissed'),
-                sum(f.appeal != 'none'),
-                sum(f.appeal = 'upheld'),
-                total(CASE WHEN f.review != 'dismissed' THEN f.points ELSE 0 END)
+                sum(CASE WHEN f.review != 'open' THEN 1 ELSE 0 END),
+                sum(CASE WHEN f.review = 'confirmed' THEN 1 ELSE 0 END),
+                sum(CASE WHEN f.review = 'dismissed' THEN 1 ELSE 0 END),
+                sum(CASE WHEN f.appeal != 'none' THEN 1 ELSE 0 END),
+                sum(CASE WHEN f.appeal = 'upheld' THEN 1 ELSE 0 END),
+                coalesce(sum(CASE WHEN f.review != 'dismissed' THEN f.points ELSE 0.0 END), 0.0)
              FROM findings f JOIN calls c ON c.id = f.call_id
              WHERE {} AND f.observation = 0
              GROUP BY f.rubric, f.item_id ORDER BY f.rubric, f.item_id",
             clauses.join(" AND ")
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        stmt.query_map(params_from_iter(values), |r| {
-            let reviewed = r.get::<_, i64>(6)? as usize;
-            let confirmed = r.get::<_, i64>(7)? as usize;
-            Ok(RuleStats {
-                rubric: r.get(0)?,
-                item_id: r.get(1)?,
-                description: r.get(2)?,
-                dimension: r.get(3)?,
-                kind: r.get(4)?,
-                findings: r.get::<_, i64>(5)? as usize,
-                reviewed,
-                confirmed,
-                dismissed: r.get::<_, i64>(8)? as usize,
-                precision: (reviewed > 0).then(|| confirmed as f64 / reviewed as f64),
-                appeals: r.get::<_, i64>(9)? as usize,
-                appeals_upheld: r.get::<_, i64>(10)? as usize,
-                points: r.get(11)?,
-            })
+        self.with(|db| {
+            Ok(db
+                .query(&sql, &dyn_args(&values))?
+                .iter()
+                .map(|r| {
+                    let reviewed: usize = r.get(6)?;
+                    let confirmed: usize = r.get(7)?;
+                    Ok(RuleStats {
+                        rubric: r.get(0)?,
+                        item_id: r.get(1)?,
+                        description: r.get(2)?,
+                        dimension: r.get(3)?,
+                        kind: r.get(4)?,
+                        findings: r.get(5)?,
+                        reviewed,
+                        confirmed,
+                        dismissed: r.get(8)?,
+                        precision: (reviewed > 0).then(|| confirmed as f64 / reviewed as f64),
+                        appeals: r.get(9)?,
+                        appeals_upheld: r.get(10)?,
+                        points: r.get(11)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()?)
         })
-        .and_then(|rows| rows.collect())
-        .map_err(e)
     }
 
     /// Every analysed call of the period with its (first rubric's) score, oldest first.
     pub fn scored_calls(&self, period: &Period) -> Result<Vec<ScoredCall>, StoreError> {
-        let e = |e| self.err(e);
         let mut clauses = vec!["c.status = 'done'".to_string()];
         let mut values = Vec::new();
         period_sql(period, &mut clauses, &mut values);
@@ -318,26 +324,28 @@ impl Store {
              ORDER BY {CALL_DATE}, c.call_key",
             clauses.join(" AND ")
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        stmt.query_map(params_from_iter(values), |r| {
-            Ok(ScoredCall {
-                call_key: r.get(0)?,
-                agent_id: r.get(1)?,
-                day: r.get(2)?,
-                source: r.get(3)?,
-                score: r.get(4)?,
-                machine_score: r.get(5)?,
-                vetoed: r.get(6)?,
-                findings: r.get::<_, i64>(7)? as usize,
-            })
+        self.with(|db| {
+            Ok(db
+                .query(&sql, &dyn_args(&values))?
+                .iter()
+                .map(|r| {
+                    Ok(ScoredCall {
+                        call_key: r.get(0)?,
+                        agent_id: r.get(1)?,
+                        day: r.get(2)?,
+                        source: r.get(3)?,
+                        score: r.get(4)?,
+                        machine_score: r.get(5)?,
+                        vetoed: r.get(6)?,
+                        findings: r.get(7)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()?)
         })
-        .and_then(|rows| rows.collect())
-        .map_err(e)
     }
 
     /// Every finding of the period's calls, with its day.
     pub fn finding_facts(&self, period: &Period) -> Result<Vec<FindingFact>, StoreError> {
-        let e = |e| self.err(e);
         let mut clauses = vec!["c.status = 'done'".to_string()];
         let mut values = Vec::new();
         period_sql(period, &mut clauses, &mut values);
@@ -347,33 +355,34 @@ impl Store {
              ORDER BY {CALL_DATE}, f.start_s",
             clauses.join(" AND ")
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        stmt.query_map(params_from_iter(values), |r| {
-            Ok(FindingFact {
-                item_id: r.get(0)?,
-                description: r.get(1)?,
-                dimension: r.get(2)?,
-                kind: r.get(3)?,
-                day: r.get(4)?,
-                points: r.get(5)?,
-                review: r.get(6)?,
-            })
+        self.with(|db| {
+            Ok(db
+                .query(&sql, &dyn_args(&values))?
+                .iter()
+                .map(|r| {
+                    Ok(FindingFact {
+                        item_id: r.get(0)?,
+                        description: r.get(1)?,
+                        dimension: r.get(2)?,
+                        kind: r.get(3)?,
+                        day: r.get(4)?,
+                        points: r.get(5)?,
+                        review: r.get(6)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()?)
         })
-        .and_then(|rows| rows.collect())
-        .map_err(e)
     }
 
     /// Live warnings per day and kind (by when they were sent), in the period.
     pub fn alert_days(&self, period: &Period) -> Result<Vec<AlertDay>, StoreError> {
-        let e = |e| self.err(e);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT sent_ms, kind FROM alerts ORDER BY sent_ms")
-            .map_err(e)?;
-        let rows: Vec<(i64, AlertKind)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
+        let rows: Vec<(i64, AlertKind)> = self.with(|db| {
+            Ok(db
+                .query("SELECT sent_ms, kind FROM alerts ORDER BY sent_ms", args![])?
+                .iter()
+                .map(|r| Ok((r.get(0)?, r.get(1)?)))
+                .collect::<Result<_, DbError>>()?)
+        })?;
         let mut days: BTreeMap<(String, AlertKind), usize> = BTreeMap::new();
         for (ms, kind) in rows {
             let at = crate::time::iso_utc(ms);

@@ -1,8 +1,8 @@
 //! Reads: a stored call back as typed values (for `rescore` and `show`), and listings.
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::db::{DbError, Row, args};
 use super::types::{AppealState, CallStatus, Kind, ReviewState, Source};
 use super::{Store, StoreError};
 use crate::asr::Segment;
@@ -98,7 +98,7 @@ pub(crate) const FINDING_COLUMNS: &str = "id, call_id, rubric, item_id, descript
     points, veto, role, start_s, end_s, evidence, review, kind, appeal, reviewer, review_note,
     reviewed_at, observation";
 
-pub(crate) fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<StoredFinding> {
+pub(crate) fn finding_row(r: &Row) -> Result<StoredFinding, DbError> {
     Ok(StoredFinding {
         id: r.get(0)?,
         call_id: r.get(1)?,
@@ -125,164 +125,146 @@ pub(crate) fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<StoredFinding> 
 impl Store {
     /// Ids of all calls analysed successfully, in id order.
     pub fn done_call_ids(&self) -> Result<Vec<i64>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM calls WHERE status = 'done' ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let ids = stmt
-            .query_map([], |r| r.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
-            .map_err(|e| self.err(e))?;
-        Ok(ids)
+        self.with(|db| {
+            Ok(db.column(
+                "SELECT id FROM calls WHERE status = 'done' ORDER BY id",
+                args![],
+            )?)
+        })
     }
 
-    /// Find a call by id, call key, audio hash prefix, or path (or its file name).
+    /// Find a call by id, call key, audio hash prefix, or path (or its file name, `.wav`
+    /// optional).
     pub fn find_call(&self, query: &str) -> Result<i64, StoreError> {
         let by_id = query.parse::<i64>().ok();
-        let found: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM calls WHERE id = ?1 OR call_key = ?2 OR path = ?2
-                    OR path LIKE '%/' || ?2 OR path LIKE '%/' || ?2 || '.wav'
-                    OR (length(?2) >= 8 AND audio_hash LIKE ?2 || '%')
-                 ORDER BY id DESC LIMIT 1",
-                params![by_id.unwrap_or(-1), query],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
+        let found: Option<i64> = self.with(|db| {
+            Ok(db
+                .column(
+                    "SELECT id FROM calls WHERE id = ?1 OR call_key = ?2 OR path = ?2
+                        OR path LIKE '%/' || ?2 OR path LIKE '%/' || ?2 || '.wav'
+                        OR (length(?2) >= 8 AND audio_hash LIKE ?2 || '%')
+                     ORDER BY id DESC LIMIT 1",
+                    args![by_id.unwrap_or(-1), query],
+                )?
+                .into_iter()
+                .next())
+        })?;
         found.ok_or_else(|| StoreError::NoSuchCall {
-            path: self.path.clone(),
+            at: self.location(),
             query: query.to_string(),
         })
     }
 
     /// The sha256 of a stored call's audio.
     pub fn audio_hash(&self, id: i64) -> Result<String, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT audio_hash FROM calls WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
+        self.with(|db| {
+            Ok(db
+                .query_one("SELECT audio_hash FROM calls WHERE id = ?1", args![id])?
+                .get(0)?)
+        })
     }
 
     /// Load a call's stored analysis.
     pub fn load_call(&self, id: i64) -> Result<StoredCall, StoreError> {
-        let e = |e| self.err(e);
-        let mut call = self
-            .conn
-            .query_row(
-                "SELECT id, call_key, path, agent_id, status, error, duration_s, source,
-                    tone_threshold FROM calls WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok(StoredCall {
-                        id: r.get(0)?,
-                        call_key: r.get(1)?,
-                        path: r.get(2)?,
-                        agent_id: r.get(3)?,
-                        status: r.get(4)?,
-                        error: r.get(5)?,
-                        duration_s: r.get(6)?,
-                        source: r.get(7)?,
-                        tone_threshold: r.get(8)?,
-                        segments: Vec::new(),
-                        raw_texts: Vec::new(),
-                        speech: Vec::new(),
-                        tone: Vec::new(),
-                    })
-                },
-            )
-            .map_err(e)?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT role, start_s, end_s, text, confidence, avg_logprob, no_speech_prob
-                 FROM segments WHERE call_id = ?1 ORDER BY idx",
-            )
-            .map_err(e)?;
-        call.segments = stmt
-            .query_map(params![id], |r| {
-                Ok(Segment {
-                    role: r.get(0)?,
-                    start: r.get(1)?,
-                    end: r.get(2)?,
-                    text: r.get(3)?,
-                    confidence: r.get(4)?,
-                    avg_logprob: r.get(5)?,
-                    no_speech_prob: r.get(6)?,
-                })
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT idx, raw_text FROM segments WHERE call_id = ?1 AND raw_text IS NOT NULL
-                 ORDER BY idx",
-            )
-            .map_err(e)?;
-        call.raw_texts = stmt
-            .query_map(params![id], |r| {
-                Ok(RawText {
-                    segment: r.get::<_, i64>(0)? as usize,
-                    raw_text: r.get(1)?,
-                })
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT role, start_s, end_s FROM speech_regions WHERE call_id = ?1 ORDER BY rowid",
-            )
-            .map_err(e)?;
-        let regions: Vec<(Role, SpeechRegion)> = stmt
-            .query_map(params![id], |r| {
-                Ok((
-                    r.get::<_, Role>(0)?,
-                    SpeechRegion {
+        self.with(|db| {
+            let r = db
+                .query_opt(
+                    "SELECT id, call_key, path, agent_id, status, error, duration_s, source,
+                        tone_threshold FROM calls WHERE id = ?1",
+                    args![id],
+                )?
+                .ok_or_else(|| StoreError::NoSuchCall {
+                    at: String::new(),
+                    query: id.to_string(),
+                })?;
+            let mut call = StoredCall {
+                id: r.get(0)?,
+                call_key: r.get(1)?,
+                path: r.get(2)?,
+                agent_id: r.get(3)?,
+                status: r.get(4)?,
+                error: r.get(5)?,
+                duration_s: r.get(6)?,
+                source: r.get(7)?,
+                tone_threshold: r.get(8)?,
+                segments: Vec::new(),
+                raw_texts: Vec::new(),
+                speech: Vec::new(),
+                tone: Vec::new(),
+            };
+            call.segments = db
+                .query(
+                    "SELECT role, start_s, end_s, text, confidence, avg_logprob, no_speech_prob
+                     FROM segments WHERE call_id = ?1 ORDER BY idx",
+                    args![id],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(Segment {
+                        role: r.get(0)?,
                         start: r.get(1)?,
                         end: r.get(2)?,
-                    },
-                ))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
-        for (role, region) in regions {
-            match call.speech.iter_mut().find(|s| s.role == role) {
-                Some(s) => s.regions.push(region),
-                None => call.speech.push(SpeechRegions {
-                    role,
-                    regions: vec![region],
-                }),
-            }
-        }
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT role, start_s, end_s, p_calm, p_tense, p_agitated, features
-                 FROM tone_windows WHERE call_id = ?1 ORDER BY rowid",
-            )
-            .map_err(e)?;
-        call.tone = stmt
-            .query_map(params![id], |r| {
-                let features: Option<String> = r.get(6)?;
-                Ok(ToneWindow {
-                    role: r.get(0)?,
+                        text: r.get(3)?,
+                        confidence: r.get(4)?,
+                        avg_logprob: r.get(5)?,
+                        no_speech_prob: r.get(6)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()?;
+            call.raw_texts = db
+                .query(
+                    "SELECT idx, raw_text FROM segments WHERE call_id = ?1 AND raw_text IS NOT NULL
+                     ORDER BY idx",
+                    args![id],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(RawText {
+                        segment: r.get(0)?,
+                        raw_text: r.get(1)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()?;
+            let regions = db.query(
+                "SELECT role, start_s, end_s FROM speech_regions WHERE call_id = ?1 ORDER BY rowid",
+                args![id],
+            )?;
+            for r in &regions {
+                let role: Role = r.get(0)?;
+                let region = SpeechRegion {
                     start: r.get(1)?,
                     end: r.get(2)?,
-                    p_calm: r.get(3)?,
-                    p_tense: r.get(4)?,
-                    p_agitated: r.get(5)?,
-                    features: features.and_then(|f| serde_json::from_str(&f).ok()),
+                };
+                match call.speech.iter_mut().find(|s| s.role == role) {
+                    Some(s) => s.regions.push(region),
+                    None => call.speech.push(SpeechRegions {
+                        role,
+                        regions: vec![region],
+                    }),
+                }
+            }
+            call.tone = db
+                .query(
+                    "SELECT role, start_s, end_s, p_calm, p_tense, p_agitated, features
+                     FROM tone_windows WHERE call_id = ?1 ORDER BY rowid",
+                    args![id],
+                )?
+                .iter()
+                .map(|r| {
+                    let features: Option<String> = r.get(6)?;
+                    Ok(ToneWindow {
+                        role: r.get(0)?,
+                        start: r.get(1)?,
+                        end: r.get(2)?,
+                        p_calm: r.get(3)?,
+                        p_tense: r.get(4)?,
+                        p_agitated: r.get(5)?,
+                        features: features.and_then(|f| serde_json::from_str(&f).ok()),
+                    })
                 })
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
-        Ok(call)
+                .collect::<Result<_, DbError>>()?;
+            Ok(call)
+        })
     }
 
     /// Findings of a call (of one rubric, or of all), in time order.
@@ -291,56 +273,60 @@ impl Store {
         call_id: i64,
         rubric: Option<&str>,
     ) -> Result<Vec<StoredFinding>, StoreError> {
-        let e = |e| self.err(e);
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE call_id = ?1 AND (?2 IS NULL OR rubric = ?2)
              ORDER BY start_s, item_id"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        stmt.query_map(params![call_id, rubric], finding_row)
-            .and_then(|rows| rows.collect())
-            .map_err(e)
+        self.with(|db| {
+            Ok(db
+                .query(&sql, args![call_id, rubric])?
+                .iter()
+                .map(finding_row)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// Reviewed (confirmed or dismissed) findings of one rule kind, over all calls.
     pub fn reviewed_findings(&self, kind: Kind) -> Result<Vec<StoredFinding>, StoreError> {
-        let e = |e| self.err(e);
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE kind = ?1 AND review IN (?2, ?3)
              ORDER BY call_id, start_s"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        stmt.query_map(
-            params![kind, ReviewState::Confirmed, ReviewState::Dismissed],
-            finding_row,
-        )
-        .and_then(|rows| rows.collect())
-        .map_err(e)
+        self.with(|db| {
+            Ok(db
+                .query(
+                    &sql,
+                    args![kind, ReviewState::Confirmed, ReviewState::Dismissed],
+                )?
+                .iter()
+                .map(finding_row)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
-    /// Agent tone windows with features, over all analysed calls.
+    /// Agent tone windows with their model input, over all analysed calls.
     pub fn agent_tone_features(&self) -> Result<Vec<ToneFeatureRow>, StoreError> {
-        let e = |e| self.err(e);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT c.id, c.call_key, w.start_s, w.end_s, w.features
-                 FROM tone_windows w JOIN calls c ON c.id = w.call_id
-                 WHERE w.role = 'agent' AND w.features IS NOT NULL AND c.status = 'done'
-                 ORDER BY c.id, w.start_s",
-            )
-            .map_err(e)?;
-        stmt.query_map([], |r| {
-            Ok(ToneFeatureRow {
-                call_id: r.get(0)?,
-                call_key: r.get(1)?,
-                start: r.get(2)?,
-                end: r.get(3)?,
-                features: r.get(4)?,
-            })
+        self.with(|db| {
+            Ok(db
+                .query(
+                    "SELECT c.id, c.call_key, w.start_s, w.end_s, w.features
+                     FROM tone_windows w JOIN calls c ON c.id = w.call_id
+                     WHERE w.role = 'agent' AND w.features IS NOT NULL AND c.status = 'done'
+                     ORDER BY c.id, w.start_s",
+                    args![],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(ToneFeatureRow {
+                        call_id: r.get(0)?,
+                        call_key: r.get(1)?,
+                        start: r.get(2)?,
+                        end: r.get(3)?,
+                        features: r.get(4)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()?)
         })
-        .and_then(|rows| rows.collect())
-        .map_err(e)
     }
 
     /// The analysed call of this audio made with these models and scored with this rubric.
@@ -350,54 +336,57 @@ impl Store {
         models_key: &str,
         rubric_hash: &str,
     ) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT c.id FROM calls c JOIN scores s ON s.call_id = c.id
-                 WHERE c.audio_hash = ?1 AND c.models_key = ?2 AND s.rubric_hash = ?3
-                   AND c.status = 'done'
-                 ORDER BY c.id DESC LIMIT 1",
-                params![audio_hash, models_key, rubric_hash],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        self.with(|db| {
+            Ok(db
+                .column(
+                    "SELECT c.id FROM calls c JOIN scores s ON s.call_id = c.id
+                     WHERE c.audio_hash = ?1 AND c.models_key = ?2 AND s.rubric_hash = ?3
+                       AND c.status = 'done'
+                     ORDER BY c.id DESC LIMIT 1",
+                    args![audio_hash, models_key, rubric_hash],
+                )?
+                .into_iter()
+                .next())
+        })
     }
 
     /// Failed attempts logged for a call key, newest first: (error, when).
     pub fn failures(&self, call_key: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let e = |e| self.err(e);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT error, failed_at FROM failures WHERE call_key = ?1 ORDER BY id DESC")
-            .map_err(e)?;
-        stmt.query_map(params![call_key], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(e)
+        self.with(|db| {
+            Ok(db
+                .query(
+                    "SELECT error, failed_at FROM failures WHERE call_key = ?1 ORDER BY id DESC",
+                    args![call_key],
+                )?
+                .iter()
+                .map(|r| Ok((r.get(0)?, r.get(1)?)))
+                .collect::<Result<_, DbError>>()?)
+        })
     }
 
     /// Scores of a call, one per rubric.
     pub fn scores(&self, call_id: i64) -> Result<Vec<StoredScore>, StoreError> {
-        let e = |e| self.err(e);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT rubric, rubric_version, total, deductions, vetoed,
-                    coalesce(machine_total, total) FROM scores
-                 WHERE call_id = ?1 ORDER BY rubric",
-            )
-            .map_err(e)?;
-        stmt.query_map(params![call_id], |r| {
-            Ok(StoredScore {
-                rubric: r.get(0)?,
-                rubric_version: r.get(1)?,
-                total: r.get(2)?,
-                deductions: r.get(3)?,
-                vetoed: r.get(4)?,
-                machine_total: r.get(5)?,
-            })
+        self.with(|db| {
+            Ok(db
+                .query(
+                    "SELECT rubric, rubric_version, total, deductions, vetoed,
+                        coalesce(machine_total, total) FROM scores
+                     WHERE call_id = ?1 ORDER BY rubric",
+                    args![call_id],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(StoredScore {
+                        rubric: r.get(0)?,
+                        rubric_version: r.get(1)?,
+                        total: r.get(2)?,
+                        deductions: r.get(3)?,
+                        vetoed: r.get(4)?,
+                        machine_total: r.get(5)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()?)
         })
-        .and_then(|rows| rows.collect())
-        .map_err(e)
     }
 
     /// The per-call voice baselines of an agent's analysed calls (call key, baseline), oldest
@@ -405,18 +394,18 @@ impl Store {
     /// half-way and run again sees the same history as an uninterrupted one (and gives the same
     /// scores). A baseline that does not parse is skipped.
     pub fn agent_history(&self, agent_id: &str) -> Result<Vec<(String, Baseline)>, StoreError> {
-        let e = |e| self.err(e);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT call_key, tone_baseline FROM calls
-                 WHERE agent_id = ?1 AND status = 'done' AND tone_baseline IS NOT NULL ORDER BY id",
-            )
-            .map_err(e)?;
-        let rows: Vec<(String, String)> = stmt
-            .query_map(params![agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
+        let rows: Vec<(String, String)> = self.with(|db| {
+            Ok(db
+                .query(
+                    "SELECT call_key, tone_baseline FROM calls
+                     WHERE agent_id = ?1 AND status = 'done' AND tone_baseline IS NOT NULL
+                     ORDER BY id",
+                    args![agent_id],
+                )?
+                .iter()
+                .map(|r| Ok((r.get(0)?, r.get(1)?)))
+                .collect::<Result<_, DbError>>()?)
+        })?;
         Ok(rows
             .into_iter()
             .filter_map(|(k, json)| serde_json::from_str(&json).ok().map(|b| (k, b)))

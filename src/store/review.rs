@@ -5,9 +5,9 @@
 //! every step, never rewritten. Each step is one transaction that also recomputes the call's
 //! score, so the score a trainer sees always matches the verdicts stored with it.
 
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
+use super::db::{Db, DbError, Row, args};
 use super::read::{FINDING_COLUMNS, FINDING_FIELDS, StoredFinding, finding_row};
 use super::types::{AppealState, ReviewState, VerdictAction};
 use super::{Store, StoreError};
@@ -55,7 +55,7 @@ pub struct CalibrationRecord {
 const VERDICT_COLUMNS: &str =
     "id, finding_id, call_key, rubric, item_id, action, by_name, note, calibration_id, at";
 
-fn verdict_row(r: &rusqlite::Row) -> rusqlite::Result<VerdictRecord> {
+fn verdict_row(r: &Row) -> Result<VerdictRecord, DbError> {
     Ok(VerdictRecord {
         id: r.get(0)?,
         finding_id: r.get(1)?,
@@ -70,14 +70,6 @@ fn verdict_row(r: &rusqlite::Row) -> rusqlite::Result<VerdictRecord> {
     })
 }
 
-/// Turns a SQLite error into the store's, naming the database.
-fn sqlite_at(path: &std::path::Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
-    move |source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 fn refused(id: i64, reason: impl Into<String>) -> StoreError {
     StoreError::Refused {
         id,
@@ -87,21 +79,17 @@ fn refused(id: i64, reason: impl Into<String>) -> StoreError {
 
 /// Recompute one rubric's score of a call from its findings that still count (not dismissed),
 /// keeping the machine's score beside it.
-pub(crate) fn rescore_reviewed(
-    tx: &Transaction,
-    call_id: i64,
-    rubric: &str,
-) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "SELECT item_id, start_s, coalesce(item_points, points),
-            CASE WHEN observation THEN 0 ELSE coalesce(item_max_count, 1000000) END,
-            veto FROM findings WHERE call_id = ?1 AND rubric = ?2 AND review != 'dismissed'",
-    )?;
-    let rows: Vec<(String, f64, f64, u32, bool)> = stmt
-        .query_map(params![call_id, rubric], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+pub(crate) fn rescore_reviewed(db: &mut Db, call_id: i64, rubric: &str) -> Result<(), DbError> {
+    let rows: Vec<(String, f64, f64, u32, bool)> = db
+        .query(
+            "SELECT item_id, start_s, coalesce(item_points, points),
+                CASE WHEN observation != 0 THEN 0 ELSE coalesce(item_max_count, 1000000) END,
+                veto FROM findings WHERE call_id = ?1 AND rubric = ?2 AND review != 'dismissed'",
+            args![call_id, rubric],
+        )?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .collect::<Result<_, DbError>>()?;
     let counted: Vec<Counted> = rows
         .iter()
         .map(|(item_id, start, item_points, max_count, veto)| Counted {
@@ -113,11 +101,11 @@ pub(crate) fn rescore_reviewed(
         })
         .collect();
     let (deductions, vetoed, _) = tally(&counted);
-    tx.execute(
+    db.execute(
         "UPDATE scores SET total = ?3, deductions = ?4, vetoed = ?5,
             scored_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
          WHERE call_id = ?1 AND rubric = ?2",
-        params![
+        args![
             call_id,
             rubric,
             total_of(deductions, vetoed),
@@ -128,7 +116,7 @@ pub(crate) fn rescore_reviewed(
     Ok(())
 }
 
-fn finding_in(tx: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<FindingOfCall>> {
+fn finding_in(db: &mut Db, id: i64) -> Result<Option<FindingOfCall>, DbError> {
     let sql = format!(
         "SELECT {cols}, c.call_key, c.agent_id FROM findings f JOIN calls c ON c.id = f.call_id
          WHERE f.id = ?1",
@@ -138,28 +126,29 @@ fn finding_in(tx: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Fin
             .collect::<Vec<_>>()
             .join(", ")
     );
-    tx.query_row(&sql, params![id], |r| {
-        Ok(FindingOfCall {
-            finding: finding_row(r)?,
-            call_key: r.get(FINDING_FIELDS)?,
-            agent_id: r.get(FINDING_FIELDS + 1)?,
+    db.query_opt(&sql, args![id])?
+        .map(|r| {
+            Ok(FindingOfCall {
+                finding: finding_row(&r)?,
+                call_key: r.get(FINDING_FIELDS)?,
+                agent_id: r.get(FINDING_FIELDS + 1)?,
+            })
         })
-    })
-    .optional()
+        .transpose()
 }
 
 fn record(
-    tx: &Transaction,
+    db: &mut Db,
     f: &FindingOfCall,
     action: VerdictAction,
     by: &str,
     note: Option<&str>,
     calibration: Option<i64>,
-) -> rusqlite::Result<()> {
-    tx.execute(
+) -> Result<(), DbError> {
+    db.execute(
         "INSERT INTO verdicts (finding_id, call_key, rubric, item_id, action, by_name, note,
             calibration_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
+        args![
             f.finding.id,
             f.call_key,
             f.finding.rubric,
@@ -174,19 +163,19 @@ fn record(
 }
 
 fn set_state(
-    tx: &Transaction,
+    db: &mut Db,
     f: &FindingOfCall,
     review: ReviewState,
     appeal: AppealState,
     by: &str,
     note: Option<&str>,
-) -> rusqlite::Result<()> {
-    tx.execute(
+) -> Result<(), DbError> {
+    db.execute(
         "UPDATE findings SET review = ?2, appeal = ?3, reviewer = ?4, review_note = ?5,
             reviewed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?1",
-        params![f.finding.id, review, appeal, by, note],
+        args![f.finding.id, review, appeal, by, note],
     )?;
-    rescore_reviewed(tx, f.finding.call_id, &f.finding.rubric)
+    rescore_reviewed(db, f.finding.call_id, &f.finding.rubric)
 }
 
 fn non_empty(id: i64, what: &str, text: &str) -> Result<(), StoreError> {
@@ -201,30 +190,19 @@ impl Store {
     fn with_finding<T>(
         &mut self,
         id: i64,
-        step: impl FnOnce(&Transaction, &FindingOfCall) -> Result<T, StoreError>,
+        step: impl FnOnce(&mut Db, &FindingOfCall) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let path = self.path.clone();
-        let sql = sqlite_at(&path);
-        let tx = self.conn.transaction().map_err(sql)?;
-        let f = finding_in(&tx, id)
-            .map_err(sql)?
-            .ok_or(StoreError::NoSuchFinding {
-                path: path.clone(),
-                id,
-            })?;
-        let out = step(&tx, &f)?;
-        tx.commit().map_err(sql)?;
-        Ok(out)
+        let at = self.location();
+        self.transaction(|db| {
+            let f = finding_in(db, id)?.ok_or(StoreError::NoSuchFinding { at, id })?;
+            step(db, &f)
+        })
     }
 
     /// A finding by id, with its call.
     pub fn finding(&self, id: i64) -> Result<FindingOfCall, StoreError> {
-        finding_in(&self.conn, id)
-            .map_err(|e| self.err(e))?
-            .ok_or(StoreError::NoSuchFinding {
-                path: self.path.clone(),
-                id,
-            })
+        let at = self.location();
+        self.with(|db| finding_in(db, id)?.ok_or(StoreError::NoSuchFinding { at, id }))
     }
 
     /// A reviewer's verdict: `Confirm` (real hit), `Dismiss` (false hit: it leaves the score) or
@@ -238,16 +216,14 @@ impl Store {
         note: Option<&str>,
     ) -> Result<FindingOfCall, StoreError> {
         non_empty(id, "the reviewer's name", by)?;
-        let path = self.path.clone();
-        self.with_finding(id, |tx, f| {
-            let sql = sqlite_at(&path);
+        self.with_finding(id, |db, f| {
             let review = match action {
                 VerdictAction::Confirm => ReviewState::Confirmed,
                 VerdictAction::Dismiss => ReviewState::Dismissed,
                 VerdictAction::Note => {
                     let text = note.unwrap_or_default();
                     non_empty(id, "a note", text)?;
-                    record(tx, f, action, by, Some(text), None).map_err(sql)?;
+                    record(db, f, action, by, Some(text), None)?;
                     return Ok(f.clone());
                 }
                 other => {
@@ -275,9 +251,9 @@ impl Store {
                 }
                 AppealState::None => {}
             }
-            record(tx, f, action, by, note, None).map_err(sql)?;
-            set_state(tx, f, review, AppealState::None, by, note).map_err(sql)?;
-            finding_in(tx, id).map_err(sql)?.ok_or_else(|| refused(id, "vanished"))
+            record(db, f, action, by, note, None)?;
+            set_state(db, f, review, AppealState::None, by, note)?;
+            finding_in(db, id)?.ok_or_else(|| refused(id, "vanished"))
         })
     }
 
@@ -290,9 +266,7 @@ impl Store {
         reason: &str,
     ) -> Result<FindingOfCall, StoreError> {
         non_empty(id, "the appeal's reason", reason)?;
-        let path = self.path.clone();
-        self.with_finding(id, |tx, f| {
-            let sql = sqlite_at(&path);
+        self.with_finding(id, |db, f| {
             if f.agent_id.as_deref() != Some(agent) {
                 return Err(refused(
                     id,
@@ -314,15 +288,12 @@ impl Store {
             if f.finding.review == ReviewState::Dismissed {
                 return Err(refused(id, "it is dismissed: nothing to appeal"));
             }
-            record(tx, f, VerdictAction::Appeal, agent, Some(reason), None).map_err(sql)?;
-            tx.execute(
+            record(db, f, VerdictAction::Appeal, agent, Some(reason), None)?;
+            db.execute(
                 "UPDATE findings SET appeal = 'pending' WHERE id = ?1",
-                params![id],
-            )
-            .map_err(sql)?;
-            finding_in(tx, id)
-                .map_err(sql)?
-                .ok_or_else(|| refused(id, "vanished"))
+                args![id],
+            )?;
+            finding_in(db, id)?.ok_or_else(|| refused(id, "vanished"))
         })
     }
 
@@ -336,9 +307,7 @@ impl Store {
         note: Option<&str>,
     ) -> Result<FindingOfCall, StoreError> {
         non_empty(id, "the reviewer's name", by)?;
-        let path = self.path.clone();
-        self.with_finding(id, |tx, f| {
-            let sql = sqlite_at(&path);
+        self.with_finding(id, |db, f| {
             if f.finding.appeal != AppealState::Pending {
                 return Err(refused(
                     id,
@@ -361,23 +330,23 @@ impl Store {
                     AppealState::Rejected,
                 )
             };
-            record(tx, f, action, by, note, None).map_err(sql)?;
-            set_state(tx, f, review, appeal, by, note).map_err(sql)?;
-            finding_in(tx, id)
-                .map_err(sql)?
-                .ok_or_else(|| refused(id, "vanished"))
+            record(db, f, action, by, note, None)?;
+            set_state(db, f, review, appeal, by, note)?;
+            finding_in(db, id)?.ok_or_else(|| refused(id, "vanished"))
         })
     }
 
     /// Every step of a finding's history, oldest first (calibration verdicts included).
     pub fn verdict_history(&self, finding_id: i64) -> Result<Vec<VerdictRecord>, StoreError> {
-        let e = |e| self.err(e);
         let sql =
             format!("SELECT {VERDICT_COLUMNS} FROM verdicts WHERE finding_id = ?1 ORDER BY id");
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        stmt.query_map(params![finding_id], verdict_row)
-            .and_then(|rows| rows.collect())
-            .map_err(e)
+        self.with(|db| {
+            Ok(db
+                .query(&sql, args![finding_id])?
+                .iter()
+                .map(verdict_row)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// Start a calibration round: these calls, judged independently by these reviewers.
@@ -388,28 +357,27 @@ impl Store {
         reviewers: &[String],
         call_keys: &[String],
     ) -> Result<i64, StoreError> {
-        let path = self.path.clone();
-        let sql = sqlite_at(&path);
-        let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute(
-            "INSERT INTO calibrations (name, requested_by, reviewers) VALUES (?1, ?2, ?3)",
-            params![
-                name,
-                requested_by,
-                serde_json::to_string(reviewers).unwrap_or_default()
-            ],
-        )
-        .map_err(sql)?;
-        let id = tx.last_insert_rowid();
-        for key in call_keys {
-            tx.execute(
-                "INSERT OR IGNORE INTO calibration_calls (calibration_id, call_key) VALUES (?1, ?2)",
-                params![id, key],
-            )
-            .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)?;
-        Ok(id)
+        self.transaction(|db| {
+            let id: i64 = db
+                .query_one(
+                    "INSERT INTO calibrations (name, requested_by, reviewers) VALUES (?1, ?2, ?3)
+                     RETURNING id",
+                    args![
+                        name,
+                        requested_by,
+                        serde_json::to_string(reviewers).unwrap_or_default()
+                    ],
+                )?
+                .get(0)?;
+            for key in call_keys {
+                db.execute(
+                    "INSERT INTO calibration_calls (calibration_id, call_key) VALUES (?1, ?2)
+                     ON CONFLICT DO NOTHING",
+                    args![id, key],
+                )?;
+            }
+            Ok(id)
+        })
     }
 
     /// A reviewer's verdict in a calibration round: recorded in the history with the round's id;
@@ -432,8 +400,7 @@ impl Store {
                 ),
             ));
         }
-        let path = self.path.clone();
-        self.with_finding(finding_id, |tx, f| {
+        self.with_finding(finding_id, |db, f| {
             if !round.call_keys.contains(&f.call_key) {
                 return Err(refused(
                     finding_id,
@@ -448,80 +415,75 @@ impl Store {
             } else {
                 VerdictAction::Dismiss
             };
-            record(tx, f, action, by, note, Some(calibration_id)).map_err(sqlite_at(&path))
+            Ok(record(db, f, action, by, note, Some(calibration_id))?)
         })
     }
 
     fn calibration_header(&self, id: i64) -> Result<CalibrationRecord, StoreError> {
-        let e = |e| self.err(e);
-        let head: Option<(String, String, String, String)> = self
-            .conn
-            .query_row(
-                "SELECT name, requested_by, reviewers, created_at FROM calibrations WHERE id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(e)?;
-        let (name, requested_by, reviewers, created_at) =
-            head.ok_or_else(|| StoreError::NoSuchCall {
-                path: self.path.clone(),
-                query: format!("calibration {id}"),
-            })?;
-        let mut stmt = self
-            .conn
-            .prepare(
+        let at = self.location();
+        self.with(|db| {
+            let head = db
+                .query_opt(
+                    "SELECT name, requested_by, reviewers, created_at FROM calibrations
+                     WHERE id = ?1",
+                    args![id],
+                )?
+                .ok_or_else(|| StoreError::NoSuchCall {
+                    at,
+                    query: format!("calibration {id}"),
+                })?;
+            let reviewers: String = head.get(2)?;
+            let call_keys = db.column(
                 "SELECT call_key FROM calibration_calls WHERE calibration_id = ?1 ORDER BY call_key",
-            )
-            .map_err(e)?;
-        let call_keys = stmt
-            .query_map(params![id], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
-        Ok(CalibrationRecord {
-            id,
-            name,
-            requested_by,
-            reviewers: serde_json::from_str(&reviewers).unwrap_or_default(),
-            call_keys,
-            created_at,
-            findings: Vec::new(),
-            verdicts: Vec::new(),
+                args![id],
+            )?;
+            Ok(CalibrationRecord {
+                id,
+                name: head.get(0)?,
+                requested_by: head.get(1)?,
+                reviewers: serde_json::from_str(&reviewers).unwrap_or_default(),
+                call_keys,
+                created_at: head.get(3)?,
+                findings: Vec::new(),
+                verdicts: Vec::new(),
+            })
         })
     }
 
     /// A calibration round with its calls' findings and the verdicts given in it.
     pub fn calibration(&self, id: i64) -> Result<CalibrationRecord, StoreError> {
         let mut round = self.calibration_header(id)?;
-        let e = |e| self.err(e);
         let cols = FINDING_COLUMNS
             .split(',')
             .map(|c| format!("f.{}", c.trim()))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
+        let findings_sql = format!(
             "SELECT {cols}, c.call_key, c.agent_id FROM findings f JOIN calls c ON c.id = f.call_id
              WHERE c.call_key IN (SELECT call_key FROM calibration_calls WHERE calibration_id = ?1)
              ORDER BY c.call_key, f.start_s, f.item_id"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        round.findings = stmt
-            .query_map(params![id], |r| {
-                Ok(FindingOfCall {
-                    finding: finding_row(r)?,
-                    call_key: r.get(FINDING_FIELDS)?,
-                    agent_id: r.get(FINDING_FIELDS + 1)?,
-                })
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
-        let sql =
+        let verdicts_sql =
             format!("SELECT {VERDICT_COLUMNS} FROM verdicts WHERE calibration_id = ?1 ORDER BY id");
-        let mut stmt = self.conn.prepare(&sql).map_err(e)?;
-        round.verdicts = stmt
-            .query_map(params![id], verdict_row)
-            .and_then(|rows| rows.collect())
-            .map_err(e)?;
+        self.with(|db| {
+            round.findings = db
+                .query(&findings_sql, args![id])?
+                .iter()
+                .map(|r| {
+                    Ok(FindingOfCall {
+                        finding: finding_row(r)?,
+                        call_key: r.get(FINDING_FIELDS)?,
+                        agent_id: r.get(FINDING_FIELDS + 1)?,
+                    })
+                })
+                .collect::<Result<_, DbError>>()?;
+            round.verdicts = db
+                .query(&verdicts_sql, args![id])?
+                .iter()
+                .map(verdict_row)
+                .collect::<Result<_, _>>()?;
+            Ok(())
+        })?;
         Ok(round)
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::CallStore;
+use super::Store;
 use super::write::{CallMeta, CallRows};
 use crate::asr::Segment;
 use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass};
@@ -24,9 +24,9 @@ struct Pending {
     findings: Vec<Finding>,
 }
 
-/// Writes each finished call into a [`CallStore`].
+/// Writes each finished call into a [`Store`].
 pub struct StoreSink<'a> {
-    store: &'a mut dyn CallStore,
+    store: &'a mut Store,
     models_key: String,
     run_id: Option<i64>,
     rubric_hash: String,
@@ -37,7 +37,7 @@ impl<'a> StoreSink<'a> {
     /// A sink writing calls made with `models_key`, under run `run_id`, scored with the rubric
     /// of `rubric_hash`.
     pub fn new(
-        store: &'a mut dyn CallStore,
+        store: &'a mut Store,
         models_key: String,
         run_id: Option<i64>,
         rubric_hash: String,

@@ -36,18 +36,7 @@ macro_rules! text_enum {
             }
         }
 
-        impl rusqlite::types::FromSql for $name {
-            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-                let s = v.as_str()?;
-                s.parse().map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
-            }
-        }
-
-        impl rusqlite::types::ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(self.as_str().into())
-            }
-        }
+        $crate::store::db::text_value!($name, |v: &$name| v.as_str(), |s: &str| s.parse());
     };
 }
 
@@ -150,55 +139,22 @@ impl std::str::FromStr for Source {
     }
 }
 
-impl rusqlite::types::ToSql for Source {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(match self {
-            Source::Batch => "batch",
-            Source::Live => "live",
-        }
-        .into())
-    }
-}
+crate::store::db::text_value!(
+    Source,
+    |s: &Source| match s {
+        Source::Batch => "batch",
+        Source::Live => "live",
+    },
+    |s: &str| s.parse()
+);
 
-impl rusqlite::types::FromSql for Source {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        match v.as_str()? {
-            "batch" => Ok(Source::Batch),
-            "live" => Ok(Source::Live),
-            other => Err(rusqlite::types::FromSqlError::Other(
-                format!("unknown source '{other}'").into(),
-            )),
-        }
-    }
-}
-
-impl rusqlite::types::ToSql for crate::audio::Role {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
-impl rusqlite::types::FromSql for crate::audio::Role {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        v.as_str()?
-            .parse()
-            .map_err(|e: String| rusqlite::types::FromSqlError::Other(e.into()))
-    }
-}
+crate::store::db::text_value!(
+    crate::audio::Role,
+    |r: &crate::audio::Role| r.as_str(),
+    |s: &str| s.parse()
+);
 
 pub use crate::rubric::Kind;
 
-impl rusqlite::types::ToSql for Kind {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.name().into())
-    }
-}
-
-impl rusqlite::types::FromSql for Kind {
-    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Kind::from_name(s).ok_or_else(|| {
-            rusqlite::types::FromSqlError::Other(format!("unknown rule kind '{s}'").into())
-        })
-    }
-}
+crate::store::db::text_value!(Kind, |k: &Kind| k.name(), |s: &str| Kind::from_name(s)
+    .ok_or_else(|| format!("unknown rule kind '{s}'")));

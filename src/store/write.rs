@@ -3,7 +3,7 @@
 //! duplicates. Trainers' verdicts on findings survive a re-run or a rescore when the same item
 //! fires again over an overlapping span.
 
-use rusqlite::{Transaction, params};
+use super::db::{Db, DbError, args};
 
 use super::types::{AppealState, CallStatus, ReviewState, Source};
 use super::{RunTotals, Store, StoreError};
@@ -72,62 +72,65 @@ struct Carried {
     at: Option<String>,
 }
 
-fn reviewed_of(tx: &Transaction, call_id: i64, rubric: &str) -> rusqlite::Result<Vec<Carried>> {
-    let mut stmt = tx.prepare(
+fn reviewed_of(db: &mut Db, call_id: i64, rubric: &str) -> Result<Vec<Carried>, DbError> {
+    let rows = db.query(
         "SELECT id, item_id, start_s, end_s, review, appeal, reviewer, review_note, reviewed_at
          FROM findings WHERE call_id = ?1 AND rubric = ?2",
+        args![call_id, rubric],
     )?;
-    let rows = stmt.query_map(params![call_id, rubric], |r| {
-        Ok(Carried {
-            id: r.get(0)?,
-            item_id: r.get(1)?,
-            start: r.get(2)?,
-            end: r.get(3)?,
-            review: r.get(4)?,
-            appeal: r.get(5)?,
-            reviewer: r.get(6)?,
-            note: r.get(7)?,
-            at: r.get(8)?,
+    rows.iter()
+        .map(|r| {
+            Ok(Carried {
+                id: r.get(0)?,
+                item_id: r.get(1)?,
+                start: r.get(2)?,
+                end: r.get(3)?,
+                review: r.get(4)?,
+                appeal: r.get(5)?,
+                reviewer: r.get(6)?,
+                note: r.get(7)?,
+                at: r.get(8)?,
+            })
         })
-    })?;
-    rows.collect()
+        .collect()
 }
 
 /// The next finding id: above every finding and every id the verdict history names, so a new
 /// finding never inherits the history of one that is gone.
-fn next_finding_id(tx: &Transaction) -> rusqlite::Result<i64> {
-    tx.query_row(
-        "SELECT max(coalesce((SELECT max(id) FROM findings), 0),
-                    coalesce((SELECT max(finding_id) FROM verdicts), 0)) + 1",
-        [],
-        |r| r.get(0),
-    )
+fn next_finding_id(db: &mut Db) -> Result<i64, DbError> {
+    db.lock_finding_ids()?;
+    let findings: i64 = db
+        .query_one("SELECT coalesce(max(id), 0) FROM findings", args![])?
+        .get(0)?;
+    let history: i64 = db
+        .query_one("SELECT coalesce(max(finding_id), 0) FROM verdicts", args![])?
+        .get(0)?;
+    Ok(findings.max(history) + 1)
 }
 
 fn insert_findings(
-    tx: &Transaction,
+    db: &mut Db,
     call_id: i64,
     findings: &[Finding],
     score: &Score,
     rubric_hash: &str,
     carried: &[Carried],
-) -> rusqlite::Result<()> {
-    tx.execute(
+) -> Result<(), DbError> {
+    db.execute(
         "DELETE FROM findings WHERE call_id = ?1 AND rubric = ?2",
-        params![call_id, score.rubric],
+        args![call_id, score.rubric],
     )?;
-    tx.execute(
+    db.execute(
         "DELETE FROM scores WHERE call_id = ?1 AND rubric = ?2",
-        params![call_id, score.rubric],
+        args![call_id, score.rubric],
     )?;
-    let mut ins = tx.prepare(
+    let insert =
         "INSERT INTO findings (id, call_id, rubric, rubric_version, item_id, kind, description,
             dimension, points, veto, role, start_s, end_s, evidence, review, reviewer, review_note,
             reviewed_at, appeal, item_points, item_max_count, observation)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22)",
-    )?;
-    let mut next_id = next_finding_id(tx)?;
+            ?19, ?20, ?21, ?22)";
+    let mut next_id = next_finding_id(db)?;
     let mut used = vec![false; carried.len()];
     for f in findings {
         // The same item over an overlapping span (within half a second) is the same finding.
@@ -145,36 +148,39 @@ fn insert_findings(
                 next_id - 1
             }
         };
-        ins.execute(params![
-            id,
-            call_id,
-            score.rubric,
-            score.version,
-            f.item_id,
-            f.kind,
-            f.description,
-            f.dimension,
-            f.points,
-            f.veto,
-            f.role,
-            f.start,
-            f.end,
-            f.evidence,
-            old.map_or(ReviewState::Open, |r| r.review),
-            old.and_then(|r| r.reviewer.clone()),
-            old.and_then(|r| r.note.clone()),
-            old.and_then(|r| r.at.clone()),
-            old.map_or(AppealState::None, |r| r.appeal),
-            f.item_points,
-            f.max_count,
-            f.observation,
-        ])?;
+        db.execute(
+            insert,
+            args![
+                id,
+                call_id,
+                score.rubric,
+                score.version,
+                f.item_id,
+                f.kind,
+                f.description,
+                f.dimension,
+                f.points,
+                f.veto,
+                f.role,
+                f.start,
+                f.end,
+                f.evidence,
+                old.map_or(ReviewState::Open, |r| r.review),
+                old.and_then(|r| r.reviewer.clone()),
+                old.and_then(|r| r.note.clone()),
+                old.and_then(|r| r.at.clone()),
+                old.map_or(AppealState::None, |r| r.appeal),
+                f.item_points,
+                f.max_count,
+                f.observation,
+            ],
+        )?;
     }
-    tx.execute(
+    db.execute(
         "INSERT INTO scores (call_id, rubric, rubric_version, rubric_hash, total, deductions, vetoed,
             machine_total, machine_deductions, machine_vetoed)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?6, ?7)",
-        params![
+        args![
             call_id,
             score.rubric,
             score.version,
@@ -185,7 +191,7 @@ fn insert_findings(
         ],
     )?;
     // Verdicts carried over may take findings out of the count.
-    super::review::rescore_reviewed(tx, call_id, &score.rubric)
+    super::review::rescore_reviewed(db, call_id, &score.rubric)
 }
 
 impl Store {
@@ -197,80 +203,85 @@ impl Store {
         models_key: &str,
         rubric_hash: &str,
     ) -> Result<bool, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM calls c JOIN scores s ON s.call_id = c.id
-                 WHERE c.call_key = ?1 AND c.audio_hash = ?2 AND c.models_key = ?3
-                   AND c.status = ?5 AND s.rubric_hash = ?4)",
-                params![
-                    call_key,
-                    audio_hash,
-                    models_key,
-                    rubric_hash,
-                    CallStatus::Done
-                ],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
+        self.with(|db| {
+            Ok(db
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM calls c JOIN scores s ON s.call_id = c.id
+                     WHERE c.call_key = ?1 AND c.audio_hash = ?2 AND c.models_key = ?3
+                       AND c.status = ?5 AND s.rubric_hash = ?4)",
+                    args![
+                        call_key,
+                        audio_hash,
+                        models_key,
+                        rubric_hash,
+                        CallStatus::Done
+                    ],
+                )?
+                .get(0)?)
+        })
     }
 
-    /// Store a fully analysed call in one transaction; returns its row id.
+    /// Store a fully analysed call in one transaction (replacing an earlier analysis of the
+    /// same key, carrying trainers' verdicts over); returns its id. A queue worker's call is
+    /// fenced on its lease: if the lease is gone, nothing is written.
     pub fn save_call(&mut self, meta: &CallMeta, rows: &CallRows) -> Result<i64, StoreError> {
-        let path = self.path.clone();
-        let result = (|| -> rusqlite::Result<i64> {
-            let tx = self.conn.transaction()?;
-            let old: Option<i64> = tx
-                .query_row(
+        let fence = self.fence().cloned();
+        self.transaction(|db| {
+            if let Some(lease) = &fence {
+                super::queue::complete(db, lease, rows.duration_s)?;
+            }
+            let old: Option<i64> = db
+                .query_opt(
                     "SELECT id FROM calls WHERE call_key = ?1",
-                    params![meta.call_key],
-                    |r| r.get(0),
-                )
-                .ok();
+                    args![meta.call_key],
+                )?
+                .map(|r| r.get(0))
+                .transpose()?;
             let reviews = match old {
-                Some(id) => reviewed_of(&tx, id, &rows.score.rubric)?,
+                Some(id) => reviewed_of(db, id, &rows.score.rubric)?,
                 None => Vec::new(),
             };
             if let Some(id) = old {
-                tx.execute("DELETE FROM calls WHERE id = ?1", params![id])?;
+                db.execute("DELETE FROM calls WHERE id = ?1", args![id])?;
             }
-            tx.execute(
-                "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
-                    duration_s, sample_rate, channels, encoding, models_key, run_id, tone_baseline,
-                    source, tone_threshold, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15,
-                    coalesce(?16, strftime('%Y-%m-%dT%H:%M:%SZ','now')))",
-                params![
-                    meta.call_key,
-                    meta.path,
-                    meta.audio_hash,
-                    meta.agent_id,
-                    meta.channel_map.to_string(),
-                    rows.duration_s,
-                    rows.sample_rate,
-                    rows.channels as i64,
-                    encoding_text(rows.encoding),
-                    meta.models_key,
-                    meta.run_id,
-                    rows.tone_baseline
-                        .and_then(|b| serde_json::to_string(b).ok()),
-                    CallStatus::Done,
-                    meta.source,
-                    rows.tone_threshold,
-                    meta.started_at,
-                ],
-            )?;
-            let call_id = tx.last_insert_rowid();
-            {
-                let mut ins = tx.prepare(
+            let call_id: i64 = db
+                .query_one(
+                    "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
+                        duration_s, sample_rate, channels, encoding, models_key, run_id,
+                        tone_baseline, source, tone_threshold, started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15,
+                        coalesce(?16, strftime('%Y-%m-%dT%H:%M:%SZ','now')))
+                     RETURNING id",
+                    args![
+                        meta.call_key,
+                        meta.path,
+                        meta.audio_hash,
+                        meta.agent_id,
+                        meta.channel_map.to_string(),
+                        rows.duration_s,
+                        rows.sample_rate,
+                        rows.channels,
+                        encoding_text(rows.encoding),
+                        meta.models_key,
+                        meta.run_id,
+                        rows.tone_baseline
+                            .and_then(|b| serde_json::to_string(b).ok()),
+                        CallStatus::Done,
+                        meta.source,
+                        rows.tone_threshold,
+                        meta.started_at,
+                    ],
+                )?
+                .get(0)?;
+            for (i, s) in rows.segments.iter().enumerate() {
+                let raw = rows.raw_texts.iter().find(|(k, _)| *k == i).map(|(_, r)| r);
+                db.execute(
                     "INSERT INTO segments (call_id, idx, role, start_s, end_s, text, confidence,
                         avg_logprob, no_speech_prob, raw_text)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?;
-                for (i, s) in rows.segments.iter().enumerate() {
-                    let raw = rows.raw_texts.iter().find(|(k, _)| *k == i).map(|(_, r)| r);
-                    ins.execute(params![
+                    args![
                         call_id,
-                        i as i64,
+                        i,
                         s.role,
                         s.start,
                         s.end,
@@ -279,26 +290,27 @@ impl Store {
                         s.avg_logprob,
                         s.no_speech_prob,
                         raw
-                    ])?;
-                }
-                let mut ins = tx.prepare(
-                    "INSERT INTO speech_regions (call_id, role, start_s, end_s) VALUES (?1, ?2, ?3, ?4)",
+                    ],
                 )?;
-                for sr in rows.speech {
-                    for r in &sr.regions {
-                        ins.execute(params![call_id, sr.role, r.start, r.end])?;
-                    }
+            }
+            for sr in rows.speech {
+                for r in &sr.regions {
+                    db.execute(
+                        "INSERT INTO speech_regions (call_id, role, start_s, end_s)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        args![call_id, sr.role, r.start, r.end],
+                    )?;
                 }
-                let mut ins = tx.prepare(
+            }
+            for w in rows.tone {
+                let features = w
+                    .features
+                    .as_ref()
+                    .map(|f| serde_json::to_string(f).unwrap_or_default());
+                db.execute(
                     "INSERT INTO tone_windows (call_id, role, start_s, end_s, p_calm, p_tense,
                         p_agitated, features) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )?;
-                for w in rows.tone {
-                    let features = w
-                        .features
-                        .as_ref()
-                        .map(|f| serde_json::to_string(f).unwrap_or_default());
-                    ins.execute(params![
+                    args![
                         call_id,
                         w.role,
                         w.start,
@@ -307,38 +319,43 @@ impl Store {
                         w.p_tense,
                         w.p_agitated,
                         features
-                    ])?;
-                }
+                    ],
+                )?;
             }
             insert_findings(
-                &tx,
+                db,
                 call_id,
                 rows.findings,
                 rows.score,
                 rows.rubric_hash,
                 &reviews,
             )?;
-            tx.commit()?;
             Ok(call_id)
-        })();
-        result.map_err(|source| StoreError::Sqlite { path, source })
+        })
     }
 
     /// Record a call that could not be analysed. The attempt always goes into `failures`; a
     /// call row is written only if the key has none, or its row is itself a failure. An analysed
     /// call keeps its transcript, findings and trainers' reviews: a file that was moved or
-    /// archived after analysis must not take its QC record with it.
+    /// archived after analysis must not take its QC record with it. A queue worker's failure
+    /// is fenced on its lease like a stored call.
     pub fn save_failure(&mut self, meta: &CallMeta, error: &str) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let result = (|| -> rusqlite::Result<()> {
-            let tx = self.conn.transaction()?;
-            tx.execute(
+        let fence = self.fence().cloned();
+        self.transaction(|db| {
+            if let Some(lease) = &fence
+                && !super::queue::fail_attempt(db, lease, error)?
+            {
+                // Attempts remain: the job goes back to the queue and the failure is logged
+                // only in the queue's own error log (the call row is written at the last).
+                return Ok(());
+            }
+            db.execute(
                 "INSERT INTO failures (call_key, path, error, run_id) VALUES (?1, ?2, ?3, ?4)",
-                params![meta.call_key, meta.path, error, meta.run_id],
+                args![meta.call_key, meta.path, error, meta.run_id],
             )?;
             // A new key gets a failed row; an earlier failure is updated; an analysed call is
             // left as it is (the WHERE of the upsert).
-            tx.execute(
+            db.execute(
                 "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
                     error, models_key, run_id, source)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?9, ?6, ?7, ?8, ?10)
@@ -348,7 +365,7 @@ impl Store {
                     models_key = excluded.models_key, run_id = excluded.run_id,
                     processed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')
                  WHERE calls.status = ?9",
-                params![
+                args![
                     meta.call_key,
                     meta.path,
                     meta.audio_hash,
@@ -361,9 +378,8 @@ impl Store {
                     meta.source,
                 ],
             )?;
-            tx.commit()
-        })();
-        result.map_err(|source| StoreError::Sqlite { path, source })
+            Ok(())
+        })
     }
 
     /// Replace one rubric's findings and score of a stored call (rescore), keeping reviews.
@@ -374,14 +390,11 @@ impl Store {
         score: &Score,
         rubric_hash: &str,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let result = (|| -> rusqlite::Result<()> {
-            let tx = self.conn.transaction()?;
-            let reviews = reviewed_of(&tx, call_id, &score.rubric)?;
-            insert_findings(&tx, call_id, findings, score, rubric_hash, &reviews)?;
-            tx.commit()
-        })();
-        result.map_err(|source| StoreError::Sqlite { path, source })
+        self.transaction(|db| {
+            let reviews = reviewed_of(db, call_id, &score.rubric)?;
+            insert_findings(db, call_id, findings, score, rubric_hash, &reviews)?;
+            Ok(())
+        })
     }
 
     /// Start a run record; returns its id.
@@ -396,34 +409,36 @@ impl Store {
             Some((n, v, h)) => (Some(n), Some(v), Some(h)),
             None => (None, None, None),
         };
-        self.conn
-            .execute(
-                "INSERT INTO runs (command, models, rubric_name, rubric_version, rubric_hash, settings)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![command, models_json, name, version, hash, settings_json],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        self.with(|db| {
+            Ok(db
+                .query_one(
+                    "INSERT INTO runs (command, models, rubric_name, rubric_version, rubric_hash,
+                        settings) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                    args![command, models_json, name, version, hash, settings_json],
+                )?
+                .get(0)?)
+        })
     }
 
     /// Close a run record with its totals.
     pub fn finish_run(&mut self, run_id: i64, t: &RunTotals) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), calls_done = ?2,
-                    calls_skipped = ?3, calls_failed = ?4, audio_s = ?5, wall_s = ?6, stage_s = ?7
+        self.with(|db| {
+            db.execute(
+                "UPDATE runs SET finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
+                    calls_done = ?2, calls_skipped = ?3, calls_failed = ?4, audio_s = ?5,
+                    wall_s = ?6, stage_s = ?7
                  WHERE id = ?1",
-                params![
+                args![
                     run_id,
-                    t.done as i64,
-                    t.skipped as i64,
-                    t.failed as i64,
+                    t.done,
+                    t.skipped,
+                    t.failed,
                     t.audio_s,
                     t.wall_s,
                     t.stages_json
                 ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            )?;
+            Ok(())
+        })
     }
 }
