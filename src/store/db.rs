@@ -524,6 +524,7 @@ impl<'a> postgres::types::FromSql<'a> for Value {
             Type::BOOL => Value::Int(bool::from_sql(ty, raw)? as i64),
             Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
             Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)? as f64),
+            Type::VOID => Value::Null,
             _ if <&str as FromSql>::accepts(ty) => Value::Text(<&str>::from_sql(ty, raw)?.into()),
             _ => return Err(format!("unexpected PostgreSQL type {ty} in a result").into()),
         })

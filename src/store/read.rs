@@ -142,7 +142,7 @@ impl Store {
                 .column(
                     "SELECT id FROM calls WHERE id = ?1 OR call_key = ?2 OR path = ?2
                         OR path LIKE '%/' || ?2 OR path LIKE '%/' || ?2 || '.wav'
-                        OR (length(?2) >= 8 AND audio_hash LIKE ?2 || '%')
+                        OR (length(CAST(?2 AS TEXT)) >= 8 AND audio_hash LIKE ?2 || '%')
                      ORDER BY id DESC LIMIT 1",
                     args![by_id.unwrap_or(-1), query],
                 )?
@@ -274,7 +274,7 @@ impl Store {
         rubric: Option<&str>,
     ) -> Result<Vec<StoredFinding>, StoreError> {
         let sql = format!(
-            "SELECT {FINDING_COLUMNS} FROM findings WHERE call_id = ?1 AND (?2 IS NULL OR rubric = ?2)
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE call_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR rubric = ?2)
              ORDER BY start_s, item_id"
         );
         self.with(|db| {

@@ -250,7 +250,7 @@ impl Store {
                         duration_s, sample_rate, channels, encoding, models_key, run_id,
                         tone_baseline, source, tone_threshold, started_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15,
-                        coalesce(?16, strftime('%Y-%m-%dT%H:%M:%SZ','now')))
+                        coalesce(CAST(?16 AS TEXT), strftime('%Y-%m-%dT%H:%M:%SZ','now')))
                      RETURNING id",
                     args![
                         meta.call_key,
