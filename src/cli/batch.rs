@@ -29,8 +29,10 @@ pub struct BatchArgs {
     /// Rubric file.
     #[arg(long, default_value = "rubrics/12345.toml")]
     pub rubric: PathBuf,
-    /// SQLite database (created if missing).
-    #[arg(long, default_value = "callqc.db")]
+    /// The store: a SQLite file (created if missing), or a PostgreSQL server
+    /// (postgres://user@host/db: the calls are enqueued and worked on here, and by any
+    /// `callqc worker` on other machines).
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
     /// Calls analysed in parallel (default: as many as threads allow, at most 2).
     #[arg(long)]
@@ -82,13 +84,6 @@ pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
     let worker = args.asr.worker_config(opts, par);
     let models = ModelsIdentity::of(&worker, &worker.tone_model);
     let settings = serde_json::json!({"parallelism": par, "force": args.force});
-    let mut store = Store::open(&args.db)?;
-    let run_id = store.begin_run(
-        "batch",
-        &models.description.to_string(),
-        Some((&rubric.name, &rubric.version, &rubric.source_hash)),
-        &settings.to_string(),
-    )?;
     let cfg = BatchConfig {
         worker,
         rubric: rubric.clone(),
@@ -96,6 +91,16 @@ pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
         models_key: models.key.clone(),
     };
+    if callqc::store::is_postgres_url(&args.db.to_string_lossy()) {
+        return super::queue::batch_on_postgres(opts, &args, &cfg);
+    }
+    let mut store = Store::open(&args.db)?;
+    let run_id = store.begin_run(
+        "batch",
+        &models.description.to_string(),
+        Some((&rubric.name, &rubric.version, &rubric.source_hash)),
+        &settings.to_string(),
+    )?;
     let plan = batch::plan(&store, jobs, &cfg)?;
 
     let bar = ProgressBar::new(plan.calls as u64);
@@ -126,7 +131,7 @@ pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
         );
         let mut sinks = Tee(vec![&mut writer, &mut progress]);
         batch::run(plan, &cfg, &mut sinks)
-            .with_context(|| format!("batch into {}", args.db.display()))?
+            .with_context(|| format!("batch into {}", store.location()))?
     };
     bar.finish_and_clear();
     store.finish_run(
@@ -153,7 +158,10 @@ pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_summary(s: &BatchSummary, args: &BatchArgs, rubric: &str) {
-    println!("callqc batch → {}  (rubric {rubric})", args.db.display());
+    println!(
+        "callqc batch → {}  (rubric {rubric})",
+        callqc::store::redacted_url(&args.db.to_string_lossy())
+    );
     println!(
         "  calls: {} ({} analysed, {} skipped as already done, {} failed)",
         s.calls, s.done, s.skipped, s.failed

@@ -34,7 +34,7 @@ pub struct EvalArgs {
     /// Directory with NAME.wav + NAME.json pairs (schema: docs/ground-truth.md).
     pub dir: PathBuf,
     /// Database from `callqc batch` to read analysed calls from (ignored if missing).
-    #[arg(long, default_value = "callqc.db")]
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
     /// Analyse every call afresh instead of reading the database.
     #[arg(long)]
@@ -165,7 +165,7 @@ pub fn run(opts: &GlobalOpts, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let par = Parallelism::single(opts.threads);
     let cfg = args.asr.worker_config(opts, par);
     let models = ModelsIdentity::of(&cfg, &cfg.tone_model);
-    let store = if args.db.exists() {
+    let store = if args.db.exists() || callqc::store::is_postgres_url(&args.db.to_string_lossy()) {
         Some(Store::open(&args.db)?)
     } else {
         None

@@ -32,7 +32,7 @@ pub struct ExportArgs {
     /// in the clips.
     #[arg(long)]
     pub no_mask: bool,
-    #[arg(long, default_value = "callqc.db")]
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
     #[arg(long)]
     pub json: bool,

@@ -14,7 +14,7 @@ use super::GlobalOpts;
 pub struct FlaggedArgs {
     #[command(flatten)]
     pub filters: FlaggedFilters,
-    #[arg(long, default_value = "callqc.db")]
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,

@@ -17,6 +17,7 @@ mod eval;
 mod export;
 mod flagged;
 mod models;
+mod queue;
 mod report;
 mod rescore;
 mod review;
@@ -46,7 +47,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The nightly run: transcribe, score tone, check the rubric, store everything in SQLite.
+    /// The nightly run: transcribe, score tone, check the rubric, store everything (SQLite, or
+    /// PostgreSQL shared with other machines' workers).
     Batch(batch::BatchArgs),
     /// Re-check stored calls against a (new) rubric without running ASR again.
     Rescore(rescore::RescoreArgs),
@@ -82,6 +84,12 @@ pub enum Command {
     Export(export::ExportArgs),
     /// The period report: scores per agent and their trend, deductions, tone, rule precision.
     Report(report::ReportArgs),
+    /// Register calls in a PostgreSQL store's work queue (the same call twice is one job).
+    Enqueue(queue::EnqueueArgs),
+    /// Analyse queued calls from a PostgreSQL store, on as many machines as you run it.
+    Worker(queue::WorkerArgs),
+    /// Where a PostgreSQL store's work queue stands: counts by state, throughput, ETA.
+    Progress(queue::ProgressArgs),
 }
 
 /// Speech-recognition options shared by every command that runs whisper.
@@ -233,5 +241,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(c) => rules::run(&opts, c),
         Command::Export(a) => export::run(&opts, a),
         Command::Report(a) => report::run(&opts, a),
+        Command::Enqueue(a) => queue::enqueue(&opts, a),
+        Command::Worker(a) => queue::worker(&opts, a),
+        Command::Progress(a) => queue::progress(&opts, a),
     }
 }

@@ -28,7 +28,7 @@ pub struct ReportArgs {
     /// Print the figures as JSON (with --out, also write the page).
     #[arg(long)]
     pub json: bool,
-    #[arg(long, default_value = "callqc.db")]
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
 }
 

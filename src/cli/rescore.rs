@@ -19,7 +19,7 @@ pub struct RescoreArgs {
     #[arg(long, default_value = "rubrics/12345.toml")]
     pub rubric: PathBuf,
     /// SQLite database written by `callqc batch`.
-    #[arg(long, default_value = "callqc.db")]
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
     /// Only these calls (id, call key, path or file name); default: every analysed call.
     pub calls: Vec<String>,

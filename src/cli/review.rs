@@ -35,7 +35,7 @@ pub struct ReviewArgs {
     /// Print the finding's history instead.
     #[arg(long)]
     pub history: bool,
-    #[arg(long, default_value = "callqc.db")]
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
     #[arg(long)]
     pub json: bool,
@@ -61,7 +61,7 @@ pub struct AppealArgs {
     /// The ruling's grounds.
     #[arg(long)]
     pub note: Option<String>,
-    #[arg(long, default_value = "callqc.db")]
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
     #[arg(long)]
     pub json: bool,
@@ -82,13 +82,13 @@ pub enum CalibrateCommand {
         by: String,
         #[arg(long, default_value = "calibration")]
         name: String,
-        #[arg(long, default_value = "callqc.db")]
+        #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
         db: PathBuf,
     },
     /// Each reviewer's verdicts side by side and how often they agree.
     Report {
         id: i64,
-        #[arg(long, default_value = "callqc.db")]
+        #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
         db: PathBuf,
         #[arg(long)]
         json: bool,

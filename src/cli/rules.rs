@@ -27,7 +27,7 @@ pub enum RulesCommand {
         /// reviews says little; Alibaba measures after ~200 per rule).
         #[arg(long, default_value_t = 1)]
         min_reviewed: usize,
-        #[arg(long, default_value = "callqc.db")]
+        #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
         db: PathBuf,
         #[arg(long)]
         json: bool,

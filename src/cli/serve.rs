@@ -87,7 +87,7 @@ pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!(
             "  recordings → {}, store → {}; Ctrl-C stops (calls in progress are kept)",
             cfg.server.recordings.display(),
-            cfg.server.db.display()
+            callqc::store::redacted_url(&cfg.server.db.to_string_lossy())
         );
         tokio::signal::ctrl_c().await?;
         eprintln!("stopping: ending calls in progress and storing them…");

@@ -17,7 +17,7 @@ pub struct ShowArgs {
     /// The call: database id, call id, audio hash prefix, path or file name.
     pub call: String,
     /// SQLite database written by `callqc batch`.
-    #[arg(long, default_value = "callqc.db")]
+    #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
     pub db: PathBuf,
     /// Machine-readable output.
     #[arg(long)]

@@ -30,7 +30,7 @@ pub enum ToneCommand {
     /// a new model (never the default tone.onnx unless --output says so).
     Fit {
         /// Database written by `callqc batch`.
-        #[arg(long, default_value = "callqc.db")]
+        #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
         db: PathBuf,
         /// Folder of ground-truth NAME.json files (with agitated_spans) for calls in the database.
         #[arg(long)]
@@ -72,7 +72,7 @@ fn run_fit(
     output: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     // Store::open would create an empty database: a typo should not look like "no labels".
-    if !db.exists() {
+    if !callqc::store::is_postgres_url(&db.to_string_lossy()) && !db.exists() {
         bail!("{} does not exist (run `callqc batch` first)", db.display());
     }
     let store = Store::open(&db)?;
@@ -93,7 +93,7 @@ fn run_fit(
             sources.dismissed,
             sources.labelled_calls,
             sources.labelled_given,
-            db.display()
+            store.location()
         );
     }
 
@@ -140,7 +140,7 @@ fn run_fit(
         cv.folds,
         line(&cv.prior),
         line(&cv.fit),
-        db = db.display(),
+        db = store.location(),
     );
     let out = output.unwrap_or_else(|| opts.models_dir.join("tone-fit.onnx"));
     model::write_feature_model(&out, &fitted, "fit", threshold, &notes)?;

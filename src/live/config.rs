@@ -32,7 +32,7 @@ pub struct ServerSection {
     /// Asterisk AudioSocket TCP address; absent = no AudioSocket listener.
     #[serde(default)]
     pub audiosocket: Option<SocketAddr>,
-    /// SQLite database (the same one `batch` writes).
+    /// The store: a SQLite file or a `postgres://` URL (the same one `batch` writes).
     #[serde(default = "default_db")]
     pub db: PathBuf,
     #[serde(default = "default_rubric")]

@@ -275,7 +275,7 @@ pub fn postgres_sql(sql: &str) -> String {
 /// An open connection to either database.
 pub(crate) enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres(PgConn),
+    Postgres(Box<PgConn>),
 }
 
 /// A PostgreSQL connection with its prepared statements (keyed by the store's SQL).
@@ -557,7 +557,7 @@ mod tests {
     #[test]
     fn values_convert_both_ways() {
         assert_eq!(bool::from_value(&true.to_value()), Ok(true));
-        assert_eq!(u32::from_value(&Value::Int(-1)).is_err(), true);
+        assert!(u32::from_value(&Value::Int(-1)).is_err());
         assert_eq!(f64::from_value(&Value::Int(3)), Ok(3.0));
         assert_eq!(Option::<String>::from_value(&Value::Null), Ok(None));
         assert!(String::from_value(&Value::Int(1)).is_err());

@@ -108,6 +108,9 @@ pub struct RunTotals {
     pub stages_json: String,
 }
 
+/// Every table's rows as text, per table in a canonical order ([`Store::dump`]).
+pub type Dump = Vec<(String, Vec<String>)>;
+
 /// Which database a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -183,7 +186,7 @@ impl Store {
             source,
         })?;
         let mut store = Store {
-            conn: Mutex::new(Conn::Postgres(PgConn::new(client))),
+            conn: Mutex::new(Conn::Postgres(Box::new(PgConn::new(client)))),
             location: at,
             url: Some(url.to_string()),
             fence: None,
@@ -241,7 +244,7 @@ impl Store {
                 at: self.location.clone(),
                 source,
             })?;
-            *pg = PgConn::new(client);
+            **pg = PgConn::new(client);
         }
         Ok(conn)
     }
@@ -275,7 +278,7 @@ impl Store {
     /// Every row of every table, in a canonical order and without what differs between two
     /// stores holding the same analysis (surrogate ids, timestamps, run ids): two stores are
     /// equal row for row when their dumps are. Used by the conformance and exactly-once tests.
-    pub fn dump(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    pub fn dump(&self) -> Result<Dump, StoreError> {
         self.with(|db| Ok(schema::dump(db)?))
     }
 }

@@ -288,6 +288,12 @@ impl Store {
         })
     }
 
+    /// Complete `lease`'s job without analysis: its call is already stored from the same audio,
+    /// models and rubric (a call enqueued again). Fenced like a stored call.
+    pub fn complete_unchanged(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.transaction(|db| complete(db, lease, 0.0))
+    }
+
     /// Record how long the worker spent on a completed job, and how much of it in the queue.
     pub fn record_job_time(
         &self,
@@ -329,14 +335,14 @@ impl Store {
         })
     }
 
-    /// Whether any job of these batches is still queued or running.
+    /// How many jobs of these batches (of all, when none is named) are queued or running.
     pub fn batches_pending(&self, batch_ids: &[i64]) -> Result<i64, StoreError> {
         let ids: Vec<String> = batch_ids.iter().map(|i| i.to_string()).collect();
         self.with(|db| {
             Ok(db
                 .query_one(
                     "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')
-                        AND batch_id::text = ANY (string_to_array(?1, ','))",
+                        AND (?1 = '' OR batch_id::text = ANY (string_to_array(?1, ',')))",
                     args![ids.join(",")],
                 )?
                 .get(0)?)

@@ -609,7 +609,7 @@ const DUMP: &[(&str, &str)] = &[
     ),
 ];
 
-pub(crate) fn dump(db: &mut Db) -> Result<Vec<(String, Vec<String>)>, DbError> {
+pub(crate) fn dump(db: &mut Db) -> Result<super::Dump, DbError> {
     let mut out = Vec::new();
     for (table, sql) in DUMP {
         let rows = db
