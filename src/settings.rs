@@ -97,3 +97,49 @@ mod tests {
         assert_eq!(whisper_model_path(m, "./x.bin"), Path::new("./x.bin"));
     }
 }
+
+/// The workers of one process that have no call right now, as cores another worker may borrow
+/// (a recording's second channel decoded beside its first). Borrowing never blocks: a worker
+/// that starts a call takes its own core whether or not it was lent, so at worst two decodes
+/// share a core for the rest of one channel.
+#[derive(Debug)]
+pub struct SpareCores {
+    idle: std::sync::atomic::AtomicIsize,
+}
+
+/// A core taken (a worker's own while it has a call, or a borrowed one); given back on drop.
+pub struct CoreTaken<'a>(&'a SpareCores);
+
+impl Drop for CoreTaken<'_> {
+    fn drop(&mut self) {
+        self.0
+            .idle
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl SpareCores {
+    /// `workers` workers, none busy yet.
+    pub fn new(workers: usize) -> SpareCores {
+        SpareCores {
+            idle: std::sync::atomic::AtomicIsize::new(workers as isize),
+        }
+    }
+
+    /// A worker starts a call.
+    pub fn busy(&self) -> CoreTaken<'_> {
+        self.idle.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        CoreTaken(self)
+    }
+
+    /// Borrow an idle worker's core, if there is one.
+    pub fn try_borrow(&self) -> Option<CoreTaken<'_>> {
+        use std::sync::atomic::Ordering;
+        self.idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 0).then(|| n - 1)
+            })
+            .ok()
+            .map(|_| CoreTaken(self))
+    }
+}

@@ -25,31 +25,13 @@ fn stage_calls(dir: &Path, names: &[&str]) {
 
 /// Everything the analysis stored, without run ids and timestamps, in a stable order.
 fn dump(db: &Path) -> Vec<String> {
-    let c = Connection::open(db).unwrap();
-    let mut out = Vec::new();
-    for sql in [
-        "SELECT call_key, audio_hash, agent_id, status, error, duration_s, models_key, tone_baseline FROM calls ORDER BY call_key",
-        "SELECT k.call_key, s.idx, s.role, s.start_s, s.end_s, s.text FROM segments s JOIN calls k ON k.id = s.call_id ORDER BY k.call_key, s.idx",
-        "SELECT k.call_key, r.role, r.start_s, r.end_s FROM speech_regions r JOIN calls k ON k.id = r.call_id ORDER BY k.call_key, r.role, r.start_s",
-        "SELECT k.call_key, t.role, t.start_s, t.end_s, t.p_agitated FROM tone_windows t JOIN calls k ON k.id = t.call_id ORDER BY k.call_key, t.start_s",
-        "SELECT k.call_key, f.item_id, f.start_s, f.end_s, f.points, f.evidence FROM findings f JOIN calls k ON k.id = f.call_id ORDER BY k.call_key, f.start_s, f.item_id",
-        "SELECT k.call_key, s.rubric, s.total, s.deductions, s.vetoed FROM scores s JOIN calls k ON k.id = s.call_id ORDER BY k.call_key",
-    ] {
-        let mut stmt = c.prepare(sql).unwrap();
-        let n = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                let mut line = Vec::new();
-                for i in 0..n {
-                    let v: rusqlite::types::Value = r.get(i)?;
-                    line.push(format!("{v:?}"));
-                }
-                Ok(line.join("|"))
-            })
-            .unwrap();
-        out.extend(rows.map(|r| r.unwrap()));
-    }
-    out
+    let store = callqc::store::Store::open(db).unwrap();
+    store
+        .dump()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(table, rows)| rows.into_iter().map(move |r| format!("{table}: {r}")))
+        .collect()
 }
 
 /// The stored segments (role, times, text) of every call.
@@ -246,4 +228,36 @@ fn failed_calls_are_recorded_and_broken_rubrics_stop_before_work() {
     for (path, error) in &failed {
         assert!(error.contains(path.as_str()), "{error} should name {path}");
     }
+}
+
+#[test]
+fn one_call_on_two_workers_decodes_its_channels_side_by_side_and_stores_what_one_worker_does() {
+    require_models();
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    std::fs::create_dir(&calls).unwrap();
+    stage_calls(&calls, &["call05"]);
+    let run = |threads: &str, db: &Path| {
+        let out = callqc(&[
+            "--threads",
+            threads,
+            "batch",
+            calls.to_str().unwrap(),
+            "--workers",
+            threads,
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+    let (two, one) = (dir.path().join("two.db"), dir.path().join("one.db"));
+    // Two workers, one call: the idle worker's core decodes the second channel (each decode
+    // still has one whisper thread, as with one worker).
+    assert_eq!(run("2", &two)["spread_calls"], 1);
+    assert_eq!(run("1", &one)["spread_calls"], 0);
+    let (a, b) = (dump(&two), dump(&one));
+    assert!(a.iter().any(|r| r.starts_with("segments:")));
+    assert_eq!(table(&a), table(&b));
 }

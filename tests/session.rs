@@ -30,6 +30,7 @@ fn worker() -> Worker {
         vad_mode: VadMode::Silero,
         whisper_threads: 2,
         onnx_threads: 1,
+        agent_only: false,
     })
     .expect("models load")
 }

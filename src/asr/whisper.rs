@@ -1,7 +1,10 @@
-//! whisper.cpp through whisper-rs: one loaded model and one decoding state per worker.
+//! whisper.cpp through whisper-rs: one loaded model per worker, and decoding states.
 //!
-//! Loading a model takes ~0.2 s and ~150 MB; a state holds the KV caches. Both are made once in
-//! [`Recognizer::load`] and reused for every window of every call the worker handles.
+//! Loading a model takes ~0.2 s and ~150 MB, once per worker ([`Recognizer::load`]). A state
+//! holds the KV caches: live utterances share the worker's state; a recording's final pass
+//! decodes each channel on a fresh state of its own ([`Recognizer::recognize_channels`]), so a
+//! channel's transcript depends on its audio only — not on the other channel, the calls before
+//! it, or whether the channels ran one after the other or side by side on two cores.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -127,6 +130,14 @@ pub struct AsrStats {
     pub decode_time: Duration,
 }
 
+impl AsrStats {
+    fn add(&mut self, o: &AsrStats) {
+        self.windows += o.windows;
+        self.window_audio_s += o.window_audio_s;
+        self.decode_time += o.decode_time;
+    }
+}
+
 /// A loaded whisper model plus its decoding state.
 pub struct Recognizer {
     // Kept alive for the state (which also holds a reference count of it).
@@ -175,19 +186,97 @@ impl Recognizer {
         &self.params
     }
 
-    /// Start a new call with a fresh decoding state. whisper.cpp seeds the sampler used by its
-    /// temperature fallback once per state, so reusing a state across calls would make a call's
-    /// transcript depend on which calls the worker handled before it (and a resumed batch differ
-    /// from an uninterrupted one). The model itself stays loaded.
-    pub fn begin_call(&mut self) -> Result<(), AsrError> {
-        self.state = self
-            ._context
+    fn fresh_state(&self) -> Result<WhisperState, AsrError> {
+        self._context
             .create_state()
             .map_err(|e| AsrError::ModelLoad {
                 path: self.model_path.clone(),
                 reason: e.to_string(),
-            })?;
-        Ok(())
+            })
+    }
+
+    fn decoder<'a>(&'a mut self) -> Decoder<'a> {
+        Decoder {
+            context: &self._context,
+            state: &mut self.state,
+            params: &self.params,
+            threads: self.threads,
+            stats: &mut self.stats,
+        }
+    }
+
+    /// A recording's final pass: each channel's regions on a fresh state of its own (whisper.cpp
+    /// seeds its temperature-fallback sampler once per state, so a shared state would make one
+    /// channel's text depend on what was decoded before it). With `spread`, the channels after
+    /// the first run at once on threads of their own, each with the worker's thread count: the
+    /// transcripts are the same either way, only sooner when a core is idle.
+    pub fn recognize_channels(
+        &mut self,
+        channels: &[(&RoleAudio, &SpeechRegions)],
+        spread: bool,
+    ) -> Result<Vec<Transcript>, AsrError> {
+        let mut states = channels
+            .iter()
+            .map(|_| self.fresh_state())
+            .collect::<Result<Vec<_>, _>>()?;
+        let (context, params, threads) = (&self._context, &self.params, self.threads);
+        let decode = |state: &mut WhisperState,
+                      stats: &mut AsrStats,
+                      (audio, regions): &(&RoleAudio, &SpeechRegions)| {
+            Decoder {
+                context,
+                state,
+                params,
+                threads,
+                stats,
+            }
+            .recognize_with(audio, &regions.regions, params.pack)
+        };
+        let results: Vec<(Result<Transcript, AsrError>, AsrStats)> = if spread && channels.len() > 1
+        {
+            std::thread::scope(|scope| {
+                let mut states = states.iter_mut();
+                let first = states.next();
+                let others: Vec<_> = states
+                    .zip(&channels[1..])
+                    .map(|(state, ch)| {
+                        scope.spawn(move || {
+                            let mut stats = AsrStats::default();
+                            (decode(state, &mut stats, ch), stats)
+                        })
+                    })
+                    .collect();
+                let mut out = Vec::with_capacity(channels.len());
+                if let Some(state) = first {
+                    let mut stats = AsrStats::default();
+                    out.push((decode(state, &mut stats, &channels[0]), stats));
+                }
+                for h in others {
+                    out.push(h.join().unwrap_or_else(|_| {
+                        (
+                            Err(AsrError::Decode("a decoding thread panicked".into())),
+                            AsrStats::default(),
+                        )
+                    }));
+                }
+                out
+            })
+        } else {
+            states
+                .iter_mut()
+                .zip(channels)
+                .map(|(state, ch)| {
+                    let mut stats = AsrStats::default();
+                    (decode(state, &mut stats, ch), stats)
+                })
+                .collect()
+        };
+        let mut transcripts = Vec::with_capacity(results.len());
+        for (t, stats) in results {
+            self.stats.add(&stats);
+            transcripts.push(t?);
+        }
+        Ok(transcripts)
     }
 
     /// Recognise one role's speech regions with the configured packing; returns kept and
@@ -204,6 +293,26 @@ impl Recognizer {
     /// finished utterance on its own ([`PackPolicy::PerRegion`]), with the encoder context cut
     /// to its length.
     pub fn recognize_with(
+        &mut self,
+        audio: &RoleAudio,
+        regions: &[SpeechRegion],
+        policy: PackPolicy,
+    ) -> Result<Transcript, AsrError> {
+        self.decoder().recognize_with(audio, regions, policy)
+    }
+}
+
+/// One decoding state and what decoding on it needs: what one thread decodes with.
+struct Decoder<'a> {
+    context: &'a WhisperContext,
+    state: &'a mut WhisperState,
+    params: &'a AsrParams,
+    threads: usize,
+    stats: &'a mut AsrStats,
+}
+
+impl Decoder<'_> {
+    fn recognize_with(
         &mut self,
         audio: &RoleAudio,
         regions: &[SpeechRegion],
@@ -235,7 +344,7 @@ impl Recognizer {
         // Token times let a segment that runs across packed utterances be split back at the
         // utterance boundaries (asr::guard::split_at_pieces).
         let fp = full_params(
-            &self.params,
+            self.params,
             self.threads,
             samples.len(),
             window.pieces.len() > 1,
@@ -244,7 +353,7 @@ impl Recognizer {
             .full(fp, samples)
             .map_err(|e| AsrError::Decode(e.to_string()))?;
 
-        let eot = self._context.token_eot();
+        let eot = self.context.token_eot();
         let mut segments = Vec::new();
         for seg in self.state.as_iter() {
             let bytes = seg.to_bytes().unwrap_or_default();

@@ -136,6 +136,10 @@ pub struct AsrArgs {
     /// Tone model (ONNX + sidecar JSON); default <models>/tone.onnx.
     #[arg(long)]
     pub tone_model: Option<PathBuf>,
+    /// Whisper on the agent's channel only; the caller's channel still gets VAD (silence,
+    /// talk-over). Faster, but the caller's words are not transcribed (README, Scale-out).
+    #[arg(long)]
+    pub agent_only: bool,
 }
 
 /// (window length, gap) of the default packing.
@@ -190,6 +194,7 @@ impl AsrArgs {
                 VadMode::Silero
             },
             whisper_threads: par.whisper_threads,
+            agent_only: self.agent_only,
         }
     }
 }

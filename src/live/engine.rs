@@ -73,6 +73,7 @@ impl EngineConfig {
             vad_mode: crate::pipeline::call::VadMode::Silero,
             whisper_threads,
             onnx_threads: 1,
+            agent_only: false,
         };
         let live_worker = worker(par.whisper_threads);
         // The final pass runs niced, on whatever the live work leaves: it may use every core.

@@ -24,7 +24,7 @@ pub use super::session::CallJob;
 use super::session::{SessionMode, analyze_recording};
 use crate::audio::ChannelMap;
 use crate::rubric::Rubric;
-use crate::settings::Parallelism;
+use crate::settings::{Parallelism, SpareCores};
 use crate::store::{Store, StoreError};
 use crate::tone::Baseline;
 
@@ -235,6 +235,9 @@ pub struct BatchSummary {
     /// Observations (holds and pauses within the rules) per item.
     pub observations_by_item: BTreeMap<String, usize>,
     pub stages: StageSeconds,
+    /// Calls whose two channels were decoded side by side (a core was idle: the batch's tail,
+    /// or fewer calls than workers).
+    pub spread_calls: usize,
 }
 
 /// Keeps the batch's totals from the events (a sink beside the store and the progress bar).
@@ -274,6 +277,7 @@ impl CallSink for SummarySink {
                 s.stages.asr += t.asr_s;
                 s.stages.tone += t.tone_s;
                 s.stages.rules += t.rules_s;
+                s.spread_calls += t.asr_spread as usize;
             }
             CallEvent::Failed { error } => {
                 s.failed += 1;
@@ -378,8 +382,11 @@ pub fn run(
     //    batch here, with nothing half-done).
     let par = cfg.parallelism;
     let mut workers = Vec::with_capacity(par.workers);
+    // A worker left without a call (the batch's tail) lends its core to one that has one.
+    let spare = Arc::new(SpareCores::new(par.workers));
     for _ in 0..par.workers {
-        let w = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(Box::new(e)))?;
+        let mut w = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(Box::new(e)))?;
+        w.spare = Some(spare.clone());
         workers.push(Mutex::new(w));
     }
     let pool = rayon::ThreadPoolBuilder::new()
@@ -393,6 +400,7 @@ pub fn run(
     std::thread::scope(|scope| -> Result<(), BatchError> {
         let workers = &workers;
         let history = &history;
+        let spare = &spare;
         let rubric = &rubric;
         scope.spawn(move || {
             pool.install(|| {
@@ -405,6 +413,7 @@ pub fn run(
                             Ok(w) => w,
                             Err(poisoned) => poisoned.into_inner(),
                         };
+                        let _busy = spare.busy();
                         let hist = job.agent_id.as_ref().and_then(|a| history.get(a)).cloned();
                         let mut out = ChannelSink(tx.clone());
                         // The outcome (Ended or Failed) is in the events.

@@ -1,10 +1,12 @@
 //! A worker: every model one analysis thread needs, loaded once and reused for every call.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::asr::{AsrParams, Recognizer};
+use crate::settings::SpareCores;
 use crate::tone::ToneScorer;
 use crate::vad::{Vad, VadParams};
 
@@ -21,6 +23,10 @@ pub struct Worker {
     pub recognizer: Recognizer,
     pub tone: ToneScorer,
     pub vad_mode: VadMode,
+    /// Whisper on the agent's channel only (the caller's still gets VAD).
+    pub agent_only: bool,
+    /// Cores other workers of this process leave idle, which this one may borrow.
+    pub spare: Option<Arc<SpareCores>>,
 }
 
 /// Settings for building a worker.
@@ -34,6 +40,9 @@ pub struct WorkerConfig {
     pub vad_mode: VadMode,
     pub whisper_threads: usize,
     pub onnx_threads: usize,
+    /// Transcribe the agent's channel only: for centres that need the throughput; the caller's
+    /// words are then not in the record (README, Scale-out, measures what that costs).
+    pub agent_only: bool,
 }
 
 impl Worker {
@@ -48,6 +57,8 @@ impl Worker {
             recognizer,
             tone,
             vad_mode: cfg.vad_mode,
+            agent_only: cfg.agent_only,
+            spare: None,
         })
     }
 }

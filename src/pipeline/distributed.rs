@@ -24,6 +24,7 @@ use super::events::{CallEvent, CallSink, Source, VecSink};
 use super::identity;
 use super::session::{CallJob, SessionMode, analyze_recording};
 use crate::audio::ChannelMap;
+use crate::settings::SpareCores;
 use crate::store::queue::{Enqueued, QueuedCall};
 use crate::store::{Lease, Store, StoreError, StoreSink};
 use crate::tone::Baseline;
@@ -194,6 +195,7 @@ pub fn work(
 ) -> Result<WorkSummary, BatchError> {
     let started = Instant::now();
     let n = cfg.parallelism.workers.max(1);
+    let spare = Arc::new(SpareCores::new(n));
     let results: Vec<Result<WorkSummary, BatchError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
             .map(|i| {
@@ -201,7 +203,8 @@ pub fn work(
                 if n > 1 {
                     q.name = format!("{}-{i}", q.name);
                 }
-                scope.spawn(move || work_one(db, cfg, &q, stop))
+                let spare = spare.clone();
+                scope.spawn(move || work_one(db, cfg, &q, stop, spare))
             })
             .collect();
         handles
@@ -230,10 +233,12 @@ fn work_one(
     cfg: &BatchConfig,
     q: &QueueConfig,
     stop: &AtomicBool,
+    spare: Arc<SpareCores>,
 ) -> Result<WorkSummary, BatchError> {
     let mut store = patiently(PATIENCE, stop, || Store::open(db))?;
     let beat_store = Arc::new(patiently(PATIENCE, stop, || Store::open(db))?);
     let mut worker = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(Box::new(e)))?;
+    worker.spare = Some(spare.clone());
     patiently(PATIENCE, stop, || store.register_worker(&q.name))?;
     let mut summary = WorkSummary::default();
     let mut excluded: HashMap<i64, HashSet<String>> = HashMap::new();
@@ -257,6 +262,7 @@ fn work_one(
             continue;
         };
         seq += 1;
+        let busy = spare.busy();
         let outcome = work_on(
             &mut store,
             &beat_store,
@@ -268,6 +274,7 @@ fn work_one(
             &mut excluded,
             stop,
         );
+        drop(busy);
         let mut o = match outcome {
             Ok(o) => o,
             Err(e) => {

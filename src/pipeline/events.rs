@@ -77,6 +77,8 @@ pub struct StageTimings {
     pub asr_s: f64,
     pub tone_s: f64,
     pub rules_s: f64,
+    /// The channels were decoded side by side on a core another worker left idle.
+    pub asr_spread: bool,
 }
 
 /// What a finished call adds to the events before it.

@@ -91,6 +91,11 @@ impl ModelsIdentity {
             "vad_params": worker.vad,
             "vad_mode": worker.vad_mode,
         });
+        // Only when on, so that stores made before the setting existed keep their key.
+        let mut description = description;
+        if worker.agent_only {
+            description["agent_only"] = serde_json::Value::Bool(true);
+        }
         let key = hex(&Sha256::digest(description.to_string().as_bytes())[..12]);
         ModelsIdentity { description, key }
     }

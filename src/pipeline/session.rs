@@ -151,16 +151,10 @@ impl<'a> CallSession<'a> {
             .iter()
             .map(|_| StreamResampler::new(Path::new(&label), format.sample_rate))
             .collect::<Result<Vec<_>, _>>()?;
-        // A fresh decoding state makes a recording's transcript independent of the calls the
-        // worker handled before it. Live workers interleave many calls on one state anyway (their
-        // transcripts are provisional; the final pass gets a fresh state), and re-creating it at
-        // every call start only churns the allocator.
-        if mode != SessionMode::Live {
-            worker
-                .recognizer
-                .begin_call()
-                .map_err(|e| Error::in_call(&label, Stage::Asr, e))?;
-        }
+        // A recording's final pass decodes each channel on a fresh state
+        // (Recognizer::recognize_channels), so its transcript does not depend on the calls the
+        // worker handled before. Live workers interleave many calls' utterances on the worker's
+        // one state (their transcripts are provisional).
         let vad = VadStream::new(roles.clone(), worker.vad.params);
         let mut live = LiveState {
             open: vec![false; roles.len()],
@@ -631,12 +625,27 @@ impl<'a> CallSession<'a> {
         // Whisper over every region, packed into shared windows.
         let t = Instant::now();
         let mut transcript = Transcript::default();
-        for (audio, speech) in self.call.audio.iter().zip(&self.call.speech) {
-            let part = self
-                .worker
-                .recognizer
-                .recognize(audio, speech)
-                .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
+        // Agent-only mode leaves the caller's channel to VAD (silence, talk-over) and whisper
+        // never hears it.
+        let agent_only = self.worker.agent_only;
+        let channels: Vec<_> = self
+            .call
+            .audio
+            .iter()
+            .zip(&self.call.speech)
+            .filter(|(_, speech)| !(agent_only && speech.role == Role::Caller))
+            .collect();
+        // A core left idle by another worker (the batch's tail, one long call) decodes the
+        // second channel beside the first: the same transcripts, sooner.
+        let spare = self.worker.spare.as_ref().and_then(|s| s.try_borrow());
+        let parts = self
+            .worker
+            .recognizer
+            .recognize_channels(&channels, spare.is_some())
+            .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
+        self.call.timings.asr_spread = spare.is_some() && channels.len() > 1;
+        drop(spare);
+        for part in parts {
             transcript.segments.extend(part.segments);
             transcript.dropped.extend(part.dropped);
         }
