@@ -19,7 +19,7 @@ mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -83,13 +83,21 @@ fn samples() -> Vec<PathBuf> {
     v
 }
 
-/// A manifest of the samples `copies` times, each copy under its own call id.
+/// A manifest of the samples `copies` times: each copy a file of its own (a batch or an
+/// enqueue takes a path once) under a call id of its own.
 fn manifest(dir: &Path, copies: usize) -> PathBuf {
     let mut text = String::new();
     for c in 0..copies {
+        let copy_dir = dir.join(format!("copy{c}"));
+        std::fs::create_dir_all(&copy_dir).unwrap();
         for s in samples() {
-            let name = s.file_stem().unwrap().to_string_lossy();
-            text.push_str(&format!("{},,copy{c}-{name}\n", s.display()));
+            let name = s.file_stem().unwrap().to_string_lossy().to_string();
+            let file = copy_dir.join(format!("{name}.wav"));
+            if !file.exists() {
+                std::fs::copy(&s, &file).unwrap();
+                std::fs::copy(s.with_extension("json"), file.with_extension("json")).unwrap();
+            }
+            text.push_str(&format!("{},,copy{c}-{name}\n", file.display()));
         }
     }
     let p = dir.join(format!("calls-{copies}.csv"));
@@ -295,8 +303,10 @@ fn agent_only(dir: &Path) {
         let mut local = vec!["--workers", "2"];
         local.extend(extra);
         let (wall, _) = batch_wall_with(&root().join("samples"), &db, &["--threads", "2"], &local);
+        // eval reads the calls analysed with its own settings: give it the mode's.
         let mut e = callqc();
-        e.args(["eval", "samples", "--db", db.to_str().unwrap(), "--json"]);
+        e.args(["eval", "samples", "--db", db.to_str().unwrap(), "--json"])
+            .args(extra);
         let report: serde_json::Value = serde_json::from_str(&run_ok(e, "eval")).unwrap();
         let cer = |role: &str| {
             let r = &report["per_role"][role];
@@ -336,11 +346,17 @@ fn main() {
     let (model, simd, cores) = cpu();
     println!("# callqc scale-out benchmark\n");
     println!("CPU: {model} ({cores} cores available); SIMD: {simd}");
+    // CALLQC_QUEUE_BENCH=workers,long,agent (the default: all three) picks the parts.
+    let parts = std::env::var("CALLQC_QUEUE_BENCH").unwrap_or_else(|_| "workers,long,agent".into());
     let dir = tempfile::tempdir().unwrap();
-    let cluster = pg::PgCluster::start();
-    std::thread::sleep(Duration::from_millis(100));
-    queue_workers(&cluster, dir.path());
-    drop(cluster);
-    one_long_call(dir.path());
-    agent_only(dir.path());
+    if parts.contains("workers") {
+        let cluster = pg::PgCluster::start();
+        queue_workers(&cluster, dir.path());
+    }
+    if parts.contains("long") {
+        one_long_call(dir.path());
+    }
+    if parts.contains("agent") {
+        agent_only(dir.path());
+    }
 }

@@ -4,6 +4,8 @@
 //! No timing is asserted here (latency is measured in benches/live.rs).
 
 mod live_support;
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::time::Duration;
 
@@ -536,4 +538,57 @@ async fn under_overload_live_decoding_is_shed_and_counted_but_no_audio_is_lost()
     );
     drop(store);
     server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_postgres_store_a_streamed_call_its_alerts_and_the_trainer_pages_work_as_on_sqlite() {
+    // The store and the cluster block: off the async threads.
+    let cluster = tokio::task::block_in_place(pg::PgCluster::start);
+    let url = tokio::task::block_in_place(|| cluster.database("live"));
+    let server = start_in_db(tempfile::tempdir().unwrap(), &url, "shed_after_s = 30").await;
+    assert_eq!(server.db(), std::path::Path::new(&url));
+    let agent = Page::open(&server, json!({"token": AGENT_6618})).await;
+    let report = simulate::run_call(
+        &sample("call05"),
+        "pg-call05".into(),
+        &server.options(Protocol::Ws, 4.0),
+    )
+    .await;
+    assert_eq!(report.error, None);
+    server.wait_stored().await;
+    assert!(!agent.of_type("warning").is_empty());
+    tokio::task::block_in_place(|| {
+        let store = Store::open(std::path::Path::new(&url)).unwrap();
+        let live = store
+            .live_call("pg-call05")
+            .unwrap()
+            .expect("a live record");
+        assert!(live.complete());
+        assert_eq!(
+            store.alerts("pg-call05").unwrap().len(),
+            report.warnings.len()
+        );
+        drop(store);
+        assert_stored_as_batch_would(&server, "pg-call05");
+    });
+    // The trainer pages read the same store.
+    let mut http = tokio::net::TcpStream::connect(server.server.http)
+        .await
+        .unwrap();
+    http.write_all(
+        format!(
+            "GET /api/trainer/flagged HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {REVIEWER}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut http, &mut response)
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("pg-call05"), "{response}");
+    server.server.shutdown().await;
+    tokio::task::block_in_place(move || drop(cluster));
 }

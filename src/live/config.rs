@@ -209,9 +209,13 @@ impl ServeConfig {
             return Err(invalid("[server] shed_after_s must be > 0".into()));
         }
         server.client_queue = server.client_queue.max(1);
-        // Relative paths are relative to the config file.
+        // Relative paths are relative to the config file (a postgres:// store is no path).
         let base = path.parent().unwrap_or(Path::new("."));
+        let db_is_url = crate::store::is_postgres_url(&server.db.to_string_lossy());
         for p in [&mut server.db, &mut server.rubric, &mut server.recordings] {
+            if db_is_url && crate::store::is_postgres_url(&p.to_string_lossy()) {
+                continue;
+            }
             if p.is_relative() && !base.as_os_str().is_empty() {
                 *p = base.join(&*p);
             }

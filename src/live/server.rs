@@ -57,10 +57,14 @@ impl Server {
             a
         };
         let hub = Arc::new(Hub::new(agents, config.server.client_queue));
-        let trainer = Arc::new(super::trainer::TrainerStore::open(
-            &engine.db,
-            config.server.mask_personal_data,
-        )?);
+        // Opening a store blocks (a PostgreSQL client runs its own small runtime): off the
+        // async threads, like every store call of the pages.
+        let (db, mask) = (engine.db.clone(), config.server.mask_personal_data);
+        let trainer = Arc::new(
+            tokio::task::spawn_blocking(move || super::trainer::TrainerStore::open(&db, mask))
+                .await
+                .map_err(|e| crate::Error::Serve(format!("opening the store: {e}")))??,
+        );
         let engine = tokio::task::spawn_blocking(move || Engine::start(engine, hub))
             .await
             .map_err(|e| crate::Error::Serve(format!("starting the engine: {e}")))??;

@@ -79,8 +79,13 @@ pub async fn start(extra_server: &str) -> TestServer {
 
 /// Start a server in `dir` (its store is `dir/callqc.db`, which may already hold calls).
 pub async fn start_in(dir: tempfile::TempDir, extra_server: &str) -> TestServer {
+    start_in_db(dir, "callqc.db", extra_server).await
+}
+
+/// Start a server in `dir` on the store `db` (a file relative to `dir`, or a postgres:// URL).
+pub async fn start_in_db(dir: tempfile::TempDir, db: &str, extra_server: &str) -> TestServer {
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\naudiosocket = \"127.0.0.1:0\"\ndb = \"callqc.db\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\naudiosocket = \"127.0.0.1:0\"\ndb = \"{db}\"\n\
          rubric = \"{}\"\nrecordings = \"recordings\"\n{extra_server}\n\
          [tokens.ingest]\npbx = \"{INGEST}\"\n[tokens.supervisors]\nsup = \"{SUPERVISOR}\"\n\
          [tokens.agents]\n\"6618\" = \"{AGENT_6618}\"\n\"2051\" = \"{AGENT_2051}\"\n\
