@@ -60,3 +60,56 @@ fn wrong_flags_and_missing_models_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fifo_or_a_directory_named_wav_is_refused_by_name_and_never_waited_on() {
+    require_models();
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    std::fs::create_dir(&calls).unwrap();
+    std::fs::copy(sample("call01.wav"), calls.join("call01.wav")).unwrap();
+    let fifo = calls.join("pipe.wav");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let folder = dir.path().join("folder.wav");
+    std::fs::create_dir(&folder).unwrap();
+
+    // transcribe: one line each, naming the file and what it is.
+    for (bad, kind) in [(&fifo, "FIFO"), (&folder, "directory")] {
+        let out = callqc(&["transcribe", bad.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.contains(bad.to_str().unwrap()), "{err}");
+        assert!(err.contains(kind), "{err}");
+    }
+    // batch over the folder holding the FIFO: the FIFO is recorded as failed, the good call
+    // stored, and nothing blocks on the FIFO (a writer never comes).
+    let db = dir.path().join("q.db");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callqc"))
+        .args([
+            "batch",
+            calls.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("batch is stuck on the FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("1 analysed"), "{text}");
+    assert!(text.contains("pipe.wav") && text.contains("FIFO"), "{text}");
+}

@@ -3,7 +3,8 @@
 //!
 //! Supported: PCM integer (8-bit unsigned, 16/24/32-bit signed, also fewer valid bits in such
 //! a container), 32-bit IEEE float, G.711 μ-law (format tag 7) and A-law (format tag 6), and
-//! `WAVE_FORMAT_EXTENSIBLE` wrapping any of these; mono or stereo; 8000..=48000 Hz.
+//! `WAVE_FORMAT_EXTENSIBLE` wrapping any of these; mono or stereo; 8000..=48000 Hz. MP3, FLAC
+//! and Ogg Vorbis files (told apart by their first bytes) go to [`super::compressed`].
 //!
 //! The RIFF container is walked here, by hand, for every file: hound does not know G.711,
 //! skips odd-sized chunks without their pad byte, rejects a wrong byte rate, reads
@@ -45,10 +46,7 @@ const KSDATAFORMAT_SUFFIX: [u8; 14] = [
 
 /// Read a whole file and decode it. See the module docs for what is accepted.
 pub fn decode_file(path: &Path) -> Result<Recording, AudioError> {
-    let bytes = std::fs::read(path).map_err(|source| AudioError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = super::read_recording(path)?;
     decode_bytes(path, &bytes)
 }
 
@@ -56,6 +54,9 @@ pub fn decode_file(path: &Path) -> Result<Recording, AudioError> {
 /// errors and warnings, and is stored in [`Recording::path`].
 pub fn decode_bytes(path_for_messages: &Path, bytes: &[u8]) -> Result<Recording, AudioError> {
     let path = path_for_messages;
+    if let Some(kind) = super::compressed::Compressed::sniff(bytes) {
+        return super::compressed::decode(path, bytes, kind, MIN_RATE..=MAX_RATE);
+    }
     let layout = walk(path, bytes)?;
     let format = interpret_fmt(path, &layout.fmt)?;
 
@@ -177,14 +178,8 @@ fn describe_start(bytes: &[u8]) -> String {
         let hex: Vec<String> = head.iter().map(|b| format!("{b:02X}")).collect();
         format!("starts with bytes {}", hex.join(" "))
     };
-    let known = if bytes.starts_with(b"ID3") || bytes.starts_with(&[0xFF, 0xFB]) {
-        Some("MP3")
-    } else if bytes.starts_with(b"#!AMR") {
+    let known = if bytes.starts_with(b"#!AMR") {
         Some("AMR")
-    } else if bytes.starts_with(b"OggS") {
-        Some("Ogg")
-    } else if bytes.starts_with(b"fLaC") {
-        Some("FLAC")
     } else if bytes.get(4..8) == Some(b"ftyp") {
         Some("MP4/M4A")
     } else if bytes.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
@@ -522,7 +517,8 @@ fn interpret_fmt(path: &Path, fmt: &[u8]) -> Result<Format, AudioError> {
                 path,
                 format!(
                     "{what}{wrapped}; supported are PCM, 32-bit float, mu-law and A-law \
-                     (convert with e.g. `ffmpeg -i IN -c:a pcm_s16le OUT.wav`)"
+                     (convert with `sox IN -e signed-integer -b 16 OUT.wav` or \
+                     `ffmpeg -i IN -c:a pcm_s16le OUT.wav`)"
                 ),
             ));
         }

@@ -4,6 +4,7 @@
 //! `roles` applies a [`ChannelMap`] and `resample` brings each role to [`TARGET_RATE`],
 //! giving the [`RoleAudio`] that every later stage (VAD, whisper, tone) works on.
 
+pub mod compressed;
 pub mod decode;
 pub mod frames;
 pub mod resample;
@@ -56,14 +57,56 @@ impl std::str::FromStr for Role {
     }
 }
 
+/// Read a recording's bytes, refusing what is not a regular file: reading a FIFO would wait
+/// forever for a writer, a directory or a device is no recording.
+pub fn read_recording(path: &std::path::Path) -> Result<Vec<u8>, AudioError> {
+    let io = |source| AudioError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let kind = file_kind(&meta.file_type());
+    if kind != "regular file" {
+        return Err(AudioError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// What a file is, in words.
+pub fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        "regular file"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
 /// How the samples were stored in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
-    PcmInt { bits: u16 },
+    PcmInt {
+        bits: u16,
+    },
     Float32,
     MuLaw,
     ALaw,
+    /// Compressed recordings (decoded through symphonia, `audio::compressed`).
+    Mp3,
+    Flac,
+    Vorbis,
 }
 
 /// A decoded file: samples in [-1, 1] per channel at the file's own rate.
@@ -123,6 +166,8 @@ pub enum AudioError {
     },
     #[error("{path}: empty file")]
     Empty { path: PathBuf },
+    #[error("{path}: not a regular file ({kind}); give callqc recordings, not {kind}s")]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{path}: not a WAV file ({reason})")]
     NotWav { path: PathBuf, reason: String },
     #[error("{path}: corrupt or truncated WAV: {reason}")]

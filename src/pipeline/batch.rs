@@ -1,6 +1,6 @@
 //! The nightly batch: many calls, in parallel, into SQLite — idempotent and crash-safe.
 //!
-//! - Inputs are files, folders (searched for `.wav`) or manifests (`.csv`/`.tsv`/`.txt`: one call
+//! - Inputs are files, folders (searched for `.wav`, `.mp3`, `.flac`, `.ogg`) or manifests (`.csv`/`.tsv`/`.txt`: one call
 //!   per line, `path[,agent_id[,call_id[,channel map]]]`). A `NAME.json` beside `NAME.wav` with
 //!   `agent_id` / `call_id` / `channel_map` keys (the ground-truth format) is honoured too.
 //! - The main thread hashes each file and skips calls already analysed from the same audio,
@@ -101,15 +101,22 @@ fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
     job
 }
 
-fn wav_files_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Extensions of the recordings a folder is searched for (WAV, and what recorders compress to).
+const RECORDING_EXTENSIONS: [&str; 4] = ["wav", "mp3", "flac", "ogg"];
+
+fn recordings_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            wav_files_under(&p, out)?;
-        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")) {
+            recordings_under(&p, out)?;
+        } else if p.extension().is_some_and(|x| {
+            RECORDING_EXTENSIONS
+                .iter()
+                .any(|e| x.eq_ignore_ascii_case(e))
+        }) {
             out.push(p);
         }
     }
@@ -159,7 +166,7 @@ pub fn collect_jobs(
     for input in inputs {
         if input.is_dir() {
             let mut files = Vec::new();
-            wav_files_under(input, &mut files).map_err(|e| BatchError::Input {
+            recordings_under(input, &mut files).map_err(|e| BatchError::Input {
                 path: input.clone(),
                 reason: e.to_string(),
             })?;

@@ -13,6 +13,13 @@ use super::call::WorkerConfig;
 
 /// sha256 of a file's bytes (the call's identity when no call id is given).
 pub fn file_hash(path: &Path) -> std::io::Result<String> {
+    // A FIFO would block the open (and the batch) until someone writes into it.
+    let kind = crate::audio::file_kind(&std::fs::metadata(path)?.file_type());
+    if kind != "regular file" {
+        return Err(std::io::Error::other(format!(
+            "not a regular file ({kind})"
+        )));
+    }
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

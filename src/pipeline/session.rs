@@ -746,15 +746,9 @@ pub fn analyze_recording(
         )?;
         Err(e)
     };
-    let bytes = match std::fs::read(&job.path) {
+    let bytes = match crate::audio::read_recording(&job.path) {
         Ok(b) => b,
-        Err(source) => {
-            let e = Error::from(crate::audio::AudioError::Io {
-                path: job.path.clone(),
-                source,
-            });
-            return fail(sink, info, e);
-        }
+        Err(e) => return fail(sink, info, e.into()),
     };
     info.audio_hash = identity::bytes_hash(&bytes);
     let decoded = crate::audio::decode::decode_bytes(&job.path, &bytes)

@@ -19,7 +19,9 @@
 //!   into one stored call;
 //! - [`types`]: the closed sets the tables hold (status, review state, source, role).
 //!
-//! SQLite runs in WAL mode with a busy timeout, so trainers can read while a batch writes.
+//! SQLite runs in WAL mode with a busy timeout (30 s; `CALLQC_DB_BUSY_TIMEOUT_MS`), so trainers
+//! can read while a batch writes. `CALLQC_DB_MAX_PAGES` caps the file at that many 4 KiB pages
+//! (a quota: writes past it fail with "database or disk is full", as on a full disk).
 
 pub mod db;
 pub mod live;
@@ -162,7 +164,11 @@ impl Store {
             source: e.into(),
         };
         let conn = rusqlite::Connection::open(db).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.busy_timeout(sqlite_busy_timeout()).map_err(err)?;
+        if let Some(pages) = env_number("CALLQC_DB_MAX_PAGES") {
+            conn.pragma_update(None, "max_page_count", pages as i64)
+                .map_err(err)?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -281,6 +287,16 @@ impl Store {
     pub fn dump(&self) -> Result<Dump, StoreError> {
         self.with(|db| Ok(schema::dump(db)?))
     }
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// How long a SQLite writer waits for another process's write lock before it gives up with
+/// "database is locked": 30 s, or `CALLQC_DB_BUSY_TIMEOUT_MS`.
+fn sqlite_busy_timeout() -> Duration {
+    Duration::from_millis(env_number("CALLQC_DB_BUSY_TIMEOUT_MS").unwrap_or(30_000))
 }
 
 /// A PostgreSQL client: TLS is for a proxy in front (see the README); statements that run for
