@@ -513,10 +513,13 @@ fn broken_files_give_clear_one_line_errors() {
     let e = load_call_audio(&path, ChannelMap::default()).unwrap_err();
     one_line_naming(&e, &path);
 
-    // decode_bytes names whatever path it is given.
+    // decode_bytes names whatever path it is given (here an MP3 stub: its tag and nothing).
     let e = decode_bytes(Path::new("upload #7.wav"), b"ID3\x03").unwrap_err();
+    assert!(e.to_string().starts_with("upload #7.wav: "), "{e}");
+    assert!(e.to_string().contains("MP3"), "{e}");
+    let e = decode_bytes(Path::new("upload #8.wav"), b"\x00\x01junk").unwrap_err();
     assert!(
-        e.to_string().starts_with("upload #7.wav: not a WAV file"),
+        e.to_string().starts_with("upload #8.wav: not a WAV file"),
         "{e}"
     );
 }
