@@ -43,8 +43,11 @@ impl DbError {
     pub fn is_transient(&self) -> bool {
         match self {
             DbError::Postgres(e) => {
+                // The connection is gone, or could not be made (an I/O error underneath), or
+                // the server answered with a class of error that a retry can clear. A type
+                // mismatch or a syntax error is none of these: retrying would not help.
                 e.is_closed()
-                    || e.code().is_none()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
                     || e.code().is_some_and(|c| {
                         let c = c.code();
                         // 40: serialization failure / deadlock; 57P: admin shutdown / crash
