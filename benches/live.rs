@@ -12,6 +12,10 @@
 #[path = "../tests/live_support/mod.rs"]
 mod live_support;
 
+#[path = "support/cpu.rs"]
+mod support_cpu;
+use support_cpu::cpu;
+
 use std::time::{Duration, Instant};
 
 use callqc::live::simulate::{self, Protocol, ReceivedWarning};
@@ -27,37 +31,6 @@ fn sample_name(i: usize) -> &'static str {
     } else {
         CLEAN[(i / 2) % CLEAN.len()]
     }
-}
-
-fn cpu() -> (String, String) {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let flags = field("flags");
-    let simd: Vec<&str> = flags
-        .split_whitespace()
-        .filter(|f| {
-            [
-                "sse4_2",
-                "avx",
-                "avx2",
-                "fma",
-                "f16c",
-                "avx512f",
-                "avx512bw",
-                "avx512_vnni",
-                "avx_vnni",
-                "amx_tile",
-            ]
-            .contains(f)
-        })
-        .collect();
-    (field("model name"), simd.join(" "))
 }
 
 fn rss_mb() -> f64 {

@@ -16,6 +16,8 @@
 
 #[path = "../tests/common/pg.rs"]
 mod pg;
+#[path = "support/cpu.rs"]
+mod support_cpu;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,36 +27,10 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn cpu() -> (String, String, usize) {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let flags = field("flags");
-    let simd: Vec<&str> = flags
-        .split_whitespace()
-        .filter(|f| {
-            [
-                "sse4_2",
-                "avx",
-                "avx2",
-                "fma",
-                "f16c",
-                "avx512f",
-                "avx512bw",
-                "avx512_vnni",
-                "avx_vnni",
-                "amx_tile",
-            ]
-            .contains(f)
-        })
-        .collect();
+fn cpu_and_cores() -> (String, String, usize) {
+    let (model, simd) = support_cpu::cpu();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (field("model name"), simd.join(" "), cores)
+    (model, simd, cores)
 }
 
 fn callqc() -> Command {
@@ -343,7 +319,7 @@ fn agent_only(dir: &Path) {
 
 fn main() {
     // `cargo bench` passes --bench; a filter argument is not used.
-    let (model, simd, cores) = cpu();
+    let (model, simd, cores) = cpu_and_cores();
     println!("# callqc scale-out benchmark\n");
     println!("CPU: {model} ({cores} cores available); SIMD: {simd}");
     // CALLQC_QUEUE_BENCH=workers,long,agent (the default: all three) picks the parts.

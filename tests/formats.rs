@@ -7,31 +7,13 @@ mod common;
 
 use std::path::Path;
 
-use callqc::asr::{AsrParams, Transcript};
+use callqc::asr::Transcript;
 use callqc::audio::decode::{decode_bytes, decode_file};
 use callqc::audio::{AudioError, Encoding, Role};
 use callqc::eval::{GroundTruth, call_cer};
-use callqc::pipeline::call::{VadMode, Worker, WorkerConfig};
+use callqc::pipeline::call::Worker;
 use callqc::pipeline::events::{CallEvent, Pass, Source, VecSink};
 use callqc::pipeline::session::{CallJob, SessionMode, analyze_recording};
-use callqc::vad::VadParams;
-
-fn worker() -> Worker {
-    common::require_models();
-    let models = common::root().join("models");
-    Worker::load(&WorkerConfig {
-        whisper_model: models.join("ggml-base-q8_0.bin"),
-        tone_model: models.join("tone.onnx"),
-        models_dir: models,
-        asr: AsrParams::default(),
-        vad: VadParams::default(),
-        vad_mode: VadMode::Silero,
-        whisper_threads: 2,
-        onnx_threads: 1,
-        agent_only: false,
-    })
-    .expect("models load")
-}
 
 /// Edits and reference characters of `file`'s transcript against `truth`.
 fn cer_of(w: &mut Worker, truth: &GroundTruth, file: &Path) -> (usize, usize) {
@@ -68,7 +50,7 @@ fn percent((edits, chars): (usize, usize)) -> f64 {
 fn mp3_and_ogg_of_every_call_transcribe_like_the_wavs_and_flac_is_lossless() {
     let samples = common::root().join("samples");
     let formats = common::root().join("tests/data/formats");
-    let mut w = worker();
+    let mut w = common::worker(2);
     let mut totals = [(0, 0); 3]; // wav, mp3, ogg
     for n in 1..=8 {
         let name = format!("call0{n}");

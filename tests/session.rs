@@ -3,36 +3,22 @@
 
 mod common;
 
-use callqc::asr::AsrParams;
 use callqc::audio::Role;
 use callqc::audio::roles::role_channels;
 use callqc::eval::{self, LabelledCall};
-use callqc::pipeline::call::{VadMode, Worker, WorkerConfig};
+use callqc::pipeline::call::Worker;
 use callqc::pipeline::events::{CallEvent, CallInfo, Pass, Source, VecSink};
 use callqc::pipeline::session::{
     AudioFormat, CallJob, CallSession, SessionMode, analyze_recording,
 };
 use callqc::rubric;
 use callqc::rubric::Kind;
-use callqc::vad::{SpeechRegion, VadParams};
+use callqc::vad::SpeechRegion;
 
 use common::root;
 
 fn worker() -> Worker {
-    common::require_models();
-    let models = root().join("models");
-    Worker::load(&WorkerConfig {
-        whisper_model: models.join("ggml-base-q8_0.bin"),
-        tone_model: models.join("tone.onnx"),
-        models_dir: models,
-        asr: AsrParams::default(),
-        vad: VadParams::default(),
-        vad_mode: VadMode::Silero,
-        whisper_threads: 2,
-        onnx_threads: 1,
-        agent_only: false,
-    })
-    .expect("models load")
+    common::worker(2)
 }
 
 /// Push a labelled call in 20 ms frames of its own encoding (PCM16 / μ-law / A-law bytes).

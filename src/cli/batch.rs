@@ -92,7 +92,7 @@ pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
         models_key: models.key.clone(),
     };
     if callqc::store::is_postgres_url(&args.db.to_string_lossy()) {
-        return super::queue::batch_on_postgres(opts, &args, &cfg);
+        return super::queue::batch_on_postgres(&args, &cfg);
     }
     let mut store = Store::open(&args.db)?;
     let run_id = store.begin_run(

@@ -16,6 +16,7 @@ use callqc::pipeline::distributed::{self, QueueConfig, Until, WorkSummary};
 use callqc::pipeline::identity::ModelsIdentity;
 use callqc::rubric;
 use callqc::settings::Parallelism;
+use callqc::store::queue::Enqueued;
 use callqc::store::{Store, is_postgres_url};
 
 use super::{AsrArgs, GlobalOpts};
@@ -129,16 +130,19 @@ pub fn enqueue(_opts: &GlobalOpts, a: EnqueueArgs) -> anyhow::Result<ExitCode> {
     let mut store = Store::open(&a.db)?;
     let force = a.force;
     let e = distributed::enqueue(&mut store, &jobs, |_, _| Ok(force))?;
+    print_enqueued("enqueue", &store, jobs.len(), &e);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_enqueued(command: &str, store: &Store, calls: usize, e: &Enqueued) {
     println!(
-        "callqc enqueue → {} (batch {}): {} calls: {} new, {} queued again, {} already queued or finished",
+        "callqc {command} → {} (batch {}): {calls} calls: {} new, {} queued again, {} already queued or finished",
         store.location(),
         e.batch_id,
-        jobs.len(),
         e.added,
         e.requeued,
         e.unchanged
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn queue_config(lease: &LeaseArgs, name: Option<String>, until: Until, force: bool) -> QueueConfig {
@@ -206,7 +210,6 @@ fn print_work(s: &WorkSummary, json: bool, name: &str) -> anyhow::Result<()> {
 /// `batch` on PostgreSQL: enqueue the calls as one batch, then work on this machine until
 /// every call of the batch is stored or failed (other machines' workers may share it).
 pub fn batch_on_postgres(
-    opts: &GlobalOpts,
     a: &super::batch::BatchArgs,
     cfg: &BatchConfig,
 ) -> anyhow::Result<ExitCode> {
@@ -218,15 +221,7 @@ pub fn batch_on_postgres(
     let e = distributed::enqueue(&mut store, &jobs, |key, hash| {
         Ok(force || !probe.is_done(key, hash, &models_key, &rubric_hash)?)
     })?;
-    println!(
-        "callqc batch → {} (batch {}): {} calls: {} new, {} queued again, {} already queued or finished",
-        store.location(),
-        e.batch_id,
-        jobs.len(),
-        e.added,
-        e.requeued,
-        e.unchanged
-    );
+    print_enqueued("batch", &store, jobs.len(), &e);
     let q = queue_config(
         &LeaseArgs {
             lease: 60.0,
@@ -237,7 +232,6 @@ pub fn batch_on_postgres(
         Until::Drained(vec![e.batch_id]),
         force,
     );
-    let _ = opts;
     let summary = distributed::work(&a.db, cfg, &q, stop_on_signals())?;
     print_work(&summary, a.json, &q.name)?;
     let failed = store.progress()?.failures;

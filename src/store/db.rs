@@ -332,6 +332,17 @@ fn sqlite_row(r: &rusqlite::Row, n: usize) -> rusqlite::Result<Row> {
     Ok(Row(values))
 }
 
+fn pg_values(params: &[&dyn ToValue]) -> Vec<Value> {
+    params.iter().map(|p| p.to_value()).collect()
+}
+
+fn pg_refs(values: &[Value]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+        .collect()
+}
+
 impl Db<'_, '_> {
     fn pg_statement(&mut self, sql: &str) -> Result<postgres::Statement, DbError> {
         let Db::Postgres { tx, statements } = self else {
@@ -355,11 +366,8 @@ impl Db<'_, '_> {
             }
             Db::Postgres { .. } => {
                 let stmt = self.pg_statement(sql)?;
-                let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
-                    .iter()
-                    .map(|v| v as &(dyn postgres::types::ToSql + Sync))
-                    .collect();
+                let values = pg_values(params);
+                let refs = pg_refs(&values);
                 let Db::Postgres { tx, .. } = self else {
                     unreachable!()
                 };
@@ -383,11 +391,8 @@ impl Db<'_, '_> {
             }
             Db::Postgres { .. } => {
                 let stmt = self.pg_statement(sql)?;
-                let values: Vec<Value> = params.iter().map(|p| p.to_value()).collect();
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = values
-                    .iter()
-                    .map(|v| v as &(dyn postgres::types::ToSql + Sync))
-                    .collect();
+                let values = pg_values(params);
+                let refs = pg_refs(&values);
                 let Db::Postgres { tx, .. } = self else {
                     unreachable!()
                 };

@@ -58,3 +58,23 @@ pub fn sample(name: &str) -> PathBuf {
 pub fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).expect("read json")).expect("parse json")
 }
+
+/// A worker with the default whisper model (base q8_0), VAD and tone model, `threads` whisper
+/// threads: what the in-process tests analyse with.
+pub fn worker(threads: usize) -> callqc::pipeline::call::Worker {
+    use callqc::pipeline::call::{VadMode, Worker, WorkerConfig};
+    require_models();
+    let models = root().join("models");
+    Worker::load(&WorkerConfig {
+        whisper_model: models.join("ggml-base-q8_0.bin"),
+        tone_model: models.join("tone.onnx"),
+        models_dir: models,
+        asr: callqc::asr::AsrParams::default(),
+        vad: callqc::vad::VadParams::default(),
+        vad_mode: VadMode::Silero,
+        whisper_threads: threads,
+        onnx_threads: 1,
+        agent_only: false,
+    })
+    .expect("models load")
+}
