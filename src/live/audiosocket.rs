@@ -73,6 +73,9 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<AsMessage<'_>, String> {
     }
 }
 
+/// The largest payload a message can carry (its length is a u16).
+pub const MAX_PAYLOAD: usize = u16::MAX as usize;
+
 /// Encode a message (for clients: `simulate` and the tests).
 pub fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
     let len = payload.len().min(u16::MAX as usize);
@@ -276,7 +279,7 @@ async fn leg(
     registry: Arc<Registry>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut buf = vec![0u8; u16::MAX as usize];
+    let mut buf = Box::new([0u8; MAX_PAYLOAD]);
     // The UUID first.
     let uuid = match read_message(&mut stream, &mut buf).await {
         Ok(Some((0x01, n))) => match decode(0x01, &buf[..n]) {
@@ -365,10 +368,12 @@ async fn leg(
     }
 }
 
-/// Read one message into `buf`: `Ok(None)` at a clean end of stream before a header.
-async fn read_message(
-    stream: &mut TcpStream,
-    buf: &mut [u8],
+/// Read one message's kind and payload (into `buf`, which must hold [`MAX_PAYLOAD`] bytes):
+/// `Ok(None)` at a clean end of stream before a header. Generic over the reader so the fuzzer
+/// feeds it bytes without a socket.
+pub async fn read_message<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut [u8; MAX_PAYLOAD],
 ) -> std::io::Result<Option<(u8, usize)>> {
     let mut header = [0u8; 3];
     match stream.read_exact(&mut header[..1]).await {
@@ -384,7 +389,7 @@ async fn read_message(
 
 async fn read_leg(
     stream: &mut TcpStream,
-    buf: &mut [u8],
+    buf: &mut [u8; MAX_PAYLOAD],
     peer: &str,
     engine: &Arc<Engine>,
     call: &Arc<Mutex<CallLegs>>,

@@ -50,17 +50,26 @@ pub enum BatchError {
     Sink(Box<crate::Error>),
 }
 
-/// Extra keys callqc reads from a `NAME.json` beside the audio.
+/// Extra keys callqc reads from a `NAME.json` beside the audio (unknown keys are ignored: the
+/// ground-truth files carry many more).
 #[derive(Debug, Default, Deserialize)]
-struct Sidecar {
-    agent_id: Option<String>,
-    call_id: Option<String>,
-    channel_map: Option<BTreeMap<String, crate::audio::Role>>,
+pub struct Sidecar {
+    pub agent_id: Option<String>,
+    pub call_id: Option<String>,
+    pub channel_map: Option<BTreeMap<String, crate::audio::Role>>,
     /// `"live"` beside a recording `callqc serve` wrote: a batch over `recordings/` (say, after
     /// a restart lost queued final passes) stores those calls as live ones.
-    source: Option<Source>,
+    pub source: Option<Source>,
     /// When the call took place (`2026-12-01T08:30:00Z`, or a date); else the file's time.
-    started_at: Option<String>,
+    pub started_at: Option<String>,
+}
+
+impl Sidecar {
+    /// Parse a sidecar's text. Anything but a JSON object with these keys (of these types) is an
+    /// error; the caller names the file.
+    pub fn parse(text: &str) -> Result<Sidecar, serde_json::Error> {
+        serde_json::from_str(text)
+    }
 }
 
 fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
@@ -73,29 +82,39 @@ fn with_sidecar(path: &Path, default_map: ChannelMap) -> CallJob {
         started_at: crate::time::modified_utc(path),
     };
     let json = path.with_extension("json");
-    if let Some(side) = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Sidecar>(&t).ok())
-    {
-        job.agent_id = side.agent_id;
-        job.call_id = side.call_id;
-        job.source = side.source.unwrap_or(Source::Batch);
-        if let Some(at) = side.started_at.as_deref() {
-            match crate::time::parse_date(at) {
-                Some(at) => job.started_at = Some(at),
-                None => tracing::warn!(
-                    "{}: started_at '{at}' is not a date (YYYY-MM-DD[THH:MM[:SS]Z]); using the file's time",
-                    json.display()
-                ),
-            }
+    let Ok(text) = std::fs::read_to_string(&json) else {
+        return job;
+    };
+    let side = match Sidecar::parse(&text) {
+        Ok(side) => side,
+        Err(e) => {
+            // The call is still analysed (its audio is fine), without the sidecar's ids.
+            tracing::warn!(
+                "{}: not a usable sidecar ({e}); analysing {} without it",
+                json.display(),
+                path.display()
+            );
+            return job;
         }
-        if let Some(m) = side.channel_map {
-            if let Some(&r) = m.get("left") {
-                job.channel_map.left = r;
-            }
-            if let Some(&r) = m.get("right") {
-                job.channel_map.right = r;
-            }
+    };
+    job.agent_id = side.agent_id;
+    job.call_id = side.call_id;
+    job.source = side.source.unwrap_or(Source::Batch);
+    if let Some(at) = side.started_at.as_deref() {
+        match crate::time::parse_date(at) {
+            Some(at) => job.started_at = Some(at),
+            None => tracing::warn!(
+                "{}: started_at '{at}' is not a date (YYYY-MM-DD[THH:MM[:SS]Z]); using the file's time",
+                json.display()
+            ),
+        }
+    }
+    if let Some(m) = side.channel_map {
+        if let Some(&r) = m.get("left") {
+            job.channel_map.left = r;
+        }
+        if let Some(&r) = m.get("right") {
+            job.channel_map.right = r;
         }
     }
     job
@@ -123,34 +142,81 @@ fn recordings_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// One call of a manifest line: `path[,agent_id[,call_id[,channel map]]]` (tab-separated when
+/// the line has a tab).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestLine<'a> {
+    pub path: &'a str,
+    pub agent_id: Option<&'a str>,
+    pub call_id: Option<&'a str>,
+    pub channel_map: Option<ChannelMap>,
+}
+
+/// Parse one line of a manifest (`index` counts from 0): `Ok(None)` for blank lines, comments and
+/// a header; the error is the reason, for the caller to name file and line.
+pub fn parse_manifest_line<'a>(
+    index: usize,
+    line: &'a str,
+) -> Result<Option<ManifestLine<'a>>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') || (index == 0 && line.starts_with("path")) {
+        return Ok(None);
+    }
+    let sep = if line.contains('\t') { '\t' } else { ',' };
+    let mut fields = line.splitn(4, sep).map(str::trim);
+    let path = fields.next().unwrap_or_default();
+    if path.is_empty() {
+        return Err("no recording path before the first separator".into());
+    }
+    let non_empty = |f: Option<&'a str>| f.filter(|f| !f.is_empty());
+    let agent_id = non_empty(fields.next());
+    let call_id = non_empty(fields.next());
+    let channel_map = non_empty(fields.next()).map(str::parse).transpose()?;
+    Ok(Some(ManifestLine {
+        path,
+        agent_id,
+        call_id,
+        channel_map,
+    }))
+}
+
+/// Read a manifest line by line (a night's 100,000-line list is never held whole); paths are
+/// relative to the manifest's folder.
 fn parse_manifest(path: &Path, default_map: ChannelMap) -> Result<Vec<CallJob>, BatchError> {
-    let text = std::fs::read_to_string(path).map_err(|e| BatchError::Input {
+    use std::io::BufRead;
+    let input = |reason: String| BatchError::Input {
         path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| input(e.to_string()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut jobs = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("path")) {
-            continue;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = String::new();
+    for i in 0.. {
+        line.clear();
+        let at = |reason: String| BatchError::Manifest {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason,
+        };
+        match reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(at(e.to_string())),
         }
-        let sep = if line.contains('\t') { '\t' } else { ',' };
-        let fields: Vec<&str> = line.splitn(4, sep).map(str::trim).collect();
-        let file = base.join(fields[0]);
-        let mut job = with_sidecar(&file, default_map);
-        if let Some(a) = fields.get(1).filter(|a| !a.is_empty()) {
+        let Some(entry) = parse_manifest_line(i, &line).map_err(at)? else {
+            continue;
+        };
+        let mut job = with_sidecar(&base.join(entry.path), default_map);
+        if let Some(a) = entry.agent_id {
             job.agent_id = Some(a.to_string());
         }
-        if let Some(c) = fields.get(2).filter(|c| !c.is_empty()) {
+        if let Some(c) = entry.call_id {
             job.call_id = Some(c.to_string());
         }
-        if let Some(m) = fields.get(3).filter(|m| !m.is_empty()) {
-            job.channel_map = m.parse().map_err(|reason| BatchError::Manifest {
-                path: path.to_path_buf(),
-                line: i + 1,
-                reason,
-            })?;
+        if let Some(m) = entry.channel_map {
+            job.channel_map = m;
         }
         jobs.push(job);
     }
