@@ -259,6 +259,7 @@ fn bench_store(c: &mut Criterion) {
                     speech: &call.speech,
                     tone: &call.tone,
                     findings: &findings,
+                    speakers: None,
                     tone_baseline: baseline.as_ref(),
                     tone_threshold: 0.5,
                     score: &score,

@@ -62,6 +62,7 @@ pub mod report;
 pub mod review;
 pub mod rubric;
 pub mod settings;
+pub mod speakers;
 pub mod store;
 
 pub mod text;

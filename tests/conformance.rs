@@ -130,6 +130,7 @@ fn save_with(
                 speech: &speech,
                 tone: &tone,
                 findings,
+                speakers: None,
                 tone_baseline,
                 tone_threshold: 0.6,
                 score: s,

@@ -112,6 +112,7 @@ fn exports_mask_personal_data_and_mute_it_in_the_clips() {
                 speech: &[],
                 tone: &[],
                 findings: &[finding],
+                speakers: None,
                 tone_baseline: None,
                 tone_threshold: 0.5,
                 score: &score,

@@ -76,6 +76,16 @@ pub fn run(_opts: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = &call.error {
         println!("  error: {e}");
     }
+    if let Some(sp) = &call.speakers {
+        if sp.separated {
+            println!("  speakers: {}", sp.note);
+        } else {
+            println!(
+                "  speakers: NOT SEPARATED ({}): one mixed speaker, findings may be the caller's",
+                sp.note
+            );
+        }
+    }
     if call.status == callqc::store::CallStatus::Done
         && let Some((e, at)) = failures.first()
     {

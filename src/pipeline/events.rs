@@ -22,7 +22,7 @@ use crate::audio::{ChannelMap, Role};
 use crate::rubric::{Finding, Score};
 use crate::time::round_ms;
 use crate::tone::{Baseline, ToneSummary, ToneWindow};
-use crate::vad::SpeechRegion;
+use crate::vad::{SpeechRegion, SpeechRegions};
 
 /// Which call of a run an event belongs to (assigned by whoever starts the sessions).
 pub type CallSeq = u64;
@@ -95,6 +95,16 @@ pub struct CallEnd {
     pub timings: StageTimings,
 }
 
+/// How the speakers of a mono recording were attributed ([`crate::speakers`]): two voices, one
+/// named the agent because it says the script, or one mixed speaker and why.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct RoleSeparation {
+    /// The agent's and the caller's turns are known; else the call stays one mixed speaker.
+    pub separated: bool,
+    /// For people: the evidence for the attribution, or the reason there is none.
+    pub note: String,
+}
+
 /// One thing the analysis found out about a call.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -107,6 +117,12 @@ pub enum CallEvent {
         /// Seconds of the call's audio that had arrived when this was known.
         #[serde(serialize_with = "round_ms")]
         at_audio_s: f64,
+    },
+    /// A mono recording's speech was given to the agent and the caller (or left mixed): `speech`
+    /// replaces the regions closed so far (which were the mixed track's).
+    RolesSeparated {
+        separation: RoleSeparation,
+        speech: Vec<SpeechRegions>,
     },
     Segment {
         pass: Pass,

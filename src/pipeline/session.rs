@@ -22,7 +22,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::call::{VadMode, Worker};
-use super::events::{CallEnd, CallEvent, CallInfo, CallSeq, CallSink, Pass, Source, StageTimings};
+use super::events::{
+    CallEnd, CallEvent, CallInfo, CallSeq, CallSink, Pass, RoleSeparation, Source, StageTimings,
+};
 use super::identity;
 use crate::asr::pack::PackPolicy;
 use crate::asr::{Segment, Transcript};
@@ -32,6 +34,7 @@ use crate::audio::roles::role_channels;
 use crate::audio::{ChannelMap, Encoding, Role, RoleAudio};
 use crate::error::{Error, Stage};
 use crate::rubric::{CallFacts, Finding, Rubric};
+use crate::speakers::{self, VoiceSplit};
 use crate::tone::live::ToneStream;
 use crate::tone::{self, Baseline, ToneWindow};
 use crate::vad::{SpeechRegion, SpeechRegions, VadStream};
@@ -39,6 +42,11 @@ use crate::vad::{SpeechRegion, SpeechRegions, VadStream};
 /// Seconds of the agent's speech a live call needs before its tone is judged live (see
 /// `score_utterance_tone`).
 pub const LIVE_TONE_WARMUP_S: f64 = 5.0;
+
+/// A mono call's agent voice says at least this many phrases of the agent script…
+const MIN_AGENT_SCRIPT: usize = 2;
+/// …and the caller's voice at most this many.
+const MAX_CALLER_SCRIPT: usize = 1;
 
 /// What a session does while audio arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,6 +129,8 @@ pub struct CallState {
     vad: VadStream,
     speech: Vec<SpeechRegions>,
     live: LiveState,
+    /// How far apart a mono call's two voices' pitch is, semitones (for the record).
+    voice_separation: f64,
     timings: StageTimings,
 }
 
@@ -189,6 +199,7 @@ impl<'a> CallSession<'a> {
                 .collect(),
             vad,
             live,
+            voice_separation: 0.0,
             timings: StageTimings::default(),
         };
         Ok(CallSession {
@@ -565,6 +576,133 @@ impl<'a> CallSession<'a> {
         Ok(())
     }
 
+    /// A lone mixed track's speech split into two voices (as agent / caller placeholders for
+    /// voice 0 / 1), or `None` (stereo, no VAD, or one voice — then the call stays mixed and a
+    /// warning says why).
+    #[allow(clippy::type_complexity)]
+    fn mono_voices(&mut self) -> crate::Result<Option<([SpeechRegions; 2], [f64; 2])>> {
+        let lone_mixed = self.call.audio.len() == 1 && self.call.audio[0].role == Role::Mixed;
+        if !lone_mixed || self.worker.vad_mode != VadMode::Silero {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        let split =
+            speakers::split_two_voices(&self.call.audio[0].samples, &self.call.speech[0].regions);
+        self.call.timings.vad_s += t.elapsed().as_secs_f64();
+        match split {
+            VoiceSplit::Two(two) => {
+                let [low, high] = two.turns;
+                let voices = [
+                    SpeechRegions {
+                        role: Role::Agent,
+                        regions: low,
+                    },
+                    SpeechRegions {
+                        role: Role::Caller,
+                        regions: high,
+                    },
+                ];
+                self.call.voice_separation = two.apart_st;
+                Ok(Some((voices, two.pitch_hz)))
+            }
+            VoiceSplit::OneVoice { reason } => {
+                self.keep_mixed(reason)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The voices are decoded: the one that says more of the rubric's agent script is the
+    /// agent's; a tie leaves the call mixed. Relabels the transcripts and replaces the speech.
+    fn attribute_voices(
+        &mut self,
+        voices: [SpeechRegions; 2],
+        pitch: [f64; 2],
+        parts: &mut [Transcript],
+    ) -> crate::Result<()> {
+        let hits = [0, 1].map(|v| {
+            parts
+                .get(v)
+                .map_or(0, |p| self.rubric.script_phrases_heard(&p.segments))
+        });
+        // The agent says the script; a caller says at most a "您好" or a "再见". Anything else
+        // (neither voice, both, or a caller cluster saying the script) means the split is not
+        // the two parties: measured on the samples' channels alone, one voice split in two gave
+        // script phrases to both halves.
+        let agent = if hits[0] >= hits[1] { 0 } else { 1 };
+        if hits[agent] < MIN_AGENT_SCRIPT || hits[1 - agent] > MAX_CALLER_SCRIPT {
+            return self.keep_mixed(format!(
+                "two voices, but the script does not single out the agent: {} and {} phrase(s) of it ({MIN_AGENT_SCRIPT} and at most {MAX_CALLER_SCRIPT} needed)",
+                hits[agent],
+                hits[1 - agent]
+            ));
+        }
+        let caller = 1 - agent;
+        for (v, part) in parts.iter_mut().enumerate() {
+            let role = if v == agent {
+                Role::Agent
+            } else {
+                Role::Caller
+            };
+            part.segments.iter_mut().for_each(|s| s.role = role);
+            part.dropped.iter_mut().for_each(|d| d.segment.role = role);
+        }
+        let [v0, v1] = voices;
+        let (agent_turns, caller_turns) = if agent == 0 {
+            (v0.regions, v1.regions)
+        } else {
+            (v1.regions, v0.regions)
+        };
+        let speech = vec![
+            SpeechRegions {
+                role: Role::Agent,
+                regions: agent_turns,
+            },
+            SpeechRegions {
+                role: Role::Caller,
+                regions: caller_turns,
+            },
+        ];
+        let seconds = |s: &SpeechRegions| s.regions.iter().map(|r| r.duration()).sum::<f64>();
+        let note = format!(
+            "two voices on one channel, {:.1} semitones apart: the agent ({:.0} Hz, {:.1} s of speech) says {} phrase(s) of the agent script, the caller ({:.0} Hz, {:.1} s) {}",
+            self.call.voice_separation,
+            pitch[agent],
+            seconds(&speech[0]),
+            hits[agent],
+            pitch[caller],
+            seconds(&speech[1]),
+            hits[caller]
+        );
+        // The one track now stands for the agent's voice in the agent's turns (tone reads the
+        // agent's audio at the agent's spans); the caller's turns are on it too, never read as
+        // the agent's.
+        self.call.audio[0].role = Role::Agent;
+        self.call.speech = speech.clone();
+        self.emit(CallEvent::RolesSeparated {
+            separation: RoleSeparation {
+                separated: true,
+                note,
+            },
+            speech,
+        })
+    }
+
+    /// Say why a mono call stays one mixed speaker (a warning, and a record in the store).
+    fn keep_mixed(&mut self, reason: String) -> crate::Result<()> {
+        tracing::warn!(
+            "{}: mono recording, speakers not separated ({reason}): analysed as one mixed speaker, findings may be the caller's",
+            self.call.label
+        );
+        self.emit(CallEvent::RolesSeparated {
+            separation: RoleSeparation {
+                separated: false,
+                note: reason,
+            },
+            speech: self.call.speech.clone(),
+        })
+    }
+
     /// The call is over: flush, run the final pass, emit [`CallEvent::Ended`]. On error the
     /// session emits [`CallEvent::Failed`] (naming the call and stage) and returns the error.
     pub fn finish(mut self) -> crate::Result<CallEnd> {
@@ -622,29 +760,40 @@ impl<'a> CallSession<'a> {
         }
         let duration_s = self.audio_s();
 
+        // A mono recording carries both parties on one track: tell the two voices apart first
+        // (crate::speakers), decode each voice's turns, then name the agent by the script.
+        let voices = self.mono_voices()?;
+
         // Whisper over every region, packed into shared windows.
         let t = Instant::now();
         let mut transcript = Transcript::default();
         // Agent-only mode leaves the caller's channel to VAD (silence, talk-over) and whisper
-        // never hears it.
+        // never hears it (a mono call's voices are both decoded: which one is the agent's is
+        // known only from what they say).
         let agent_only = self.worker.agent_only;
-        let channels: Vec<_> = self
-            .call
-            .audio
-            .iter()
-            .zip(&self.call.speech)
-            .filter(|(_, speech)| !(agent_only && speech.role == Role::Caller))
-            .collect();
+        let channels: Vec<(&RoleAudio, &SpeechRegions)> = match &voices {
+            Some((v, _)) => v.iter().map(|s| (&self.call.audio[0], s)).collect(),
+            None => self
+                .call
+                .audio
+                .iter()
+                .zip(&self.call.speech)
+                .filter(|(_, speech)| !(agent_only && speech.role == Role::Caller))
+                .collect(),
+        };
         // A core left idle by another worker (the batch's tail, one long call) decodes the
         // second channel beside the first: the same transcripts, sooner.
         let spare = self.worker.spare.as_ref().and_then(|s| s.try_borrow());
-        let parts = self
+        let mut parts = self
             .worker
             .recognizer
             .recognize_channels(&channels, spare.is_some())
             .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
         self.call.timings.asr_spread = spare.is_some() && channels.len() > 1;
         drop(spare);
+        if let Some((voices, pitch)) = voices {
+            self.attribute_voices(voices, pitch, &mut parts)?;
+        }
         for part in parts {
             transcript.segments.extend(part.segments);
             transcript.dropped.extend(part.dropped);

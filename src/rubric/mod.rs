@@ -267,6 +267,26 @@ impl Rubric {
     pub fn item(&self, id: &str) -> Option<&Item> {
         self.items.iter().find(|i| i.id == id)
     }
+
+    /// How many of the agent's scripted phrases (the phrases of `required_phrase` items on the
+    /// agent: greeting, closing) one voice's `segments` contain, anywhere: on a mono recording,
+    /// the voice that says the script is the agent's ([`crate::speakers`]).
+    pub fn script_phrases_heard(&self, segments: &[crate::asr::Segment]) -> usize {
+        let all: Vec<usize> = (0..segments.len()).collect();
+        let runs = scope::runs(segments, &all);
+        let mut heard = std::collections::BTreeSet::new();
+        for item in self.items.iter().filter(|i| i.role == RoleScope::Agent) {
+            let Rule::RequiredPhrase(rule) = &item.rule else {
+                continue;
+            };
+            for run in &runs {
+                for hit in rule.phrases.find(&run.tokens) {
+                    heard.insert((item.id.as_str(), hit.phrase));
+                }
+            }
+        }
+        heard.len()
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! | `dimension` | no (`"general"`) | score dimension for per-dimension reports (服务规范, 服务态度, …) |
 //! | `points` | yes | deducted per finding; `0` flags the call for review without a deduction |
 //! | `veto` | no (`false`) | 一票否决: any finding of the item sets the call's total to 0 |
-//! | `role` | no | whose speech the item looks at: `"agent"`, `"caller"` or `"both"`. Default `"both"` for `silence` and `call_duration`, `"agent"` for every other kind. On a mono recording nobody can tell who spoke, so speech counts for every scope and findings carry role `mixed` |
+//! | `role` | no | whose speech the item looks at: `"agent"`, `"caller"` or `"both"`. Default `"both"` for `silence` and `call_duration`, `"agent"` for every other kind. A mono recording's two voices are told apart where callqc is sure (docs/mono.md); where it is not, nobody can tell who spoke, so speech counts for every scope and findings carry role `mixed` |
 //! | `max_count` | no (`1`) | at most this many findings of the item deduct points; later ones are still listed, with 0 points, so reviewers see every occurrence |
 //! | `[items.rule]` | yes | `kind = "…"` and the kind's settings (see *Rule kinds*); `rule = { kind = "…", … }` on one line works too |
 //!

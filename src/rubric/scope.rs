@@ -27,8 +27,9 @@ pub enum RoleScope {
 }
 
 impl RoleScope {
-    /// Does speech of `role` count? A mono recording ([`Role::Mixed`]) cannot tell who spoke,
-    /// so its speech counts for every scope: the findings carry role `mixed`, telling reviewers
+    /// Does speech of `role` count? Speech of a mono recording whose voices could not be told
+    /// apart ([`Role::Mixed`], see [`crate::speakers`]) has no known speaker, so it counts for
+    /// every scope: the findings carry role `mixed`, telling reviewers
     /// to check who said it.
     pub fn includes(self, role: Role) -> bool {
         matches!(

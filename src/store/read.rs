@@ -7,6 +7,7 @@ use super::types::{AppealState, CallStatus, Kind, ReviewState, Source};
 use super::{Store, StoreError};
 use crate::asr::Segment;
 use crate::audio::Role;
+use crate::pipeline::events::RoleSeparation;
 use crate::tone::{Baseline, ToneWindow};
 use crate::vad::{SpeechRegion, SpeechRegions};
 
@@ -23,6 +24,8 @@ pub struct StoredCall {
     pub duration_s: Option<f64>,
     /// The tone model's threshold the call was judged with (None before schema 2).
     pub tone_threshold: Option<f64>,
+    /// A mono recording: how its voices were attributed to agent and caller, or why not.
+    pub speakers: Option<RoleSeparation>,
     pub segments: Vec<Segment>,
     /// Segments whose text the lexicon corrected, with what the recogniser wrote.
     pub raw_texts: Vec<RawText>,
@@ -170,7 +173,7 @@ impl Store {
             let r = db
                 .query_opt(
                     "SELECT id, call_key, path, agent_id, status, error, duration_s, source,
-                        tone_threshold FROM calls WHERE id = ?1",
+                        tone_threshold, speakers FROM calls WHERE id = ?1",
                     args![id],
                 )?
                 .ok_or_else(|| StoreError::NoSuchCall {
@@ -187,6 +190,9 @@ impl Store {
                 duration_s: r.get(6)?,
                 source: r.get(7)?,
                 tone_threshold: r.get(8)?,
+                speakers: r
+                    .get::<Option<String>>(9)?
+                    .and_then(|j| serde_json::from_str(&j).ok()),
                 segments: Vec::new(),
                 raw_texts: Vec::new(),
                 speech: Vec::new(),

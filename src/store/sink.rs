@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::Store;
 use super::write::{CallMeta, CallRows};
 use crate::asr::Segment;
-use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass};
+use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass, RoleSeparation};
 use crate::rubric::Finding;
 use crate::tone::ToneWindow;
 use crate::vad::SpeechRegions;
@@ -22,6 +22,8 @@ struct Pending {
     raw_texts: Vec<(usize, String)>,
     tone: Vec<ToneWindow>,
     findings: Vec<Finding>,
+    /// How a mono recording's voices were attributed.
+    speakers: Option<RoleSeparation>,
 }
 
 /// Writes each finished call into a [`Store`].
@@ -92,6 +94,7 @@ impl CallSink for StoreSink<'_> {
                         raw_texts: Vec::new(),
                         tone: Vec::new(),
                         findings: Vec::new(),
+                        speakers: None,
                     },
                 );
             }
@@ -119,6 +122,7 @@ impl CallSink for StoreSink<'_> {
                         speech: &p.speech,
                         tone: &p.tone,
                         findings: &p.findings,
+                        speakers: p.speakers.as_ref(),
                         tone_baseline: end.tone_baseline.as_ref(),
                         tone_threshold: end.tone_threshold,
                         score: &end.score,
@@ -150,6 +154,10 @@ impl Pending {
                 if let Some(s) = self.speech.iter_mut().find(|s| s.role == *role) {
                     s.regions.push(*region);
                 }
+            }
+            CallEvent::RolesSeparated { separation, speech } => {
+                self.speech = speech.clone();
+                self.speakers = Some(separation.clone());
             }
             CallEvent::Segment {
                 pass: Pass::Final,

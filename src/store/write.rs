@@ -9,6 +9,7 @@ use super::types::{AppealState, CallStatus, ReviewState, Source};
 use super::{RunTotals, Store, StoreError};
 use crate::asr::Segment;
 use crate::audio::{ChannelMap, Encoding};
+use crate::pipeline::events::RoleSeparation;
 use crate::rubric::{Finding, Score};
 use crate::tone::{Baseline, ToneWindow};
 use crate::vad::SpeechRegions;
@@ -41,6 +42,8 @@ pub struct CallRows<'a> {
     pub speech: &'a [SpeechRegions],
     pub tone: &'a [ToneWindow],
     pub findings: &'a [Finding],
+    /// How a mono recording's voices were attributed (none for stereo).
+    pub speakers: Option<&'a RoleSeparation>,
     /// The agent's voice baseline in this call.
     pub tone_baseline: Option<&'a Baseline>,
     /// The tone model's threshold the call was judged with.
@@ -248,9 +251,9 @@ impl Store {
                 .query_one(
                     "INSERT INTO calls (call_key, path, audio_hash, agent_id, channel_map, status,
                         duration_s, sample_rate, channels, encoding, models_key, run_id,
-                        tone_baseline, source, tone_threshold, started_at)
+                        tone_baseline, source, tone_threshold, started_at, speakers)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?13, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14, ?15,
-                        coalesce(CAST(?16 AS TEXT), strftime('%Y-%m-%dT%H:%M:%SZ','now')))
+                        coalesce(CAST(?16 AS TEXT), strftime('%Y-%m-%dT%H:%M:%SZ','now')), ?17)
                      RETURNING id",
                     args![
                         meta.call_key,
@@ -270,6 +273,7 @@ impl Store {
                         meta.source,
                         rows.tone_threshold,
                         meta.started_at,
+                        rows.speakers.and_then(|s| serde_json::to_string(s).ok()),
                     ],
                 )?
                 .get(0)?;

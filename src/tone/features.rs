@@ -690,13 +690,13 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 // A small radix-2 FFT (one size, reused for every frame): enough for 512-point band powers
 // without another dependency.
 
-struct Fft {
+pub(crate) struct Fft {
     n: usize,
     twiddles: Vec<(f64, f64)>,
 }
 
 impl Fft {
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         assert!(n.is_power_of_two());
         let twiddles = (0..n / 2)
             .map(|k| {
@@ -707,7 +707,7 @@ impl Fft {
         Fft { n, twiddles }
     }
 
-    fn forward(&self, buf: &mut [(f64, f64)]) {
+    pub(crate) fn forward(&self, buf: &mut [(f64, f64)]) {
         let n = self.n;
         debug_assert_eq!(buf.len(), n);
         let bits = n.trailing_zeros();
