@@ -46,6 +46,10 @@ pub struct BatchArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only say what the run would do (calls listed, to analyse, already done, unreadable):
+    /// reads the inputs and the store, loads no model, analyses nothing, writes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub asr: AsrArgs,
 }
@@ -95,6 +99,21 @@ pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
         return super::queue::batch_on_postgres(&args, &cfg);
     }
     let mut store = Store::open(&args.db)?;
+    if args.dry_run {
+        let plan = batch::plan(&store, jobs, &cfg)?;
+        let to_do = plan.to_do.len();
+        if args.json {
+            let out = serde_json::json!({"calls": plan.calls, "to_analyse": to_do,
+                "already_done": plan.skipped, "unreadable": plan.unreadable});
+            println!("{out}");
+        } else {
+            println!(
+                "{} calls listed: {to_do} to analyse ({} of them unreadable now: they would fail with the reason), {} already analysed with these models and rubric",
+                plan.calls, plan.unreadable, plan.skipped
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let run_id = store.begin_run(
         "batch",
         &models.description.to_string(),

@@ -394,6 +394,8 @@ pub struct Plan {
     pub calls: usize,
     pub to_do: Vec<(CallSeq, CallJob, String)>,
     pub skipped: usize,
+    /// Of `to_do`, the files that could not be read while planning.
+    pub unreadable: usize,
     pub history: HashMap<String, Baseline>,
 }
 
@@ -404,6 +406,7 @@ pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan
     let calls = jobs.len();
     let mut to_do: Vec<(CallSeq, CallJob, String)> = Vec::new();
     let mut skipped = 0;
+    let mut unreadable = 0;
     for (i, job) in jobs.into_iter().enumerate() {
         let seq = i as CallSeq + 1;
         let Ok(hash) = super::identity::file_hash(&job.path) else {
@@ -411,6 +414,7 @@ pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan
             // and the store keeps whatever analysis it already has of the call.
             let key = super::identity::call_key(job.call_id.as_deref(), None, &job.path);
             to_do.push((seq, job, key));
+            unreadable += 1;
             continue;
         };
         let key = super::identity::call_key(job.call_id.as_deref(), Some(&hash), &job.path);
@@ -430,6 +434,7 @@ pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan
         calls,
         to_do,
         skipped,
+        unreadable,
         history,
     })
 }

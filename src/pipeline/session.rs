@@ -30,7 +30,7 @@ use crate::asr::pack::PackPolicy;
 use crate::asr::{Segment, Transcript};
 use crate::audio::frames::FrameEncoding;
 use crate::audio::resample::StreamResampler;
-use crate::audio::roles::role_channels;
+use crate::audio::roles::into_role_channels;
 use crate::audio::{ChannelMap, Encoding, Role, RoleAudio};
 use crate::error::{Error, Stage};
 use crate::rubric::{CallFacts, Finding, Rubric};
@@ -279,6 +279,18 @@ impl<'a> CallSession<'a> {
     /// Time spent decoding the source before it was pushed (counted with resampling).
     pub fn add_decode_time(&mut self, seconds: f64) {
         self.call.timings.decode_s += seconds;
+    }
+
+    /// Room for `source_samples` per channel at the session's rate, when the length is known
+    /// (a recording): the 16 kHz copy then grows in place instead of doubling its buffer, which
+    /// on a four-hour call would briefly hold twice the audio.
+    pub fn reserve(&mut self, source_samples: usize) {
+        let rate = f64::from(self.call.format.sample_rate.max(1));
+        let n = (source_samples as f64 * f64::from(crate::audio::TARGET_RATE) / rate) as usize;
+        for a in &mut self.call.audio {
+            a.samples
+                .reserve_exact((n + 4096).saturating_sub(a.samples.len()));
+        }
     }
 
     /// Samples of `channel` in [-1, 1] at the session's sample rate.
@@ -900,21 +912,24 @@ pub fn analyze_recording(
         Err(e) => return fail(sink, info, e.into()),
     };
     info.audio_hash = identity::bytes_hash(&bytes);
-    let decoded = crate::audio::decode::decode_bytes(&job.path, &bytes)
-        .and_then(|rec| role_channels(&rec, job.channel_map).map(|ch| (rec, ch)));
-    let (rec, channels) = match decoded {
+    // Memory, for long recordings: the file's bytes go once decoded, the decoded samples move
+    // into the role tracks, and those go once pushed (the session keeps its 16 kHz copy).
+    let decoded = crate::audio::decode::decode_bytes(&job.path, &bytes).and_then(|rec| {
+        let format = AudioFormat {
+            sample_rate: rec.sample_rate,
+            channels: rec.channels.len(),
+            encoding: rec.encoding,
+        };
+        into_role_channels(rec, job.channel_map).map(|ch| (format, ch))
+    });
+    drop(bytes);
+    let (format, channels) = match decoded {
         Ok(x) => x,
         Err(e) => return fail(sink, info, e.into()),
     };
-    drop(bytes);
     info.key = identity::call_key(job.call_id.as_deref(), Some(&info.audio_hash), &job.path);
     info.roles = channels.iter().map(|(r, _)| *r).collect();
-    info.format = Some(AudioFormat {
-        sample_rate: rec.sample_rate,
-        channels: rec.channels.len(),
-        encoding: rec.encoding,
-    });
-    drop(rec);
+    info.format = Some(format);
     let decode_s = t.elapsed().as_secs_f64();
     let mut session = CallSession::begin(worker, rubric, sink, seq, info, mode, history)?;
     session.add_decode_time(decode_s);
@@ -922,6 +937,7 @@ pub fn analyze_recording(
         session.fail(&e)?;
         return Err(e);
     }
+    drop(channels);
     session.finish()
 }
 
@@ -931,6 +947,7 @@ pub fn analyze_recording(
 fn push_channels(session: &mut CallSession, channels: &[(Role, Vec<f32>)]) -> crate::Result<()> {
     let piece = (session.call.format.sample_rate as usize / 4).max(1);
     let longest = channels.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
+    session.reserve(longest);
     let mut at = 0;
     while at < longest {
         for (c, (_, samples)) in channels.iter().enumerate() {

@@ -251,58 +251,25 @@ impl FrameAnalysis {
 
     fn analyse_with_gate(samples: &[f32], dbs: Vec<f64>, gate_db: f64) -> Self {
         let n = dbs.len();
-        let dec = decimate2(samples);
-        let f0_tracker = F0Tracker::new(&dec);
-        let fft = Fft::new(SPEC_FRAME);
-        let hann: Vec<f64> = (0..SPEC_FRAME)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / SPEC_FRAME as f64).cos())
-            .collect();
-        let mut frames = Vec::with_capacity(n);
-        let mut env_power = Vec::with_capacity(n);
-        let mut buf = vec![(0.0f64, 0.0f64); SPEC_FRAME];
-        for (i, &db) in dbs.iter().enumerate() {
-            let centre = i * HOP + HOP / 2;
-            let mut frame = Frame {
-                db,
-                f0_hz: None,
-                p_low: 0.0,
-                p_high: 0.0,
-                centroid_num: 0.0,
-                env_db: SILENCE_FLOOR_DB,
-            };
-            let mut p_env = 0.0;
-            if db > SILENCE_FLOOR_DB {
-                // Spectrum: needed for the envelope even in pauses (the dips between nuclei).
-                let start = centre as isize - (SPEC_FRAME / 2) as isize;
-                for (k, b) in buf.iter_mut().enumerate() {
-                    let idx = start + k as isize;
-                    let x = if idx >= 0 && (idx as usize) < samples.len() {
-                        samples[idx as usize] as f64
-                    } else {
-                        0.0
-                    };
-                    *b = (x * hann[k], 0.0);
-                }
-                fft.forward(&mut buf);
-                let power = |k: usize| buf[k].0 * buf[k].0 + buf[k].1 * buf[k].1;
-                for k in LOW_BAND.0..LOW_BAND.1 {
-                    let p = power(k);
-                    frame.p_low += p;
-                    frame.centroid_num += p * k as f64 * BIN_HZ;
-                }
-                for k in HIGH_BAND.0..HIGH_BAND.1 {
-                    let p = power(k);
-                    frame.p_high += p;
-                    frame.centroid_num += p * k as f64 * BIN_HZ;
-                }
-                p_env = (ENV_BAND.0..ENV_BAND.1).map(power).sum::<f64>();
-                if db >= gate_db {
-                    frame.f0_hz = f0_tracker.f0_at(centre / 2);
-                }
+        // A long call is analysed in pieces (with margins wider than any window reaches), so
+        // the decimated copy and the energy sums — 8 bytes per sample — exist for one piece
+        // at a time, not for hours of audio.
+        let (mut frames, env_power) = if n <= PIECE_FRAMES {
+            raw_frames(samples, &dbs, gate_db)
+        } else {
+            let mut frames = Vec::with_capacity(n);
+            let mut env_power = Vec::with_capacity(n);
+            for first in (0..n).step_by(PIECE_FRAMES) {
+                let last = (first + PIECE_FRAMES).min(n);
+                let from = first.saturating_sub(PIECE_MARGIN_FRAMES);
+                let to = (last + PIECE_MARGIN_FRAMES).min(n);
+                let piece = &samples[from * HOP..(to * HOP).min(samples.len())];
+                let (f, e) = raw_frames(piece, &dbs[from..to], gate_db);
+                frames.extend_from_slice(&f[first - from..last - from]);
+                env_power.extend_from_slice(&e[first - from..last - from]);
             }
-            env_power.push(p_env);
-            frames.push(frame);
-        }
+            (frames, env_power)
+        };
         // Smooth the envelope over 3 frames (30 ms): single-frame wiggles are not syllables.
         for (i, frame) in frames.iter_mut().enumerate() {
             let lo = i.saturating_sub(1);
@@ -416,6 +383,69 @@ impl FrameAnalysis {
     }
 }
 
+/// Frames of a long call analysed per piece: 5 minutes, with 2 s on each side.
+const PIECE_FRAMES: usize = 30_000;
+const PIECE_MARGIN_FRAMES: usize = 200;
+
+/// Per-frame levels, F0 and band powers of `samples` (frame i centred at i·HOP + HOP/2), and
+/// each frame's envelope-band power; `dbs` are the frames' levels.
+fn raw_frames(samples: &[f32], dbs: &[f64], gate_db: f64) -> (Vec<Frame>, Vec<f64>) {
+    let n = dbs.len();
+    let dec = decimate2(samples);
+    let f0_tracker = F0Tracker::new(&dec);
+    let fft = Fft::new(SPEC_FRAME);
+    let hann: Vec<f64> = (0..SPEC_FRAME)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / SPEC_FRAME as f64).cos())
+        .collect();
+    let mut frames = Vec::with_capacity(n);
+    let mut env_power = Vec::with_capacity(n);
+    let mut buf = vec![(0.0f64, 0.0f64); SPEC_FRAME];
+    for (i, &db) in dbs.iter().enumerate() {
+        let centre = i * HOP + HOP / 2;
+        let mut frame = Frame {
+            db,
+            f0_hz: None,
+            p_low: 0.0,
+            p_high: 0.0,
+            centroid_num: 0.0,
+            env_db: SILENCE_FLOOR_DB,
+        };
+        let mut p_env = 0.0;
+        if db > SILENCE_FLOOR_DB {
+            // Spectrum: needed for the envelope even in pauses (the dips between nuclei).
+            let start = centre as isize - (SPEC_FRAME / 2) as isize;
+            for (k, b) in buf.iter_mut().enumerate() {
+                let idx = start + k as isize;
+                let x = if idx >= 0 && (idx as usize) < samples.len() {
+                    samples[idx as usize] as f64
+                } else {
+                    0.0
+                };
+                *b = (x * hann[k], 0.0);
+            }
+            fft.forward(&mut buf);
+            let power = |k: usize| buf[k].0 * buf[k].0 + buf[k].1 * buf[k].1;
+            for k in LOW_BAND.0..LOW_BAND.1 {
+                let p = power(k);
+                frame.p_low += p;
+                frame.centroid_num += p * k as f64 * BIN_HZ;
+            }
+            for k in HIGH_BAND.0..HIGH_BAND.1 {
+                let p = power(k);
+                frame.p_high += p;
+                frame.centroid_num += p * k as f64 * BIN_HZ;
+            }
+            p_env = (ENV_BAND.0..ENV_BAND.1).map(power).sum::<f64>();
+            if db >= gate_db {
+                frame.f0_hz = f0_tracker.f0_at(centre / 2);
+            }
+        }
+        env_power.push(p_env);
+        frames.push(frame);
+    }
+    (frames, env_power)
+}
+
 /// The frame index range [a, b) whose frame centres fall in [start, end) seconds.
 fn frame_range(start: f64, end: f64, n: usize) -> (usize, usize) {
     let a = (start.max(0.0) / HOP_S).round() as usize;
@@ -423,8 +453,25 @@ fn frame_range(start: f64, end: f64, n: usize) -> (usize, usize) {
     (a.min(n), b.min(n))
 }
 
-/// 40 ms RMS level (dB) of each 10 ms frame.
+/// 40 ms RMS level (dB) of each 10 ms frame (per piece on a long call: its running sums would
+/// otherwise take 8 bytes per sample of the whole call).
 pub(crate) fn frame_levels(samples: &[f32]) -> Vec<f64> {
+    let n = samples.len().div_ceil(HOP);
+    if n <= PIECE_FRAMES {
+        return piece_levels(samples);
+    }
+    let mut out = Vec::with_capacity(n);
+    for first in (0..n).step_by(PIECE_FRAMES) {
+        let last = (first + PIECE_FRAMES).min(n);
+        let from = first.saturating_sub(PIECE_MARGIN_FRAMES);
+        let to = (last + PIECE_MARGIN_FRAMES).min(n);
+        let levels = piece_levels(&samples[from * HOP..(to * HOP).min(samples.len())]);
+        out.extend_from_slice(&levels[first - from..last - from]);
+    }
+    out
+}
+
+fn piece_levels(samples: &[f32]) -> Vec<f64> {
     let n = samples.len().div_ceil(HOP);
     let mut prefix = Vec::with_capacity(samples.len() + 1);
     prefix.push(0.0f64);
@@ -996,6 +1043,46 @@ mod tests {
         RoleAudio {
             role: Role::Agent,
             samples,
+        }
+    }
+
+    #[test]
+    fn a_long_call_analysed_in_pieces_equals_one_piece() {
+        // 11 minutes (more than two pieces): speech-like tones with pauses, then compare the
+        // piecewise analysis with the same frames computed over the whole signal at once.
+        let mut x = Vec::new();
+        let mut k = 0;
+        while x.len() < 11 * 60 * SAMPLE_RATE {
+            x.extend(harmonic(150.0 + 10.0 * (k % 7) as f64, 1.3, -22.0));
+            x.extend(vec![0.001f32; SAMPLE_RATE * 7 / 10]);
+            k += 1;
+        }
+        let levels = frame_levels(&x);
+        let whole_levels = piece_levels(&x);
+        assert_eq!(levels.len(), whole_levels.len());
+        // Running sums over the whole call lose precision in quiet frames late in the call
+        // (a difference of two large sums): the pieces are the more exact of the two.
+        for (a, b) in levels.iter().zip(&whole_levels) {
+            assert!((a - b).abs() < 1e-2, "level {a} vs {b}");
+        }
+        let pieces = FrameAnalysis::analyse(&x, None);
+        let (mut whole, _) = raw_frames(&x, &whole_levels, pieces.gate_db);
+        drop_short_voiced_runs(&mut whole);
+        fix_octave_errors(&mut whole);
+        drop_short_voiced_runs(&mut whole);
+        assert_eq!(pieces.frames.len(), whole.len());
+        let voicing_differs = pieces
+            .frames
+            .iter()
+            .zip(&whole)
+            .filter(|(a, b)| a.f0_hz.is_some() != b.f0_hz.is_some())
+            .count();
+        assert_eq!(voicing_differs, 0);
+        for (a, b) in pieces.frames.iter().zip(&whole) {
+            if let (Some(fa), Some(fb)) = (a.f0_hz, b.f0_hz) {
+                assert!((fa - fb).abs() < 1e-3 * fb, "f0 {fa} vs {fb}");
+            }
+            assert!((a.p_low - b.p_low).abs() <= 1e-9 * b.p_low.max(1e-30));
         }
     }
 
