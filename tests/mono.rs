@@ -224,3 +224,78 @@ fn one_voice_is_not_split_and_stays_mixed_with_the_reason() {
     }
     assert!(split.is_empty(), "one voice split in two: {split:?}");
 }
+
+/// Real voices: the pyannote sample (two people talking, human-labelled turns). The split
+/// alone (no script: the speakers are not a hotline's) against the labels, for the best match
+/// of voices to speakers, over the time where exactly one labelled speaker talks. "Not sure" is
+/// an allowed answer; a split that is mostly wrong is not.
+#[test]
+fn real_voices_of_the_pyannote_sample() {
+    use callqc::audio::roles::load_call_audio;
+    use callqc::speakers::{VoiceSplit, split_two_voices};
+    use callqc::vad::{Vad, VadParams};
+    common::require_onnx();
+    let wav = common::root().join("models/cache/testdata/pyannote-sample.wav");
+    let rttm = std::fs::read_to_string(wav.with_extension("rttm")).expect("run scripts/setup.sh");
+    let mut labelled: Vec<(String, f64, f64)> = Vec::new();
+    for l in rttm.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if let (Some(s), Some(d), Some(who)) = (f.get(3), f.get(4), f.get(7)) {
+            let (s, d): (f64, f64) = (s.parse().expect("start"), d.parse().expect("duration"));
+            labelled.push((who.to_string(), s, s + d));
+        }
+    }
+    let (_, roles) = load_call_audio(&wav, Default::default()).expect("decode");
+    let mut vad = Vad::load(&common::root().join("models"), VadParams::default()).expect("vad");
+    let regions = vad.detect(&roles[0]).expect("vad").regions;
+    match split_two_voices(&roles[0].samples, &regions) {
+        VoiceSplit::OneVoice { reason } => println!("pyannote sample: not separated ({reason})"),
+        VoiceSplit::Two(two) => {
+            let names: Vec<String> = {
+                let mut n: Vec<String> = labelled.iter().map(|l| l.0.clone()).collect();
+                n.sort();
+                n.dedup();
+                n
+            };
+            // Seconds of each labelled speaker's solo speech in each voice's turns.
+            let mut m = vec![[0.0f64; 2]; names.len()];
+            for (i, (who, s, e)) in labelled.iter().enumerate() {
+                let others: Vec<(f64, f64)> = labelled
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, l)| *j != i && &l.0 != who)
+                    .map(|(_, l)| (l.1, l.2))
+                    .collect();
+                let k = names.iter().position(|n| n == who).expect("name");
+                // 10 ms steps: solo speech only.
+                let mut t = *s;
+                while t < *e {
+                    if !others.iter().any(|o| o.0 <= t && t < o.1) {
+                        for (v, turns) in two.turns.iter().enumerate() {
+                            if turns.iter().any(|r| r.start <= t && t < r.end) {
+                                m[k][v] += 0.01;
+                            }
+                        }
+                    }
+                    t += 0.01;
+                }
+            }
+            let total: f64 = m.iter().map(|r| r[0] + r[1]).sum();
+            let straight = m[0][0] + m.get(1).map_or(0.0, |r| r[1]);
+            let crossed = m[0][1] + m.get(1).map_or(0.0, |r| r[0]);
+            let share = straight.max(crossed) / total.max(1e-9);
+            println!(
+                "pyannote sample: two voices {:.1} semitones apart; {:.1} % of solo speech in the right voice ({:.1} s)",
+                two.apart_st,
+                100.0 * share,
+                total
+            );
+            // Separating is a claim: when made, it must be mostly right.
+            assert!(
+                share >= 0.8,
+                "two voices claimed, but only {:.1} % of solo speech in the right one",
+                100.0 * share
+            );
+        }
+    }
+}

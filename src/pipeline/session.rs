@@ -588,8 +588,8 @@ impl<'a> CallSession<'a> {
         Ok(())
     }
 
-    /// A lone mixed track's speech split into two voices (as agent / caller placeholders for
-    /// voice 0 / 1), or `None` (stereo, no VAD, or one voice — then the call stays mixed and a
+    /// A lone mixed track's speech split into two voices (voice 0, the lower, and voice 1; which
+    /// is the agent is decided from their transcripts) with their median pitch, or `None` (stereo, no VAD, or one voice — then the call stays mixed and a
     /// warning says why).
     #[allow(clippy::type_complexity)]
     fn mono_voices(&mut self) -> crate::Result<Option<([SpeechRegions; 2], [f64; 2])>> {
@@ -624,8 +624,9 @@ impl<'a> CallSession<'a> {
         }
     }
 
-    /// The voices are decoded: the one that says more of the rubric's agent script is the
-    /// agent's; a tie leaves the call mixed. Relabels the transcripts and replaces the speech.
+    /// The voices are decoded: the one saying at least [`MIN_AGENT_SCRIPT`] phrases of the
+    /// rubric's agent script, while the other says at most [`MAX_CALLER_SCRIPT`], is the agent's;
+    /// else the call stays mixed. Relabels the transcripts and replaces the speech.
     fn attribute_voices(
         &mut self,
         voices: [SpeechRegions; 2],
