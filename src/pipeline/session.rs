@@ -34,7 +34,7 @@ use crate::audio::roles::into_role_channels;
 use crate::audio::{ChannelMap, Encoding, Role, RoleAudio};
 use crate::error::{Error, Stage};
 use crate::rubric::{CallFacts, Finding, Rubric};
-use crate::speakers::{self, VoiceSplit};
+use crate::speakers::{self, TwoVoices, VoiceSplit};
 use crate::tone::live::ToneStream;
 use crate::tone::{self, Baseline, ToneWindow};
 use crate::vad::{SpeechRegion, SpeechRegions, VadStream};
@@ -129,8 +129,6 @@ pub struct CallState {
     vad: VadStream,
     speech: Vec<SpeechRegions>,
     live: LiveState,
-    /// How far apart a mono call's two voices' pitch is, semitones (for the record).
-    voice_separation: f64,
     timings: StageTimings,
 }
 
@@ -199,7 +197,6 @@ impl<'a> CallSession<'a> {
                 .collect(),
             vad,
             live,
-            voice_separation: 0.0,
             timings: StageTimings::default(),
         };
         Ok(CallSession {
@@ -589,10 +586,9 @@ impl<'a> CallSession<'a> {
     }
 
     /// A lone mixed track's speech split into two voices (voice 0, the lower, and voice 1; which
-    /// is the agent is decided from their transcripts) with their median pitch, or `None` (stereo, no VAD, or one voice — then the call stays mixed and a
-    /// warning says why).
-    #[allow(clippy::type_complexity)]
-    fn mono_voices(&mut self) -> crate::Result<Option<([SpeechRegions; 2], [f64; 2])>> {
+    /// is the agent is decided from their transcripts), or `None` (stereo, no VAD, or one voice —
+    /// then the call stays mixed and a warning says why).
+    fn mono_voices(&mut self) -> crate::Result<Option<TwoVoices>> {
         let lone_mixed = self.call.audio.len() == 1 && self.call.audio[0].role == Role::Mixed;
         if !lone_mixed || self.worker.vad_mode != VadMode::Silero {
             return Ok(None);
@@ -602,21 +598,7 @@ impl<'a> CallSession<'a> {
             speakers::split_two_voices(&self.call.audio[0].samples, &self.call.speech[0].regions);
         self.call.timings.vad_s += t.elapsed().as_secs_f64();
         match split {
-            VoiceSplit::Two(two) => {
-                let [low, high] = two.turns;
-                let voices = [
-                    SpeechRegions {
-                        role: Role::Agent,
-                        regions: low,
-                    },
-                    SpeechRegions {
-                        role: Role::Caller,
-                        regions: high,
-                    },
-                ];
-                self.call.voice_separation = two.apart_st;
-                Ok(Some((voices, two.pitch_hz)))
-            }
+            VoiceSplit::Two(two) => Ok(Some(two)),
             VoiceSplit::OneVoice { reason } => {
                 self.keep_mixed(reason)?;
                 Ok(None)
@@ -629,8 +611,7 @@ impl<'a> CallSession<'a> {
     /// else the call stays mixed. Relabels the transcripts and replaces the speech.
     fn attribute_voices(
         &mut self,
-        voices: [SpeechRegions; 2],
-        pitch: [f64; 2],
+        voices: TwoVoices,
         parts: &mut [Transcript],
     ) -> crate::Result<()> {
         let hits = [0, 1].map(|v| {
@@ -660,12 +641,9 @@ impl<'a> CallSession<'a> {
             part.segments.iter_mut().for_each(|s| s.role = role);
             part.dropped.iter_mut().for_each(|d| d.segment.role = role);
         }
-        let [v0, v1] = voices;
-        let (agent_turns, caller_turns) = if agent == 0 {
-            (v0.regions, v1.regions)
-        } else {
-            (v1.regions, v0.regions)
-        };
+        let pitch = voices.pitch_hz;
+        let [v0, v1] = voices.turns;
+        let (agent_turns, caller_turns) = if agent == 0 { (v0, v1) } else { (v1, v0) };
         let speech = vec![
             SpeechRegions {
                 role: Role::Agent,
@@ -679,7 +657,7 @@ impl<'a> CallSession<'a> {
         let seconds = |s: &SpeechRegions| s.regions.iter().map(|r| r.duration()).sum::<f64>();
         let note = format!(
             "two voices on one channel, {:.1} semitones apart: the agent ({:.0} Hz, {:.1} s of speech) says {} phrase(s) of the agent script, the caller ({:.0} Hz, {:.1} s) {}",
-            self.call.voice_separation,
+            voices.apart_st,
             pitch[agent],
             seconds(&speech[0]),
             hits[agent],
@@ -784,8 +762,15 @@ impl<'a> CallSession<'a> {
         // never hears it (a mono call's voices are both decoded: which one is the agent's is
         // known only from what they say).
         let agent_only = self.worker.agent_only;
-        let channels: Vec<(&RoleAudio, &SpeechRegions)> = match &voices {
-            Some((v, _)) => v.iter().map(|s| (&self.call.audio[0], s)).collect(),
+        // A mono call's two voices are decoded as two channels of the one track.
+        let voice_turns = voices.as_ref().map(|v| {
+            v.turns.clone().map(|regions| SpeechRegions {
+                role: Role::Mixed,
+                regions,
+            })
+        });
+        let channels: Vec<(&RoleAudio, &SpeechRegions)> = match &voice_turns {
+            Some(v) => v.iter().map(|s| (&self.call.audio[0], s)).collect(),
             None => self
                 .call
                 .audio
@@ -804,8 +789,8 @@ impl<'a> CallSession<'a> {
             .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
         self.call.timings.asr_spread = spare.is_some() && channels.len() > 1;
         drop(spare);
-        if let Some((voices, pitch)) = voices {
-            self.attribute_voices(voices, pitch, &mut parts)?;
+        if let Some(voices) = voices {
+            self.attribute_voices(voices, &mut parts)?;
         }
         for part in parts {
             transcript.segments.extend(part.segments);
