@@ -37,6 +37,14 @@ pub struct AsrParams {
     /// Encoder frames (20 ms each) added after the window's audio when the context is shrunk,
     /// so the decoder sees the end of the last word and a little silence after it.
     pub ctx_margin_frames: u32,
+    /// The shrunk context never goes below this many frames (whisper.cpp's encoder was trained
+    /// on 1500; very short contexts make it guess). Left out of the models key at its default,
+    /// so stores made before the setting existed keep their key.
+    #[serde(
+        default = "default_min_ctx_frames",
+        skip_serializing_if = "is_default_min_ctx"
+    )]
+    pub min_ctx_frames: u32,
     /// Re-decode a window at a higher temperature when the result looks like a loop or has a
     /// low log-probability (whisper's temperature fallback).
     pub temperature_fallback: bool,
@@ -58,10 +66,19 @@ impl Default for AsrParams {
             },
             shrink_audio_ctx: true,
             ctx_margin_frames: 32,
+            min_ctx_frames: default_min_ctx_frames(),
             temperature_fallback: true,
             guard: GuardParams::default(),
         }
     }
+}
+
+fn default_min_ctx_frames() -> u32 {
+    384
+}
+
+fn is_default_min_ctx(n: &u32) -> bool {
+    *n == default_min_ctx_frames()
 }
 
 /// whisper.cpp's decoding parameters for one window of `n_samples` (16 kHz) with callqc's
@@ -112,14 +129,15 @@ pub fn full_params(
 }
 
 /// The encoder context (in 20 ms frames) for a window of `n_samples`: 0 = whisper's full 30 s,
-/// or, with `shrink_audio_ctx`, the window's length plus the margin (at least 384 frames).
+/// or, with `shrink_audio_ctx`, the window's length plus the margin (at least `min_ctx_frames`).
 pub fn audio_ctx(params: &AsrParams, n_samples: usize) -> i32 {
     if !params.shrink_audio_ctx {
         return 0;
     }
     let secs = n_samples as f64 / TARGET_RATE as f64;
     let margin = params.ctx_margin_frames.min(1500) as i32;
-    ((secs / 30.0 * 1500.0).ceil() as i32 + margin).clamp(384, 1500)
+    let min = params.min_ctx_frames.clamp(1, 1500) as i32;
+    ((secs / 30.0 * 1500.0).ceil() as i32 + margin).clamp(min, 1500)
 }
 
 /// Time spent in whisper, for the run's statistics.
@@ -300,6 +318,12 @@ impl Recognizer {
     ) -> Result<Transcript, AsrError> {
         self.decoder().recognize_with(audio, regions, policy)
     }
+
+    /// Recognise windows already cut from a call's audio (a live server cuts a finished
+    /// utterance's window on its stream thread and decodes it on another).
+    pub fn recognize_windows(&mut self, windows: &[Window]) -> Result<Transcript, AsrError> {
+        self.decoder().recognize_windows(windows)
+    }
 }
 
 /// One decoding state and what decoding on it needs: what one thread decodes with.
@@ -318,10 +342,14 @@ impl Decoder<'_> {
         regions: &[SpeechRegion],
         policy: PackPolicy,
     ) -> Result<Transcript, AsrError> {
+        self.recognize_windows(&pack::pack(audio, regions, policy))
+    }
+
+    fn recognize_windows(&mut self, windows: &[Window]) -> Result<Transcript, AsrError> {
         let mut out = Transcript::default();
-        for window in pack::pack(audio, regions, policy) {
-            let raw = self.decode_window(&window)?;
-            let (kept, dropped) = guard::apply(raw, &window, &self.params.guard);
+        for window in windows {
+            let raw = self.decode_window(window)?;
+            let (kept, dropped) = guard::apply(raw, window, &self.params.guard);
             out.segments.extend(kept);
             out.dropped.extend(dropped);
         }

@@ -20,7 +20,8 @@ pub enum VadMode {
 /// Everything a worker needs, loaded once and reused for every call it handles.
 pub struct Worker {
     pub vad: Vad,
-    pub recognizer: Recognizer,
+    /// `None` on a live server's stream worker, which never decodes ([`Worker::load_stream`]).
+    pub recognizer: Option<Recognizer>,
     pub tone: ToneScorer,
     pub vad_mode: VadMode,
     /// Whisper on the agent's channel only (the caller's still gets VAD).
@@ -54,11 +55,31 @@ impl Worker {
         let tone = ToneScorer::load(&cfg.models_dir, &cfg.tone_model, cfg.onnx_threads.max(1))?;
         Ok(Worker {
             vad,
-            recognizer,
+            recognizer: Some(recognizer),
             tone,
             vad_mode: cfg.vad_mode,
             agent_only: cfg.agent_only,
             spare: None,
         })
+    }
+
+    /// Load the VAD and tone models only: what a live server's stream worker runs (resampling,
+    /// VAD, tone, live rules), leaving whisper to the decoding workers.
+    pub fn load_stream(cfg: &WorkerConfig) -> crate::Result<Self> {
+        Ok(Worker {
+            vad: Vad::load(&cfg.models_dir, cfg.vad)?,
+            recognizer: None,
+            tone: ToneScorer::load(&cfg.models_dir, &cfg.tone_model, cfg.onnx_threads.max(1))?,
+            vad_mode: cfg.vad_mode,
+            agent_only: cfg.agent_only,
+            spare: None,
+        })
+    }
+
+    /// The worker's whisper model; an error on a stream worker (a caller's mistake, not input).
+    pub fn recognizer(&mut self) -> crate::Result<&mut Recognizer> {
+        self.recognizer
+            .as_mut()
+            .ok_or_else(|| crate::Error::Session("this worker has no whisper model loaded".into()))
     }
 }

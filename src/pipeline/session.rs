@@ -26,7 +26,7 @@ use super::events::{
     CallEnd, CallEvent, CallInfo, CallSeq, CallSink, Pass, RoleSeparation, Source, StageTimings,
 };
 use super::identity;
-use crate::asr::pack::PackPolicy;
+use crate::asr::pack::{self, PackPolicy, Window};
 use crate::asr::{Segment, Transcript};
 use crate::audio::frames::FrameEncoding;
 use crate::audio::resample::StreamResampler;
@@ -99,6 +99,16 @@ struct LiveState {
     /// Skip live decoding for now (see [`CallSession::set_shedding`]) and how often it did.
     shedding: bool,
     shed: usize,
+    /// See [`CallSession::set_deferred_decoding`].
+    defer_decoding: bool,
+    undecoded: Vec<LiveUtterance>,
+}
+
+/// A finished utterance to decode live: its window, cut from the call's audio (with the map back
+/// to call time), and how much audio the call had when it closed.
+pub struct LiveUtterance {
+    pub windows: Vec<Window>,
+    pub at_audio_s: f64,
 }
 
 /// One call being analysed. Created by [`CallSession::begin`], fed with [`CallSession::push`],
@@ -242,7 +252,7 @@ impl<'a> CallSession<'a> {
     /// End a live call without the final pass (the live server analyses the written recording
     /// as a batch would): flush the resampler and VAD, decode and judge the last utterances.
     /// Returns the seconds of audio received.
-    pub fn end_live(mut self) -> crate::Result<f64> {
+    pub fn end_live(&mut self) -> crate::Result<f64> {
         for c in 0..self.call.resamplers.len() {
             let tail = self.call.resamplers[c].finish()?;
             self.call.audio[c].samples.extend_from_slice(&tail);
@@ -392,16 +402,54 @@ impl<'a> CallSession<'a> {
                 self.call.live.shed += 1;
                 return Ok(());
             }
-            let t = Instant::now();
-            let part = self
-                .worker
-                .recognizer
-                .recognize_with(&self.call.audio[channel], &[region], PackPolicy::PerRegion)
-                .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
-            self.call.timings.asr_s += t.elapsed().as_secs_f64();
-            self.emit_transcript(Pass::Live, part, at_audio_s)?;
+            let utterance = LiveUtterance {
+                windows: pack::pack(&self.call.audio[channel], &[region], PackPolicy::PerRegion),
+                at_audio_s,
+            };
+            if self.call.live.defer_decoding {
+                self.call.live.undecoded.push(utterance);
+            } else {
+                let t = Instant::now();
+                let part = self
+                    .worker
+                    .recognizer()?
+                    .recognize_windows(&utterance.windows)
+                    .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
+                self.call.timings.asr_s += t.elapsed().as_secs_f64();
+                self.emit_transcript(Pass::Live, part, at_audio_s)?;
+            }
         }
         Ok(())
+    }
+
+    /// Leave live decoding to the caller: each finished utterance's window waits in
+    /// [`CallSession::take_undecoded`] and its transcript comes back through
+    /// [`CallSession::utterance_decoded`]. A live server does this so that one call's decode never
+    /// holds up the VAD and tone of the others (their tone warnings need no transcript).
+    pub fn set_deferred_decoding(&mut self, defer: bool) {
+        self.call.live.defer_decoding = defer;
+    }
+
+    /// Finished utterances waiting to be decoded (deferred decoding only), oldest first.
+    pub fn take_undecoded(&mut self) -> Vec<LiveUtterance> {
+        std::mem::take(&mut self.call.live.undecoded)
+    }
+
+    /// The transcript of a deferred utterance: emitted, then the live rules run over it.
+    pub fn utterance_decoded(
+        &mut self,
+        part: Transcript,
+        at_audio_s: f64,
+        decode_s: f64,
+    ) -> crate::Result<()> {
+        self.call.timings.asr_s += decode_s;
+        self.emit_transcript(Pass::Live, part, at_audio_s)?;
+        self.run_live_rules()
+    }
+
+    /// A deferred utterance that will not be decoded live (its wait passed the live budget).
+    pub fn utterance_shed(&mut self) {
+        self.call.live.shed += 1;
     }
 
     /// The call time at which the agent's closed utterances reach `seconds` of speech
@@ -782,9 +830,13 @@ impl<'a> CallSession<'a> {
         // A core left idle by another worker (the batch's tail, one long call) decodes the
         // second channel beside the first: the same transcripts, sooner.
         let spare = self.worker.spare.as_ref().and_then(|s| s.try_borrow());
-        let mut parts = self
-            .worker
-            .recognizer
+        let Some(recognizer) = self.worker.recognizer.as_mut() else {
+            return Err(Error::Session(format!(
+                "{}: this worker has no whisper model loaded",
+                self.call.label
+            )));
+        };
+        let mut parts = recognizer
             .recognize_channels(&channels, spare.is_some())
             .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
         self.call.timings.asr_spread = spare.is_some() && channels.len() > 1;
