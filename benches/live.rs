@@ -1,6 +1,6 @@
 //! Live warning latency and capacity: `cargo bench --bench live`.
 //!
-//! Starts a real `callqc serve` on loopback (the real models, 2 live workers by default) and
+//! Starts a real `callqc serve` on loopback (the real models, 2 decoding workers by default) and
 //! streams sample calls at real time over the PBX WebSocket, N at once, for N in
 //! `CALLQC_LIVE_LEVELS` (default 1,2,4,6,8,10,12,14), stopping after the first level whose p95
 //! passes 2 s or that misses a warning (a sample shows fewer warnings than when it was first
@@ -117,7 +117,7 @@ fn main() {
     rt.block_on(async {
         let server = live_support::start("").await;
         println!(
-            "callqc serve, {} live workers × {} whisper threads + a niced final pass; calls streamed at real time over the PBX WebSocket (20 ms frames)\n",
+            "callqc serve: 1 stream worker (VAD, tone, live rules), {} decoding workers × {} whisper thread(s), a final pass at idle priority; calls streamed at real time over the PBX WebSocket (20 ms frames)\n",
             server.server.engine.config().live_workers,
             server.server.engine.config().live_worker.whisper_threads
         );

@@ -107,7 +107,12 @@ fn main() {
             found += phrases.len();
             labelled += truth.labels.forbidden.len();
             for p in &phrases {
-                if truth.labels.forbidden.iter().any(|l| p.contains(l.as_str())) {
+                if truth
+                    .labels
+                    .forbidden
+                    .iter()
+                    .any(|l| p.contains(l.as_str()))
+                {
                     hit += 1;
                 } else {
                     extra += 1;

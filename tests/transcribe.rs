@@ -94,3 +94,52 @@ fn eval_reports_cer_per_call_role_and_overall() {
     // Whisper base on telephone Mandarin: ~20 %; far above that means the pipeline broke.
     assert!(cer < 0.35, "overall CER {cer:.3}");
 }
+
+/// A window's transcript depends on its audio only. whisper.cpp's temperature fallback samples
+/// from a generator seeded once per state, so without the fresh-state redo of a window that fell
+/// back (asr::whisper) a window decoded again on the same state, after others that fell back,
+/// would come out differently. The windows are the samples' utterances one by one (as live
+/// decoding has them); those that fell back are decoded again in reverse order. The test
+/// requires some to have fallen back, or it would prove nothing.
+#[test]
+fn a_window_decodes_the_same_whatever_was_decoded_before_it_on_the_state() {
+    use callqc::asr::pack::{PackPolicy, pack};
+    use callqc::asr::{AsrParams, Recognizer};
+    use callqc::audio::roles::load_call_audio;
+    use callqc::vad::{Vad, VadParams};
+    require_models();
+    let models = root().join("models");
+    let mut vad = Vad::load(&models, VadParams::default()).unwrap();
+    let mut windows = Vec::new();
+    for call in callqc::eval::find_labelled_calls(&root().join("samples")).unwrap() {
+        let (_, roles) = load_call_audio(&call.audio_path, call.truth.channel_map()).unwrap();
+        let regions = vad.detect(&roles[0]).unwrap();
+        windows.extend(pack(&roles[0], &regions.regions, PackPolicy::PerRegion));
+    }
+    let model = models.join("ggml-base-q8_0.bin");
+    let mut rec = Recognizer::load(&model, AsrParams::default(), 2).unwrap();
+    let mut decode = |w: &callqc::asr::pack::Window| -> (String, bool) {
+        let before = rec.stats.fallback_redos;
+        let t = rec.recognize_windows(std::slice::from_ref(w)).unwrap();
+        let text = t.segments.iter().map(|s| s.text.as_str()).collect();
+        (text, rec.stats.fallback_redos > before)
+    };
+    let first: Vec<(String, bool)> = windows.iter().map(&mut decode).collect();
+    let fell_back: Vec<usize> = (0..windows.len()).filter(|&i| first[i].1).collect();
+    eprintln!(
+        "{} utterances, {} fell back",
+        windows.len(),
+        fell_back.len()
+    );
+    assert!(
+        fell_back.len() >= 2,
+        "too few fell back: the test proves nothing"
+    );
+    for &i in fell_back.iter().rev() {
+        let again = decode(&windows[i]).0;
+        assert_eq!(
+            first[i].0, again,
+            "utterance {i} decoded differently the second time"
+        );
+    }
+}

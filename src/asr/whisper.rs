@@ -1,13 +1,21 @@
 //! whisper.cpp through whisper-rs: one loaded model per worker, and decoding states.
 //!
 //! Loading a model takes ~0.2 s and ~150 MB, once per worker ([`Recognizer::load`]). A state
-//! holds the KV caches: live utterances share the worker's state; a recording's final pass
-//! decodes each channel on a fresh state of its own ([`Recognizer::recognize_channels`]), so a
-//! channel's transcript depends on its audio only — not on the other channel, the calls before
-//! it, or whether the channels ran one after the other or side by side on two cores.
+//! holds the KV caches and compute buffers (~200 MB once used); a worker keeps its states for
+//! its whole life (one, plus one per channel it decodes side by side), so its memory does not
+//! swing call by call.
+//!
+//! A window's transcript depends on its audio only — not on the windows or calls decoded before
+//! it on the same state, nor on whether channels ran one after the other or side by side. At
+//! temperature 0 whisper.cpp's decoding is a pure function of the audio; only its temperature
+//! fallback samples, from a generator seeded once per state, so a fallback result would depend on
+//! the state's history. [`Attempts`] counts whisper.cpp's decoding attempts during a window; a
+//! window that fell back is decoded again on a fresh state (seeded as every fresh state is) and
+//! that result is kept. Fallbacks are rare (counted in [`AsrStats::fallback_redos`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -146,6 +154,8 @@ pub struct AsrStats {
     pub windows: usize,
     pub window_audio_s: f64,
     pub decode_time: Duration,
+    /// Windows whisper decoded again at a higher temperature, and so again on a fresh state.
+    pub fallback_redos: usize,
 }
 
 impl AsrStats {
@@ -153,14 +163,66 @@ impl AsrStats {
         self.windows += o.windows;
         self.window_audio_s += o.window_audio_s;
         self.decode_time += o.decode_time;
+        self.fallback_redos += o.fallback_redos;
     }
 }
 
-/// A loaded whisper model plus its decoding state.
+/// whisper.cpp's decoding attempts during one `whisper_full` call: its encoder passes (one per
+/// 30 s seek) and the starts of a decoding at some temperature (the first decoder's logits with
+/// no token yet: once per temperature tried, greedy or beam). More starts than encoder passes
+/// means it fell back to sampling. Atomic because whisper.cpp runs beam decoders' logits on
+/// threads of its own (those calls always have tokens, so they never count).
+#[derive(Debug, Default)]
+struct Attempts {
+    encodes: AtomicU32,
+    starts: AtomicU32,
+}
+
+impl Attempts {
+    fn fell_back(&self) -> bool {
+        self.starts.load(Ordering::Relaxed) > self.encodes.load(Ordering::Relaxed)
+    }
+}
+
+/// whisper.cpp calls this before each encoder pass; `user` is the `Attempts` of the call.
+unsafe extern "C" fn count_encode(
+    _ctx: *mut whisper_rs_sys::whisper_context,
+    _state: *mut whisper_rs_sys::whisper_state,
+    user: *mut std::ffi::c_void,
+) -> bool {
+    // SAFETY: `user` is the `Attempts` that `full` keeps alive for the whole `whisper_full` call
+    // that invokes this callback; it is only read through a shared reference (atomics).
+    if let Some(a) = unsafe { user.cast::<Attempts>().as_ref() } {
+        a.encodes.fetch_add(1, Ordering::Relaxed);
+    }
+    true
+}
+
+/// whisper.cpp calls this for each decoder at each step; a step with no tokens yet starts a
+/// sequence. Leaves the logits as they are.
+unsafe extern "C" fn count_start(
+    _ctx: *mut whisper_rs_sys::whisper_context,
+    _state: *mut whisper_rs_sys::whisper_state,
+    _tokens: *const whisper_rs_sys::whisper_token_data,
+    n_tokens: std::os::raw::c_int,
+    _logits: *mut f32,
+    user: *mut std::ffi::c_void,
+) {
+    // SAFETY: as in `count_encode`.
+    if n_tokens == 0
+        && let Some(a) = unsafe { user.cast::<Attempts>().as_ref() }
+    {
+        a.starts.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A loaded whisper model plus its decoding states.
 pub struct Recognizer {
-    // Kept alive for the state (which also holds a reference count of it).
+    // Kept alive for the states (which also hold a reference count of it).
     _context: WhisperContext,
-    state: WhisperState,
+    /// Kept for the worker's life: `[0]` for one channel or utterance at a time, one more per
+    /// channel decoded side by side.
+    states: Vec<WhisperState>,
     params: AsrParams,
     threads: usize,
     pub model_path: PathBuf,
@@ -192,7 +254,7 @@ impl Recognizer {
         })?;
         Ok(Recognizer {
             _context: context,
-            state,
+            states: vec![state],
             params,
             threads: threads.max(1),
             model_path: model.to_path_buf(),
@@ -204,45 +266,45 @@ impl Recognizer {
         &self.params
     }
 
-    fn fresh_state(&self) -> Result<WhisperState, AsrError> {
-        self._context
-            .create_state()
-            .map_err(|e| AsrError::ModelLoad {
-                path: self.model_path.clone(),
-                reason: e.to_string(),
-            })
+    /// At least `n` states (the new ones are kept).
+    fn ensure_states(&mut self, n: usize) -> Result<(), AsrError> {
+        while self.states.len() < n {
+            let state = fresh_state(&self._context, &self.model_path)?;
+            self.states.push(state);
+        }
+        Ok(())
     }
 
     fn decoder<'a>(&'a mut self) -> Decoder<'a> {
         Decoder {
             context: &self._context,
-            state: &mut self.state,
+            model_path: &self.model_path,
+            state: &mut self.states[0],
             params: &self.params,
             threads: self.threads,
             stats: &mut self.stats,
         }
     }
 
-    /// A recording's final pass: each channel's regions on a fresh state of its own (whisper.cpp
-    /// seeds its temperature-fallback sampler once per state, so a shared state would make one
-    /// channel's text depend on what was decoded before it). With `spread`, the channels after
-    /// the first run at once on threads of their own, each with the worker's thread count: the
-    /// transcripts are the same either way, only sooner when a core is idle.
+    /// A recording's final pass: each channel's regions in turn, or with `spread` the channels
+    /// after the first at once on threads (and states) of their own, each with the worker's
+    /// thread count. The transcripts are the same either way (see the module doc), only sooner
+    /// when a core is idle.
     pub fn recognize_channels(
         &mut self,
         channels: &[(&RoleAudio, &SpeechRegions)],
         spread: bool,
     ) -> Result<Vec<Transcript>, AsrError> {
-        let mut states = channels
-            .iter()
-            .map(|_| self.fresh_state())
-            .collect::<Result<Vec<_>, _>>()?;
-        let (context, params, threads) = (&self._context, &self.params, self.threads);
+        let spread = spread && channels.len() > 1;
+        self.ensure_states(if spread { channels.len() } else { 1 })?;
+        let (context, model_path, params, threads) =
+            (&self._context, &self.model_path, &self.params, self.threads);
         let decode = |state: &mut WhisperState,
                       stats: &mut AsrStats,
                       (audio, regions): &(&RoleAudio, &SpeechRegions)| {
             Decoder {
                 context,
+                model_path,
                 state,
                 params,
                 threads,
@@ -250,10 +312,9 @@ impl Recognizer {
             }
             .recognize_with(audio, &regions.regions, params.pack)
         };
-        let results: Vec<(Result<Transcript, AsrError>, AsrStats)> = if spread && channels.len() > 1
-        {
+        let results: Vec<(Result<Transcript, AsrError>, AsrStats)> = if spread {
             std::thread::scope(|scope| {
-                let mut states = states.iter_mut();
+                let mut states = self.states.iter_mut();
                 let first = states.next();
                 let others: Vec<_> = states
                     .zip(&channels[1..])
@@ -280,10 +341,10 @@ impl Recognizer {
                 out
             })
         } else {
-            states
-                .iter_mut()
-                .zip(channels)
-                .map(|(state, ch)| {
+            let state = &mut self.states[0];
+            channels
+                .iter()
+                .map(|ch| {
                     let mut stats = AsrStats::default();
                     (decode(state, &mut stats, ch), stats)
                 })
@@ -326,9 +387,44 @@ impl Recognizer {
     }
 }
 
+fn fresh_state(context: &WhisperContext, model_path: &Path) -> Result<WhisperState, AsrError> {
+    context.create_state().map_err(|e| AsrError::ModelLoad {
+        path: model_path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// `whisper_full` on `state` with callqc's parameters, counting its decoding attempts.
+fn full(
+    state: &mut WhisperState,
+    params: &AsrParams,
+    threads: usize,
+    samples: &[f32],
+    token_timestamps: bool,
+) -> Result<Attempts, AsrError> {
+    let attempts = Attempts::default();
+    let mut fp = full_params(params, threads, samples.len(), token_timestamps);
+    let user = (&attempts as *const Attempts)
+        .cast_mut()
+        .cast::<std::ffi::c_void>();
+    // SAFETY: both callbacks only count into `attempts` (atomics, through a shared reference),
+    // which outlives the `full` call below, the only call that uses these parameters.
+    unsafe {
+        fp.set_start_encoder_callback(Some(count_encode));
+        fp.set_start_encoder_callback_user_data(user);
+        fp.set_filter_logits_callback(Some(count_start));
+        fp.set_filter_logits_callback_user_data(user);
+    }
+    state
+        .full(fp, samples)
+        .map_err(|e| AsrError::Decode(e.to_string()))?;
+    Ok(attempts)
+}
+
 /// One decoding state and what decoding on it needs: what one thread decodes with.
 struct Decoder<'a> {
     context: &'a WhisperContext,
+    model_path: &'a Path,
     state: &'a mut WhisperState,
     params: &'a AsrParams,
     threads: usize,
@@ -371,19 +467,34 @@ impl Decoder<'_> {
         }
         // Token times let a segment that runs across packed utterances be split back at the
         // utterance boundaries (asr::guard::split_at_pieces).
-        let fp = full_params(
+        let token_timestamps = window.pieces.len() > 1;
+        let attempts = full(
+            self.state,
             self.params,
             self.threads,
-            samples.len(),
-            window.pieces.len() > 1,
-        );
-        self.state
-            .full(fp, samples)
-            .map_err(|e| AsrError::Decode(e.to_string()))?;
+            samples,
+            token_timestamps,
+        )?;
+        let mut fresh = None;
+        if attempts.fell_back() {
+            // The fallback sampled from this state's generator, which earlier windows advanced:
+            // decode again on a fresh state, whose generator starts where every fresh one does.
+            let mut state = fresh_state(self.context, self.model_path)?;
+            full(
+                &mut state,
+                self.params,
+                self.threads,
+                samples,
+                token_timestamps,
+            )?;
+            self.stats.fallback_redos += 1;
+            fresh = Some(state);
+        }
+        let state: &WhisperState = fresh.as_ref().unwrap_or(self.state);
 
         let eot = self.context.token_eot();
         let mut segments = Vec::new();
-        for seg in self.state.as_iter() {
+        for seg in state.as_iter() {
             let bytes = seg.to_bytes().unwrap_or_default();
             // Repetition loops can end inside a multi-byte character: keep what decodes.
             let text = String::from_utf8_lossy(bytes).into_owned();

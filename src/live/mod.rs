@@ -3,8 +3,9 @@
 //! ```text
 //! PBX ── WebSocket /ingest (mod_audio_fork) ──┐
 //!     └─ AudioSocket TCP (+ POST /api/audiosocket/calls) ─┤
-//!                                                 engine::Engine ─ CallSession (Live) per call,
-//!                                                 │                multiplexed over live workers
+//!                                                 engine::Engine ─ CallSession (Live) per call on
+//!                                                 │                one stream worker; whisper on
+//!                                                 │                decoding workers
 //!                                                 ├─ hub::Hub ─▶ /events ─▶ agent page (own calls only)
 //!                                                 │                       └▶ supervisor page (all)
 //!                                                 └─ call end: WAV + final pass as `batch` ─▶ store
@@ -12,7 +13,8 @@
 //!
 //! - [`config`]: `callqc.toml` (listen addresses, models, rubric, recordings, tokens).
 //! - [`auth`]: tokens → [`auth::Identity`], compared in constant time.
-//! - [`engine`]: calls in progress, workers, shedding, recordings, the final pass, alerts.
+//! - [`engine`]: calls in progress, the stream and decoding workers, shedding, recordings, the
+//!   final pass, alerts.
 //! - [`hub`]: per-subscriber bounded queues; who sees what.
 //! - [`ingest`]: the PBX WebSocket and the desktop pages' WebSocket.
 //! - [`audiosocket`]: Asterisk AudioSocket messages and listener.

@@ -169,10 +169,9 @@ impl<'a> CallSession<'a> {
             .iter()
             .map(|_| StreamResampler::new(Path::new(&label), format.sample_rate))
             .collect::<Result<Vec<_>, _>>()?;
-        // A recording's final pass decodes each channel on a fresh state
-        // (Recognizer::recognize_channels), so its transcript does not depend on the calls the
-        // worker handled before. Live workers interleave many calls' utterances on the worker's
-        // one state (their transcripts are provisional).
+        // Whisper's transcript of a window depends on that window's audio only (asr::whisper),
+        // so a call's transcript does not depend on the calls its worker handled before — live
+        // decoding workers interleave many calls' utterances on one state.
         let vad = VadStream::new(roles.clone(), worker.vad.params);
         let mut live = LiveState {
             open: vec![false; roles.len()],
