@@ -176,6 +176,8 @@ impl AsrStats {
 struct Attempts {
     encodes: AtomicU32,
     starts: AtomicU32,
+    /// Clear the first row of the state's logits before the first encoder pass (see [`full`]).
+    clear_first_logits: bool,
 }
 
 impl Attempts {
@@ -185,15 +187,28 @@ impl Attempts {
 }
 
 /// whisper.cpp calls this before each encoder pass; `user` is the `Attempts` of the call.
+/// Before the first, it clears the first row of a used state's logits (see [`full`]).
 unsafe extern "C" fn count_encode(
-    _ctx: *mut whisper_rs_sys::whisper_context,
-    _state: *mut whisper_rs_sys::whisper_state,
+    ctx: *mut whisper_rs_sys::whisper_context,
+    state: *mut whisper_rs_sys::whisper_state,
     user: *mut std::ffi::c_void,
 ) -> bool {
     // SAFETY: `user` is the `Attempts` that `full` keeps alive for the whole `whisper_full` call
     // that invokes this callback; it is only read through a shared reference (atomics).
-    if let Some(a) = unsafe { user.cast::<Attempts>().as_ref() } {
-        a.encodes.fetch_add(1, Ordering::Relaxed);
+    let Some(a) = (unsafe { user.cast::<Attempts>().as_ref() }) else {
+        return true;
+    };
+    if a.encodes.fetch_add(1, Ordering::Relaxed) == 0 && a.clear_first_logits {
+        // SAFETY: `ctx` and `state` are the live pointers whisper.cpp passes; `clear_first_logits`
+        // is set only for a state that has completed a decode, whose logits buffer therefore
+        // holds at least one row of `n_vocab` floats (whisper.cpp never shrinks it).
+        unsafe {
+            let n_vocab = whisper_rs_sys::whisper_n_vocab(ctx).max(0) as usize;
+            let logits = whisper_rs_sys::whisper_get_logits_from_state(state);
+            if !logits.is_null() {
+                std::ptr::write_bytes(logits, 0, n_vocab);
+            }
+        }
     }
     true
 }
@@ -222,7 +237,7 @@ pub struct Recognizer {
     _context: WhisperContext,
     /// Kept for the worker's life: `[0]` for one channel or utterance at a time, one more per
     /// channel decoded side by side.
-    states: Vec<WhisperState>,
+    states: Vec<KeptState>,
     params: AsrParams,
     threads: usize,
     pub model_path: PathBuf,
@@ -254,7 +269,7 @@ impl Recognizer {
         })?;
         Ok(Recognizer {
             _context: context,
-            states: vec![state],
+            states: vec![KeptState { state, used: false }],
             params,
             threads: threads.max(1),
             model_path: model.to_path_buf(),
@@ -270,7 +285,7 @@ impl Recognizer {
     fn ensure_states(&mut self, n: usize) -> Result<(), AsrError> {
         while self.states.len() < n {
             let state = fresh_state(&self._context, &self.model_path)?;
-            self.states.push(state);
+            self.states.push(KeptState { state, used: false });
         }
         Ok(())
     }
@@ -299,7 +314,7 @@ impl Recognizer {
         self.ensure_states(if spread { channels.len() } else { 1 })?;
         let (context, model_path, params, threads) =
             (&self._context, &self.model_path, &self.params, self.threads);
-        let decode = |state: &mut WhisperState,
+        let decode = |state: &mut KeptState,
                       stats: &mut AsrStats,
                       (audio, regions): &(&RoleAudio, &SpeechRegions)| {
             Decoder {
@@ -394,15 +409,31 @@ fn fresh_state(context: &WhisperContext, model_path: &Path) -> Result<WhisperSta
     })
 }
 
-/// `whisper_full` on `state` with callqc's parameters, counting its decoding attempts.
+/// A decoding state kept across windows, and whether it has decoded one yet.
+struct KeptState {
+    state: WhisperState,
+    used: bool,
+}
+
+/// `whisper_full` on `kept` with callqc's parameters, counting its decoding attempts.
+///
+/// whisper.cpp computes a window's no-speech probability from the first row of the state's
+/// logits buffer, which its prompt decode never writes (it writes the prompt's last row): on a
+/// fresh state that row is zeros (p = 1/n_vocab), on a used one whatever an earlier decode left
+/// there. So the row is cleared first on a used state, and every window sees what a fresh state
+/// sees — the stored value then depends on the window only (it is still not a real no-speech
+/// probability; callqc's VAD decides what is speech).
 fn full(
-    state: &mut WhisperState,
+    kept: &mut KeptState,
     params: &AsrParams,
     threads: usize,
     samples: &[f32],
     token_timestamps: bool,
 ) -> Result<Attempts, AsrError> {
-    let attempts = Attempts::default();
+    let attempts = Attempts {
+        clear_first_logits: kept.used,
+        ..Attempts::default()
+    };
     let mut fp = full_params(params, threads, samples.len(), token_timestamps);
     let user = (&attempts as *const Attempts)
         .cast_mut()
@@ -415,9 +446,10 @@ fn full(
         fp.set_filter_logits_callback(Some(count_start));
         fp.set_filter_logits_callback_user_data(user);
     }
-    state
+    kept.state
         .full(fp, samples)
         .map_err(|e| AsrError::Decode(e.to_string()))?;
+    kept.used |= attempts.starts.load(Ordering::Relaxed) > 0;
     Ok(attempts)
 }
 
@@ -425,7 +457,7 @@ fn full(
 struct Decoder<'a> {
     context: &'a WhisperContext,
     model_path: &'a Path,
-    state: &'a mut WhisperState,
+    state: &'a mut KeptState,
     params: &'a AsrParams,
     threads: usize,
     stats: &'a mut AsrStats,
@@ -479,7 +511,10 @@ impl Decoder<'_> {
         if attempts.fell_back() {
             // The fallback sampled from this state's generator, which earlier windows advanced:
             // decode again on a fresh state, whose generator starts where every fresh one does.
-            let mut state = fresh_state(self.context, self.model_path)?;
+            let mut state = KeptState {
+                state: fresh_state(self.context, self.model_path)?,
+                used: false,
+            };
             full(
                 &mut state,
                 self.params,
@@ -490,7 +525,7 @@ impl Decoder<'_> {
             self.stats.fallback_redos += 1;
             fresh = Some(state);
         }
-        let state: &WhisperState = fresh.as_ref().unwrap_or(self.state);
+        let state: &WhisperState = &fresh.as_ref().unwrap_or(self.state).state;
 
         let eot = self.context.token_eot();
         let mut segments = Vec::new();
