@@ -177,11 +177,21 @@ fn main() {
             let steady = &samples[1.min(samples.len() - 1)..];
             let lo = steady.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = steady.iter().copied().fold(0.0, f64::max);
+            // Two views of "flat": the whole spread, and the farthest sample from the median
+            // (a ± band: a call's buffers come and go with it, so samples alternate).
+            let mut sorted = steady.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let median = sorted[sorted.len() / 2];
+            let off = steady
+                .iter()
+                .map(|x| (x - median).abs())
+                .fold(0.0, f64::max);
             let s = simulate::summarize(&all);
             println!(
-                "soak: {} rounds, RSS after round 1..: min {lo:.0} MB, max {hi:.0} MB ({:+.1} % of min); warnings p50 {:.0} / p95 {:.0} ms over {}",
+                "soak: {} rounds, RSS after round 1..: min {lo:.0} MB, max {hi:.0} MB ({:+.1} % of min; every sample within ±{:.1} % of the median {median:.0} MB); warnings p50 {:.0} / p95 {:.0} ms over {}",
                 samples.len(),
                 100.0 * (hi - lo) / lo.max(1e-9),
+                100.0 * off / median.max(1e-9),
                 s.p50_ms,
                 s.p95_ms,
                 s.warnings
