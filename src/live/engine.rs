@@ -569,7 +569,7 @@ impl Engine {
         let store = match Store::open(db) {
             Ok(s) => Some(s),
             Err(e) => {
-                tracing::error!("live worker: {e}; agents' voice history is not used");
+                tracing::error!("live stream worker: {e}; agents' voice history is not used");
                 None
             }
         };
