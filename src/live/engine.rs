@@ -546,17 +546,22 @@ impl Engine {
     }
 
     fn next_ready(&self) -> Option<Arc<LiveCall>> {
-        let mut ready = lock(&self.ready);
+        self.next_from(&self.ready, &self.ready_cv)
+    }
+
+    /// The front of `queue`, waiting for one; `None` once the server is stopping and no call
+    /// is left (a call in progress may still add work).
+    fn next_from<T>(&self, queue: &Mutex<VecDeque<T>>, cv: &Condvar) -> Option<T> {
+        let mut queue = lock(queue);
         loop {
-            if let Some(c) = ready.pop_front() {
-                return Some(c);
+            if let Some(item) = queue.pop_front() {
+                return Some(item);
             }
             if self.stopping.load(Ordering::SeqCst) && lock(&self.calls).is_empty() {
                 return None;
             }
-            ready = self
-                .ready_cv
-                .wait_timeout(ready, Duration::from_millis(200))
+            queue = cv
+                .wait_timeout(queue, Duration::from_millis(200))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -680,20 +685,7 @@ impl Engine {
     }
 
     fn next_decode(&self) -> Option<DecodeJob> {
-        let mut queue = lock(&self.decodes);
-        loop {
-            if let Some(job) = queue.pop_front() {
-                return Some(job);
-            }
-            if self.stopping.load(Ordering::SeqCst) && lock(&self.calls).is_empty() {
-                return None;
-            }
-            queue = self
-                .decodes_cv
-                .wait_timeout(queue, Duration::from_millis(200))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.next_from(&self.decodes, &self.decodes_cv)
     }
 
     /// A decoding worker: whisper on finished utterances, oldest first, then the live rules

@@ -446,11 +446,6 @@ impl<'a> CallSession<'a> {
         self.run_live_rules()
     }
 
-    /// A deferred utterance that will not be decoded live (its wait passed the live budget).
-    pub fn utterance_shed(&mut self) {
-        self.call.live.shed += 1;
-    }
-
     /// The call time at which the agent's closed utterances reach `seconds` of speech
     /// (infinity if they do not yet).
     fn agent_speech_reaching(&self, seconds: f64) -> f64 {
