@@ -278,6 +278,15 @@ impl VadStream {
         })
     }
 
+    /// The earliest call time a region of channel `c` that has not closed yet can start: the
+    /// open region's start, or (none open) the frames judged so far less the start padding.
+    /// Audio before it is read by no region to come.
+    pub fn unsettled_from_s(&self, c: usize) -> f64 {
+        let t = &self.channels[c].tracker;
+        t.open_start()
+            .unwrap_or_else(|| (t.seen_s() - t.params.pad_s).max(0.0))
+    }
+
     /// Run the rest (the last partial frame padded with silence) and close open regions.
     pub fn finish(&mut self, vad: &mut Vad) -> Result<Vec<(usize, SpeechRegion)>, OnnxError> {
         let mut out = self.run_ready(vad, true)?;

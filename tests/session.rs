@@ -9,7 +9,7 @@ use callqc::eval::{self, LabelledCall};
 use callqc::pipeline::call::Worker;
 use callqc::pipeline::events::{CallEvent, CallInfo, Pass, Source, VecSink};
 use callqc::pipeline::session::{
-    AudioFormat, CallJob, CallSession, SessionMode, analyze_recording,
+    AudioFormat, AudioRetention, CallJob, CallSession, SessionMode, analyze_recording,
 };
 use callqc::rubric;
 use callqc::rubric::Kind;
@@ -21,8 +21,17 @@ fn worker() -> Worker {
     common::worker(2)
 }
 
-/// Push a labelled call in 20 ms frames of its own encoding (PCM16 / μ-law / A-law bytes).
-fn stream_call(w: &mut Worker, r: &rubric::Rubric, call: &LabelledCall) -> VecSink {
+/// Push a labelled call in 20 ms frames of its own encoding (PCM16 / μ-law / A-law bytes) into
+/// a live session; `end` ends it. Returns what `end` returned and the most 16 kHz audio the
+/// session held (seconds, all channels) after any frame.
+fn stream_call_with<T>(
+    w: &mut Worker,
+    r: &rubric::Rubric,
+    call: &LabelledCall,
+    sink: &mut VecSink,
+    retention: AudioRetention,
+    end: impl FnOnce(CallSession<'_>) -> T,
+) -> (T, f64) {
     let rec = callqc::audio::decode::decode_file(&call.audio_path).expect("decodes");
     let channels = role_channels(&rec, call.truth.channel_map()).expect("roles");
     let info = CallInfo {
@@ -41,21 +50,31 @@ fn stream_call(w: &mut Worker, r: &rubric::Rubric, call: &LabelledCall) -> VecSi
         }),
     };
     let encoding = rec.encoding.frame_encoding().expect("telephony encoding");
-    let mut sink = VecSink::default();
     let mut session =
-        CallSession::begin(w, r, &mut sink, 1, info, SessionMode::Live, None).expect("begins");
+        CallSession::begin(w, r, sink, 1, info, SessionMode::Live, None).expect("begins");
+    session.set_audio_retention(retention);
     let frame = (rec.sample_rate / 50) as usize;
     let n = channels[0].1.len();
-    let mut at = 0;
+    let (mut at, mut most_held) = (0, 0.0f64);
     while at < n {
         for (c, (_, samples)) in channels.iter().enumerate() {
             let end = (at + frame).min(samples.len());
             let bytes = encoding.encode(&samples[at..end]);
             session.push_frame(c, encoding, &bytes).expect("push");
         }
+        most_held = most_held.max(session.audio_held_s());
         at += frame;
     }
-    session.finish().expect("finishes");
+    (end(session), most_held)
+}
+
+/// A labelled call streamed live and finished in the session (the final pass on its audio).
+fn stream_call(w: &mut Worker, r: &rubric::Rubric, call: &LabelledCall) -> VecSink {
+    let mut sink = VecSink::default();
+    let (end, _) = stream_call_with(w, r, call, &mut sink, AudioRetention::WholeCall, |s| {
+        s.finish()
+    });
+    end.expect("finishes");
     sink
 }
 
@@ -204,4 +223,75 @@ fn streamed_calls_match_the_file_path_and_warn_within_two_seconds() {
     );
     eprintln!("agitated spans with no live warning: {agitation_missed:?}");
     eprintln!("worst warning delay after the labelled utterance's end: {worst_delay:.2} s");
+}
+
+/// A live server's session keeps only the audio its live analysis can still read (the final pass
+/// reads the recording): it must emit exactly what a session keeping the whole call emits, while
+/// holding a few seconds of audio instead of the call.
+#[test]
+fn a_live_session_that_keeps_only_open_utterances_emits_what_one_keeping_the_call_emits() {
+    let mut w = worker();
+    let r = rubric::load(&root().join("rubrics/12345.toml")).expect("rubric");
+    let calls = eval::find_labelled_calls(&root().join("samples")).expect("samples");
+    // The call with 禁语 and agitation, and one with agitation only.
+    for id in ["call05", "call03"] {
+        let call = calls
+            .iter()
+            .find(|c| c.truth.call_id == id)
+            .expect("sample call");
+        let mut run = |retention| {
+            let mut sink = VecSink::default();
+            let (end, most_held) =
+                stream_call_with(&mut w, &r, call, &mut sink, retention, |mut s| {
+                    let received = s.end_live().expect("ends");
+                    // Only the trimmed session tries its final pass (refused: its events stop here).
+                    let refused =
+                        retention == AudioRetention::OpenUtterances && s.finish().is_err();
+                    (received, refused)
+                });
+            (sink, end, most_held)
+        };
+        let (whole, (whole_s, _), whole_held) = run(AudioRetention::WholeCall);
+        let (open, (open_s, refused), open_held) = run(AudioRetention::OpenUtterances);
+        assert!(
+            refused,
+            "{id}: a session without the whole call's audio has no final pass"
+        );
+        assert_eq!(whole_s, open_s, "{id}");
+        assert!(matches!(open.iter().last(), Some(CallEvent::Failed { .. })));
+        let events = |s: &VecSink| -> Vec<String> {
+            s.iter()
+                .filter(|e| !matches!(e, CallEvent::Failed { .. }))
+                .map(|e| format!("{e:?}"))
+                .collect()
+        };
+        let (a, b) = (events(&whole), events(&open));
+        assert!(
+            a.iter().any(|e| e.starts_with("Finding")),
+            "{id}: live findings expected"
+        );
+        assert_eq!(a.len(), b.len(), "{id}: event counts");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "{id}");
+        }
+        // Bounded by the longest utterance of each channel plus the margin and trim step
+        // (1 + 5 s) and the VAD's hang-over; the whole call is ~2 × its duration.
+        let longest = |role| {
+            whole
+                .regions(role)
+                .iter()
+                .map(|r| r.end - r.start)
+                .fold(0.0, f64::max)
+        };
+        let bound = longest(Role::Agent) + longest(Role::Caller) + 2.0 * 8.0;
+        assert!(
+            (whole_held - 2.0 * whole_s).abs() < 1.0,
+            "{id}: the whole call holds both channels: {whole_held:.1} s for {whole_s:.1} s"
+        );
+        assert!(
+            open_held <= bound && open_held < whole_held / 2.0,
+            "{id}: held {open_held:.1} s of audio (bound {bound:.1} s, whole call {whole_held:.1} s)"
+        );
+        eprintln!("{id}: most audio held {open_held:.1} s (whole call {whole_held:.1} s)");
+    }
 }

@@ -84,16 +84,33 @@ impl Window {
     }
 }
 
-fn slice_of<'a>(audio: &'a RoleAudio, r: &SpeechRegion) -> &'a [f32] {
+/// The samples of `r` (call time) in `audio`, whose first sample is the call's `first_sample`th.
+fn slice_of<'a>(audio: &'a RoleAudio, first_sample: usize, r: &SpeechRegion) -> &'a [f32] {
     let rate = TARGET_RATE as f64;
-    let a = ((r.start * rate) as usize).min(audio.samples.len());
-    let b = ((r.end * rate).ceil() as usize).clamp(a, audio.samples.len());
+    let n = audio.samples.len();
+    let a = ((r.start * rate) as usize)
+        .saturating_sub(first_sample)
+        .min(n);
+    let b = ((r.end * rate).ceil() as usize)
+        .saturating_sub(first_sample)
+        .clamp(a, n);
     &audio.samples[a..b]
 }
 
 /// Group a role's regions into windows under `policy`. Regions longer than a window are
 /// expected to have been split by VAD already (`VadParams::max_region_s`).
 pub fn pack(audio: &RoleAudio, regions: &[SpeechRegion], policy: PackPolicy) -> Vec<Window> {
+    pack_from(audio, 0, regions, policy)
+}
+
+/// [`pack`] over audio that starts `first_sample` samples into the call (a live session keeps
+/// only its recent audio); `regions` are in call time, and so are the windows' pieces.
+pub fn pack_from(
+    audio: &RoleAudio,
+    first_sample: usize,
+    regions: &[SpeechRegion],
+    policy: PackPolicy,
+) -> Vec<Window> {
     let mut windows: Vec<Window> = Vec::new();
     let (max_s, gap_s, packed) = match policy {
         PackPolicy::PerRegion => (f64::INFINITY, 0.0, false),
@@ -104,7 +121,7 @@ pub fn pack(audio: &RoleAudio, regions: &[SpeechRegion], policy: PackPolicy) -> 
     };
     let gap = vec![0.0f32; (gap_s * TARGET_RATE as f64) as usize];
     for r in regions {
-        let audio_slice = slice_of(audio, r);
+        let audio_slice = slice_of(audio, first_sample, r);
         if audio_slice.is_empty() {
             continue;
         }
@@ -163,6 +180,33 @@ mod tests {
         assert!((w[1].to_call_time(0.0) - 5.0).abs() < 1e-9);
         assert!((w[1].to_call_time(1.5) - 6.5).abs() < 1e-9);
         assert!((w[0].content_s() - 2.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn packing_the_tail_of_a_call_cuts_what_packing_the_whole_call_cuts() {
+        let whole = RoleAudio {
+            role: Role::Agent,
+            samples: (0..20 * TARGET_RATE).map(|i| i as f32).collect(),
+        };
+        let first = 7 * TARGET_RATE as usize;
+        let tail = RoleAudio {
+            role: Role::Agent,
+            samples: whole.samples[first..].to_vec(),
+        };
+        let regions = [region(8.0321, 9.5), region(12.25, 19.9)];
+        let a = pack(&whole, &regions, PackPolicy::PerRegion);
+        let b = pack_from(&tail, first, &regions, PackPolicy::PerRegion);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(&b) {
+            assert_eq!(a.samples, b.samples);
+            assert_eq!(a.pieces.len(), b.pieces.len());
+            assert!((a.pieces[0].region.end - b.pieces[0].region.end).abs() < 1e-12);
+        }
+        assert_eq!(
+            b[0].samples[0],
+            (8.0321 * TARGET_RATE as f64) as usize as f32
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ use crate::pipeline::call::{Worker, WorkerConfig};
 use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass, Source};
 use crate::pipeline::session::analyze_recording;
 use crate::pipeline::session::{
-    AudioFormat, CallJob, CallSession, CallState, LiveUtterance, SessionMode,
+    AudioFormat, AudioRetention, CallJob, CallSession, CallState, LiveUtterance, SessionMode,
 };
 use crate::rubric::{Finding, Kind, Rubric};
 use crate::store::{
@@ -616,6 +616,9 @@ impl Engine {
                             history,
                         )?;
                         session.set_deferred_decoding(true);
+                        // The final pass reads the recording written at the end, so the
+                        // session keeps only what its live analysis still reads.
+                        session.set_audio_retention(AudioRetention::OpenUtterances);
                         session
                     }
                     None => return Ok(()),

@@ -58,6 +58,25 @@ pub enum SessionMode {
     Live,
 }
 
+/// How much of the call's 16 kHz audio a session keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AudioRetention {
+    /// All of it, for [`CallSession::finish`]'s final pass.
+    WholeCall,
+    /// Only what the live analysis can still read: the utterances not closed yet, and a margin.
+    /// For a live server whose final pass reads the recording it wrote instead
+    /// ([`CallSession::end_live`]); a call then holds a few seconds of audio however long it
+    /// lasts, where the whole call costs 64 KB per channel per second (460 MB for a stereo hour).
+    OpenUtterances,
+}
+
+/// Seconds of audio kept before the earliest start of a region that has not closed yet: more
+/// than the tone analysis's margin around an utterance (0.2 s, `tone::features`).
+const KEEP_BEFORE_OPEN_S: usize = 1;
+/// Kept audio is trimmed in steps of this many seconds, not on every frame (each trim moves
+/// what is kept).
+const TRIM_STEP_S: usize = 5;
+
 /// How the audio is stored, for the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AudioFormat {
@@ -135,7 +154,11 @@ pub struct CallState {
     resamplers: Vec<StreamResampler>,
     /// Source samples pushed per channel.
     pushed: Vec<usize>,
+    /// 16 kHz audio per channel, from sample `audio_start[c]` of the call on (see
+    /// [`AudioRetention`]).
     audio: Vec<RoleAudio>,
+    audio_start: Vec<usize>,
+    retention: AudioRetention,
     vad: VadStream,
     speech: Vec<SpeechRegions>,
     live: LiveState,
@@ -190,6 +213,8 @@ impl<'a> CallSession<'a> {
             format,
             resamplers,
             pushed: vec![0; roles.len()],
+            audio_start: vec![0; roles.len()],
+            retention: AudioRetention::WholeCall,
             audio: roles
                 .iter()
                 .map(|&role| RoleAudio {
@@ -234,6 +259,19 @@ impl<'a> CallSession<'a> {
             sink,
             call,
         }
+    }
+
+    /// How much of the audio to keep (default: the whole call). A session that keeps only
+    /// [`AudioRetention::OpenUtterances`] can end with [`CallSession::end_live`], not
+    /// [`CallSession::finish`].
+    pub fn set_audio_retention(&mut self, retention: AudioRetention) {
+        self.call.retention = retention;
+    }
+
+    /// Seconds of 16 kHz audio held now, over all channels (what [`AudioRetention`] bounds).
+    pub fn audio_held_s(&self) -> f64 {
+        let n: usize = self.call.audio.iter().map(|a| a.samples.len()).sum();
+        n as f64 / f64::from(crate::audio::TARGET_RATE)
     }
 
     /// While set, finished utterances are not decoded live (the live server sets it when a call's
@@ -368,7 +406,33 @@ impl<'a> CallSession<'a> {
                 self.run_live_rules()?;
             }
         }
+        self.trim_audio();
         Ok(())
+    }
+
+    /// Under [`AudioRetention::OpenUtterances`], drop the audio no region to come can read
+    /// (regions that closed were decoded and scored when they closed, from copies).
+    fn trim_audio(&mut self) {
+        if self.call.retention != AudioRetention::OpenUtterances {
+            return;
+        }
+        let rate = crate::audio::TARGET_RATE as usize;
+        for c in 0..self.call.audio.len() {
+            let start = self.call.audio_start[c];
+            let held_to = start + self.call.audio[c].samples.len();
+            let needed_s = match self.worker.vad_mode {
+                VadMode::Silero => self.call.vad.unsettled_from_s(c),
+                // No VAD: nothing live reads the audio.
+                VadMode::Off => held_to as f64 / rate as f64,
+            };
+            // Whole seconds, so kept audio starts on the tone analysis's 10 ms grid.
+            let keep_from = ((needed_s.floor() as usize).saturating_sub(KEEP_BEFORE_OPEN_S) * rate)
+                .min(held_to);
+            if keep_from >= start + TRIM_STEP_S * rate {
+                self.call.audio[c].samples.drain(..keep_from - start);
+                self.call.audio_start[c] = keep_from;
+            }
+        }
     }
 
     fn emit(&mut self, event: CallEvent) -> crate::Result<()> {
@@ -402,7 +466,12 @@ impl<'a> CallSession<'a> {
                 return Ok(());
             }
             let utterance = LiveUtterance {
-                windows: pack::pack(&self.call.audio[channel], &[region], PackPolicy::PerRegion),
+                windows: pack::pack_from(
+                    &self.call.audio[channel],
+                    self.call.audio_start[channel],
+                    &[region],
+                    PackPolicy::PerRegion,
+                ),
                 at_audio_s,
             };
             if self.call.live.defer_decoding {
@@ -482,8 +551,10 @@ impl<'a> CallSession<'a> {
         let span = (region.start, region.end);
         let rate = None;
         let live = &mut self.call.live;
+        let first_sample = self.call.audio_start[c];
         let new = tone::features::utterance_windows(
             &self.call.audio[c].samples,
+            first_sample,
             span,
             rate,
             &mut live.tone_levels,
@@ -512,6 +583,7 @@ impl<'a> CallSession<'a> {
             .score_windows(
                 Role::Agent,
                 &self.call.audio[c].samples,
+                first_sample,
                 &new,
                 baseline.as_ref(),
             )
@@ -759,6 +831,12 @@ impl<'a> CallSession<'a> {
     }
 
     fn final_pass(&mut self) -> crate::Result<CallEnd> {
+        if self.call.retention != AudioRetention::WholeCall {
+            return Err(Error::Session(format!(
+                "{}: the session kept only its open utterances' audio; analyse the call's recording",
+                self.call.label
+            )));
+        }
         for c in 0..self.call.resamplers.len() {
             let t = Instant::now();
             let tail = self.call.resamplers[c].finish()?;

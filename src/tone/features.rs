@@ -830,22 +830,28 @@ pub fn sliding_spans(duration_s: f64, win: f64, hop: f64) -> Vec<(f64, f64)> {
 /// the n-th utterance costs the same as scoring the first. The active-speech gate comes from the
 /// levels of every utterance so far: `levels` holds them and gets this one's. Frames are on the
 /// same 10 ms grid as a whole-call analysis.
+///
+/// `samples` start at the call's `first_sample`th sample (a live session keeps only its recent
+/// audio; a multiple of [`HOP`], so the grid stays the call's); windows are in call time.
 pub fn utterance_windows(
     samples: &[f32],
+    first_sample: usize,
     span: (f64, f64),
     char_rate: Option<f64>,
     levels: &mut Vec<f64>,
 ) -> Vec<RawFeatures> {
     const MARGIN_S: f64 = 0.2;
-    let hop_of = |t: f64| ((t.max(0.0) / HOP_S).floor() as usize).min(samples.len() / HOP);
-    let first = hop_of(span.0 - MARGIN_S);
-    let last = (hop_of(span.1 + MARGIN_S) + 1).min(samples.len().div_ceil(HOP));
-    let (a, b) = (first * HOP, (last * HOP).min(samples.len()));
+    debug_assert_eq!(first_sample % HOP, 0, "kept audio starts on the 10 ms grid");
+    let end = first_sample + samples.len();
+    let hop_of = |t: f64| ((t.max(0.0) / HOP_S).floor() as usize).min(end / HOP);
+    let first = hop_of(span.0 - MARGIN_S).max(first_sample.div_ceil(HOP));
+    let last = (hop_of(span.1 + MARGIN_S) + 1).min(end.div_ceil(HOP));
+    let (a, b) = (first * HOP, (last * HOP).min(end));
     if b <= a {
         return Vec::new();
     }
     let offset = first as f64 * HOP_S;
-    let slice = &samples[a..b];
+    let slice = &samples[a - first_sample..b - first_sample];
     let dbs = frame_levels(slice);
     let (fa, fb) = frame_range(span.0 - offset, span.1 - offset, dbs.len());
     levels.extend_from_slice(&dbs[fa..fb]);

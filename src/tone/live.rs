@@ -143,7 +143,8 @@ impl ToneStream {
                     self.seen.remove(0);
                 }
                 let baseline = self.baseline_in_use();
-                let mut scored = scorer.score_windows(self.role, seg, &[raw], baseline.as_ref())?;
+                let mut scored =
+                    scorer.score_windows(self.role, seg, 0, &[raw], baseline.as_ref())?;
                 for w in &mut scored {
                     w.start += offset;
                     w.end += offset;

@@ -713,19 +713,22 @@ impl ToneScorer {
             (Some(b), Some(h)) => Some(b.blend(h)),
             (b, _) => b.clone(),
         };
-        let windows = self.score_windows(audio.role, &audio.samples, &raws, used.as_ref())?;
+        let windows = self.score_windows(audio.role, &audio.samples, 0, &raws, used.as_ref())?;
         Ok(ToneTrack {
             windows,
             baseline: call_baseline,
         })
     }
 
-    /// Score prepared windows: `raws` (times relative to `samples[0]`) against `baseline`.
+    /// Score prepared windows: `raws` against `baseline`. A raw's times are seconds from the
+    /// start of the audio; `samples` holds that audio from its `first_sample`th sample on (0: all
+    /// of it; a live session keeps only its recent audio).
     /// The one place both model kinds turn windows into [`ToneWindow`]s (batch and live).
     pub fn score_windows(
         &mut self,
         role: Role,
         samples: &[f32],
+        first_sample: usize,
         raws: &[RawFeatures],
         baseline: Option<&Baseline>,
     ) -> Result<Vec<ToneWindow>, ToneError> {
@@ -758,8 +761,11 @@ impl ToneScorer {
             ToneScorer::Waveform(model) => raws
                 .iter()
                 .map(|r| {
-                    let a = ((r.start * TARGET_RATE as f64).round() as usize).min(samples.len());
-                    let b = ((r.end * TARGET_RATE as f64).round() as usize).clamp(a, samples.len());
+                    let at = |t: f64| {
+                        ((t * TARGET_RATE as f64).round() as usize).saturating_sub(first_sample)
+                    };
+                    let a = at(r.start).min(samples.len());
+                    let b = at(r.end).clamp(a, samples.len());
                     Ok(window(r, model.probabilities(&samples[a..b])?, None))
                 })
                 .collect(),
