@@ -70,7 +70,6 @@ pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
             p.display()
         );
     }
-    steady_heap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -96,21 +95,4 @@ pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A server runs for weeks, so its resident memory should follow what it holds. glibc's malloc
-/// raises its mmap threshold each time a large block is freed (up to 32 MB), after which blocks of
-/// a call's size (recordings, final-pass audio, whisper windows: 0.3–10 MB) come from the heap
-/// and stay resident, fragmented, after the call. A fixed threshold keeps every such block in its
-/// own mapping, returned to the system when freed. Set before any thread starts.
-fn steady_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
-        // SAFETY: mallopt only changes allocator parameters; called before other threads exist.
-        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
-        if ok != 1 {
-            tracing::warn!("could not fix malloc's mmap threshold; resident memory may drift");
-        }
-    }
 }

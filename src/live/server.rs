@@ -47,6 +47,7 @@ pub struct Server {
 impl Server {
     /// Load the models, open the store, bind the listeners (port 0 picks a free one).
     pub async fn start(config: &ServeConfig, engine: EngineConfig) -> crate::Result<Server> {
+        steady_heap();
         let agents: Vec<String> = {
             let mut a = Vec::new();
             for name in config.tokens.names() {
@@ -255,4 +256,27 @@ async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Response {
         return r;
     }
     Json(state.engine.stats()).into_response()
+}
+
+/// A server runs for weeks, so its resident memory should follow what it holds. glibc's malloc
+/// raises its mmap threshold each time a large block is freed (up to 32 MB), after which blocks of
+/// a call's size (recordings, final-pass audio, whisper windows: 0.3–10 MB) come from the heap
+/// and stay resident, fragmented, after the call. A fixed threshold keeps every such block in its
+/// own mapping, returned to the system when freed. It is set here, by every server (the CLI's and
+/// the one the tests and benchmarks start in their own process), not in `main`: the threshold is
+/// one process-wide setting, and `mallopt` takes the allocator's lock, so any time before the
+/// first call is early enough.
+fn steady_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
+            // SAFETY: mallopt only changes allocator parameters, under the allocator's own lock.
+            let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
+            if ok != 1 {
+                tracing::warn!("could not fix malloc's mmap threshold; resident memory may drift");
+            }
+        });
+    }
 }
