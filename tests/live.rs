@@ -541,6 +541,100 @@ async fn under_overload_live_decoding_is_shed_and_counted_but_no_audio_is_lost()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_progress_when_the_server_is_killed_is_stored_at_the_next_start() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "callqc.db", "shed_after_s = 30");
+    // A real `callqc serve` process, so that it can be killed (SIGKILL: no shutdown at all).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callqc"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--models")
+        .arg(models_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(rest) = line.strip_prefix("callqc serve: http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+
+    // 12 s of call05 (8 kHz stereo), sent at once; the stream stays open.
+    let mut reader = hound::WavReader::open(repo().join("samples/call05.wav")).unwrap();
+    let sent: Vec<i16> = reader
+        .samples::<i16>()
+        .take(12 * 8000 * 2)
+        .map(Result::unwrap)
+        .collect();
+    let mut req = format!("ws://{addr}/ingest").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {INGEST}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text(
+        json!({"call_id": "killed", "agent_id": "6618", "sample_rate": 8000, "channels": 2})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    for frame in sent.chunks(320) {
+        ws.send(Message::binary(l16(frame))).await.unwrap();
+    }
+    // Kill it once the recording on disk holds 10 s (its checkpoints come each second).
+    let part = {
+        let mut found = None;
+        for _ in 0..600 {
+            found = std::fs::read_dir(dir.path().join("recordings"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|d| d.path().join("killed.wav.part"))
+                .find(|p| hound::WavReader::open(p).is_ok_and(|r| r.duration() >= 10 * 8000));
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        found.expect("the running call's recording reached 10 s on disk")
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(ws);
+
+    // The next start stores the call from what its recording held.
+    let server = start_in(dir, "shed_after_s = 30").await;
+    server.wait_stored().await;
+    assert!(!part.exists(), "the part file is turned into the recording");
+    let store = Store::open(&server.db()).unwrap();
+    let live = store.live_call("killed").unwrap().expect("a live record");
+    assert_eq!(live.end_reason, EndReason::Shutdown);
+    assert!(!live.complete());
+    assert!(
+        live.error.as_deref().unwrap_or("").contains("recovered"),
+        "{:?}",
+        live.error
+    );
+    let n = live.samples_stored[0];
+    assert!((10 * 8000..=12 * 8000).contains(&n), "{n} samples kept");
+    assert_eq!(live.samples_stored, vec![n; 2]);
+    // The recording is exactly the audio sent, up to its last checkpoint.
+    let kept: Vec<i16> = hound::WavReader::open(&live.recording)
+        .unwrap()
+        .samples::<i16>()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(kept.len() as u64, 2 * n);
+    assert_eq!(kept[..], sent[..kept.len()]);
+    drop(store);
+    assert_stored_as_batch_would(&server, "killed");
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_postgres_store_a_streamed_call_its_alerts_and_the_trainer_pages_work_as_on_sqlite() {
     // The store and the cluster block: off the async threads.
     let cluster = tokio::task::block_in_place(pg::PgCluster::start);

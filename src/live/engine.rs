@@ -1,7 +1,7 @@
 //! The live engine: calls in progress, one stream worker and a few decoding workers.
 //!
 //! ```text
-//! ingest task ─ LiveCall::push(channel, pcm) ─▶ recording (every sample, always)
+//! ingest task ─ LiveCall::push(channel, pcm) ─▶ Recording (every sample, always; on disk each second)
 //!                                          └──▶ inbox ─▶ ready queue ─▶ stream worker (VAD, tone models)
 //!                                                        CallSession (Live): resampling, VAD, tone of each
 //!                                                        finished agent utterance, live rules ─▶ LiveSink
@@ -9,7 +9,7 @@
 //!                                                             ─▶ decoding worker (whisper, loaded once):
 //!                                                                transcript ─▶ live rules ─▶ LiveSink
 //! LiveSink ─▶ Hub (pages) + alerts
-//! call ends ─▶ WAV + NAME.json written ─▶ final worker (idle priority): analyze_recording, as `batch` does
+//! call ends ─▶ WAV completed, renamed ─▶ final worker (idle priority): analyze_recording, as `batch` does
 //!                                         └▶ StoreSink (calls, segments, findings…) + live_calls row
 //! ```
 //!
@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::hub::{Hub, LiveMessage, Warning};
+use super::recording::{Recording, channel_map};
+use crate::audio::Role;
 use crate::audio::frames::FrameEncoding;
-use crate::audio::{ChannelMap, Role};
 use crate::error::{Error, Stage};
 use crate::pipeline::batch::agent_histories;
 use crate::pipeline::call::{Worker, WorkerConfig};
@@ -199,8 +200,6 @@ struct Inbox {
     /// On the ready queue or on a worker.
     scheduled: bool,
     ended: Option<(EndReason, Option<String>)>,
-    /// Every sample received, per channel: the recording.
-    recorded: Vec<Vec<i16>>,
 }
 
 /// When audio arrived: (samples received on the longest channel, Unix ms), one entry per push.
@@ -212,6 +211,9 @@ pub struct LiveCall {
     seq: CallSeq,
     started_ms: i64,
     inbox: Mutex<Inbox>,
+    /// Every sample received, written as it arrives; taken when the call is finished. Locked
+    /// before `inbox` where both are.
+    recording: Mutex<Option<Recording>>,
     arrivals: Arrivals,
     analysis: Mutex<Analysis>,
 }
@@ -252,13 +254,12 @@ impl LiveCall {
         lock(&self.inbox)
     }
 
-    /// Samples received per channel.
+    /// Samples received per channel (empty once the call is finished).
     pub fn received(&self) -> Vec<u64> {
-        self.inbox()
-            .recorded
-            .iter()
-            .map(|c| c.len() as u64)
-            .collect()
+        lock(&self.recording)
+            .as_ref()
+            .map(|r| r.received().to_vec())
+            .unwrap_or_default()
     }
 
     pub fn key(&self) -> &str {
@@ -320,7 +321,8 @@ pub struct Engine {
 
 impl Engine {
     /// Load every worker's models (failing here, before any call is accepted, if one cannot
-    /// load), open the store, start the threads.
+    /// load), open the store, queue the final passes of calls a killed server left in progress
+    /// (their recordings, see [`super::recording::recover`]), start the threads.
     pub fn start(cfg: EngineConfig, hub: Arc<Hub>) -> crate::Result<Arc<Engine>> {
         // Opening once here applies migrations and reports a bad database before serving.
         let mut store = Store::open(&cfg.db)?;
@@ -361,6 +363,14 @@ impl Engine {
             decoders.push(Worker::load(&cfg.live_worker)?);
         }
         let final_worker = Worker::load(&cfg.final_worker)?;
+        // Calls a stopped server left in progress: stored with what their recordings hold.
+        for job in recovered_jobs(&cfg.recordings, &store) {
+            *lock(&engine.finals_pending) += 1;
+            engine.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+            if let Some(tx) = lock(&engine.finals).as_ref() {
+                let _ = tx.send(job);
+            }
+        }
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name)
@@ -441,10 +451,12 @@ impl Engine {
         let call = Arc::new(LiveCall {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             started_ms,
-            inbox: Mutex::new(Inbox {
-                recorded: vec![Vec::new(); start.roles.len()],
-                ..Inbox::default()
-            }),
+            inbox: Mutex::new(Inbox::default()),
+            recording: Mutex::new(Some(Recording::create(
+                &self.cfg.recordings,
+                &start,
+                started_ms,
+            ))),
             arrivals,
             analysis: Mutex::new(Analysis {
                 state: None,
@@ -483,18 +495,20 @@ impl Engine {
         channel: usize,
         pcm: &[i16],
     ) -> Result<(), IngestError> {
+        // The recording is held for the whole push, so the end cannot take it between the
+        // check that the call has not ended and the samples going in.
+        let mut recording = lock(&call.recording);
         let mut inbox = call.inbox();
-        if inbox.ended.is_some() {
-            return Err(IngestError::AfterEnd(call.start.call_id.clone()));
-        }
-        let Some(rec) = inbox.recorded.get_mut(channel) else {
+        let rec = match recording.as_mut() {
+            Some(rec) if inbox.ended.is_none() => rec,
+            _ => return Err(IngestError::AfterEnd(call.start.call_id.clone())),
+        };
+        if channel >= rec.received().len() {
             return Err(IngestError::Frame {
                 call: call.start.call_id.clone(),
                 message: format!("no channel {channel}"),
             });
-        };
-        rec.extend_from_slice(pcm);
-        let longest = inbox.recorded.iter().map(|c| c.len()).max().unwrap_or(0) as u64;
+        }
         inbox.pending.push_back(Chunk {
             channel,
             samples: pcm.iter().map(|&s| f32::from(s) / 32768.0).collect(),
@@ -503,9 +517,14 @@ impl Engine {
         self.counters
             .samples_received
             .fetch_add(pcm.len() as u64, Ordering::Relaxed);
-        lock(&call.arrivals).push((longest, now_ms()));
         let schedule = !std::mem::replace(&mut inbox.scheduled, true);
         drop(inbox);
+        // Written (at a checkpoint, to disk) with only the recording locked: the stream
+        // worker, which locks the inbox, does not wait for the disk.
+        rec.push(channel, pcm);
+        let longest = rec.received().iter().copied().max().unwrap_or(0);
+        drop(recording);
+        lock(&call.arrivals).push((longest, now_ms()));
         if schedule {
             self.schedule(call.clone());
         }
@@ -516,9 +535,9 @@ impl Engine {
     /// call's time, not at zero).
     pub fn align(&self, call: &Arc<LiveCall>, channel: usize) -> Result<(), IngestError> {
         let gap = {
-            let inbox = call.inbox();
-            let longest = inbox.recorded.iter().map(|c| c.len()).max().unwrap_or(0);
-            longest.saturating_sub(inbox.recorded.get(channel).map_or(0, |c| c.len()))
+            let received = call.received();
+            let longest = received.iter().copied().max().unwrap_or(0);
+            longest.saturating_sub(received.get(channel).copied().unwrap_or(0)) as usize
         };
         if gap > 0 {
             self.push(call, channel, &vec![0; gap])?;
@@ -765,20 +784,21 @@ impl Engine {
     ) {
         // Counted before the call leaves `calls`, so `wait_stored` never sees neither.
         *lock(&self.finals_pending) += 1;
-        let recorded = std::mem::take(&mut call.inbox().recorded);
-        let received: Vec<u64> = recorded.iter().map(|c| c.len() as u64).collect();
-        let rate = call.start.sample_rate;
-        let duration_s = received.iter().copied().max().unwrap_or(0) as f64 / f64::from(rate);
-        let path = recording_path(&self.cfg.recordings, call);
-        let written = write_recording(&path, &recorded, rate, &call.start, call.started_ms);
-        let (stored, error) = match written {
-            Ok(()) => (received.clone(), error),
-            Err(e) => {
-                tracing::error!("call {}: {e}", call.start.call_id);
-                (vec![0; received.len()], Some(e))
-            }
+        let recording = lock(&call.recording).take();
+        let Some(recording) = recording else {
+            // Finished already (cannot happen: a call is finished once).
+            self.final_done();
+            return;
         };
-        drop(recorded);
+        let written = recording.finish();
+        let rate = call.start.sample_rate;
+        let duration_s =
+            written.received.iter().copied().max().unwrap_or(0) as f64 / f64::from(rate);
+        let error = match (written.error, error) {
+            (Some(w), Some(e)) => Some(format!("{e}; {w}")),
+            (w, e) => w.or(e),
+        };
+        let (path, received, stored) = (written.path, written.received, written.stored);
         self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
         self.counters
             .shed_utterances
@@ -1012,70 +1032,47 @@ fn call_info(start: &CallStart) -> CallInfo {
     }
 }
 
-/// The channel map a batch run needs to read the recording as the live call had it.
-fn channel_map(roles: &[Role]) -> ChannelMap {
-    match roles {
-        [left, right] => ChannelMap {
-            left: *left,
-            right: *right,
-        },
-        _ => ChannelMap::default(),
-    }
-}
-
-/// `<recordings>/<UTC date>/<call id>.wav`.
-fn recording_path(dir: &Path, call: &LiveCall) -> PathBuf {
-    let (y, m, d) = crate::time::civil_date(call.started_ms.div_euclid(86_400_000));
-    dir.join(format!("{y:04}-{m:02}-{d:02}"))
-        .join(format!("{}.wav", call.start.call_id))
-}
-
-/// The recording (16-bit PCM at the call's rate, channels as received) and a `NAME.json`
-/// sidecar with the call and agent ids, so `batch` reads it as the live server did. Written to
-/// a temporary name and renamed: a crash never leaves half a recording under the real name.
-fn write_recording(
-    path: &Path,
-    channels: &[Vec<i16>],
-    rate: u32,
-    start: &CallStart,
-    started_ms: i64,
-) -> Result<(), String> {
-    let err = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", path.display());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err("cannot create folder", &e))?;
-    }
-    let spec = hound::WavSpec {
-        channels: channels.len() as u16,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let part = path.with_extension("wav.part");
-    {
-        let mut w = hound::WavWriter::create(&part, spec).map_err(|e| err("cannot write", &e))?;
-        let n = channels.iter().map(|c| c.len()).max().unwrap_or(0);
-        for i in 0..n {
-            for c in channels {
-                // A channel that stopped early (one AudioSocket leg hung up first) is silent.
-                w.write_sample(c.get(i).copied().unwrap_or(0))
-                    .map_err(|e| err("cannot write", &e))?;
-            }
-        }
-        w.finalize().map_err(|e| err("cannot write", &e))?;
-    }
-    let sidecar = serde_json::json!({
-        "call_id": start.call_id,
-        "agent_id": start.agent_id,
-        "channel_map": channel_map(&start.roles),
-        "source": "live",
-        "started_at": crate::time::iso_utc(started_ms),
-    });
-    std::fs::write(
-        path.with_extension("json"),
-        serde_json::to_string_pretty(&sidecar).unwrap_or_default(),
-    )
-    .map_err(|e| err("cannot write sidecar", &e))?;
-    std::fs::rename(&part, path).map_err(|e| err("cannot rename", &e))
+/// The final passes of the calls a stopped server left in progress (see
+/// [`super::recording::recover`]): each is stored as a live call that ended with the server
+/// (`shutdown`), with the audio up to its recording's last checkpoint and the warnings it got.
+fn recovered_jobs(recordings: &Path, store: &Store) -> Vec<FinalJob> {
+    super::recording::recover(recordings)
+        .into_iter()
+        .map(|r| {
+            let alerts = store.alerts(&r.call_id).map_or(0, |a| a.len());
+            let samples = vec![r.frames; r.channels];
+            let record = LiveCallRecord {
+                call_key: r.call_id.clone(),
+                agent_id: Some(r.agent_id.clone()),
+                protocol: r.protocol,
+                peer: r.peer,
+                started_ms: r.started_ms,
+                ended_ms: r.ended_ms,
+                end_reason: EndReason::Shutdown,
+                error: Some(
+                    "callqc stopped before the call ended; recovered at the next start with the \
+                     audio up to its recording's last checkpoint"
+                        .into(),
+                ),
+                recording: r.path.display().to_string(),
+                sample_rate: r.sample_rate,
+                encoding: r.encoding,
+                samples_received: samples.clone(),
+                samples_stored: samples,
+                shed_utterances: 0,
+                alerts,
+            };
+            let job = CallJob {
+                path: r.path,
+                agent_id: Some(r.agent_id),
+                call_id: Some(r.call_id),
+                channel_map: r.channel_map,
+                source: Source::Live,
+                started_at: Some(crate::time::iso_utc(r.started_ms)),
+            };
+            FinalJob { job, record }
+        })
+        .collect()
 }
 
 /// Turns a live session's events into what pages see, and records every warning.

@@ -13,8 +13,10 @@
 //!
 //! - [`config`]: `callqc.toml` (listen addresses, models, rubric, recordings, tokens).
 //! - [`auth`]: tokens → [`auth::Identity`], compared in constant time.
-//! - [`engine`]: calls in progress, the stream and decoding workers, shedding, recordings, the
-//!   final pass, alerts.
+//! - [`engine`]: calls in progress, the stream and decoding workers, shedding, the final pass,
+//!   alerts.
+//! - [`recording`]: each call's WAV, written as its audio arrives; what a killed server left,
+//!   recovered at the next start.
 //! - [`hub`]: per-subscriber bounded queues; who sees what.
 //! - [`ingest`]: the PBX WebSocket and the desktop pages' WebSocket.
 //! - [`audiosocket`]: Asterisk AudioSocket messages and listener.
@@ -31,6 +33,7 @@ pub mod engine;
 pub mod hub;
 pub mod ingest;
 pub mod pages;
+pub mod recording;
 pub mod server;
 pub mod simulate;
 pub mod trainer;

@@ -82,8 +82,9 @@ pub async fn start_in(dir: tempfile::TempDir, extra_server: &str) -> TestServer 
     start_in_db(dir, "callqc.db", extra_server).await
 }
 
-/// Start a server in `dir` on the store `db` (a file relative to `dir`, or a postgres:// URL).
-pub async fn start_in_db(dir: tempfile::TempDir, db: &str, extra_server: &str) -> TestServer {
+/// Write the test configuration `dir/callqc.toml` (store `db`, recordings `dir/recordings`,
+/// the test tokens; `extra_server` added to its `[server]` table).
+pub fn write_config(dir: &Path, db: &str, extra_server: &str) -> PathBuf {
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\naudiosocket = \"127.0.0.1:0\"\ndb = \"{db}\"\n\
          rubric = \"{}\"\nrecordings = \"recordings\"\n{extra_server}\n\
@@ -92,8 +93,14 @@ pub async fn start_in_db(dir: tempfile::TempDir, db: &str, extra_server: &str) -
          [tokens.reviewers]\n\"王芳\" = \"{REVIEWER}\"\n",
         repo().join("rubrics/12345.toml").display()
     );
-    let path = dir.path().join("callqc.toml");
+    let path = dir.join("callqc.toml");
     std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Start a server in `dir` on the store `db` (a file relative to `dir`, or a postgres:// URL).
+pub async fn start_in_db(dir: tempfile::TempDir, db: &str, extra_server: &str) -> TestServer {
+    let path = write_config(dir.path(), db, extra_server);
     let config = ServeConfig::load(&path).unwrap();
     let engine = EngineConfig::for_config(&config, &models_dir(), 2).unwrap();
     let server = Server::start(&config, engine).await.unwrap();

@@ -1,0 +1,472 @@
+//! A live call's recording, written to disk as its audio arrives.
+//!
+//! Every sample a PBX sends goes into the call's [`Recording`] at once, outside the analysis
+//! (which may shed work): audio is never dropped. While the call runs the recording is
+//! `<recordings>/<UTC date>/<call id>.wav.part`, a WAV file whose header is brought up to date
+//! at every checkpoint (each second of audio on every channel), so it is readable up to its last
+//! checkpoint whatever happens to the process; its `NAME.json` sidecar is written when the call
+//! begins. When the call ends the rest is written and the file renamed to `.wav`.
+//!
+//! Why not keep the call in memory and write it at the end (as callqc did): a long call held
+//! 32 KB per second of 8 kHz stereo until it ended, and a crash of the server lost every call
+//! in progress. Now a call holds about a second of its audio (more only while one channel runs
+//! ahead of the other, as an AudioSocket leg can), and [`recover`] turns what a crash left into
+//! recordings the next start analyses.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::engine::CallStart;
+use crate::audio::{ChannelMap, Role};
+use crate::store::IngestProtocol;
+
+/// Seconds of audio on every channel between two checkpoints.
+const CHECKPOINT_S: u32 = 1;
+
+/// The channel map a batch run needs to read the recording as the live call had it.
+pub(super) fn channel_map(roles: &[Role]) -> ChannelMap {
+    match roles {
+        [left, right] => ChannelMap {
+            left: *left,
+            right: *right,
+        },
+        _ => ChannelMap::default(),
+    }
+}
+
+/// `<recordings>/<UTC date>/<call id>.wav`.
+pub(super) fn recording_path(dir: &Path, call_id: &str, started_ms: i64) -> PathBuf {
+    let (y, m, d) = crate::time::civil_date(started_ms.div_euclid(86_400_000));
+    dir.join(format!("{y:04}-{m:02}-{d:02}"))
+        .join(format!("{call_id}.wav"))
+}
+
+/// The file a recording has while its call runs.
+fn part_path(path: &Path) -> PathBuf {
+    path.with_extension("wav.part")
+}
+
+/// The sidecar beside a live recording: what `batch` reads (call and agent ids, channel map,
+/// source, start) and what [`recover`] needs to store the call's live record.
+#[derive(Debug, Serialize, Deserialize)]
+struct LiveSidecar {
+    call_id: String,
+    agent_id: String,
+    channel_map: ChannelMap,
+    source: String,
+    started_at: String,
+    started_ms: i64,
+    protocol: IngestProtocol,
+    peer: String,
+    encoding: String,
+}
+
+type Writer = hound::WavWriter<BufWriter<File>>;
+
+fn err(path: &Path, what: &str, e: &dyn std::fmt::Display) -> String {
+    format!("{}: {what}: {e}", part_path(path).display())
+}
+
+/// A live call's recording (see the module's doc).
+pub struct Recording {
+    /// The final name (`.wav`); the file is [`part_path`] of it until [`Recording::finish`].
+    path: PathBuf,
+    spec: hound::WavSpec,
+    sidecar: LiveSidecar,
+    sidecar_written: bool,
+    writer: Option<Writer>,
+    /// Samples received and not yet in the file, per channel.
+    unwritten: Vec<Vec<i16>>,
+    received: Vec<u64>,
+    /// Frames (one sample of every channel) in the file as of its last checkpoint.
+    checkpointed: u64,
+    /// Frames written since the last checkpoint.
+    since_checkpoint: u64,
+    /// The first error writing it. From then on the audio stays in memory and the end tries
+    /// once more to write it.
+    error: Option<String>,
+}
+
+/// What a finished recording holds.
+pub struct Finished {
+    pub path: PathBuf,
+    pub received: Vec<u64>,
+    /// Samples received that are in the file, per channel.
+    pub stored: Vec<u64>,
+    pub error: Option<String>,
+}
+
+impl Recording {
+    /// Begin the recording of a call: its folder, its sidecar, the WAV header. A failure here
+    /// does not refuse the call: its audio is kept in memory and the end tries again.
+    pub fn create(dir: &Path, start: &CallStart, started_ms: i64) -> Recording {
+        let channels = start.roles.len();
+        let mut rec = Recording {
+            path: recording_path(dir, &start.call_id, started_ms),
+            spec: hound::WavSpec {
+                channels: channels as u16,
+                sample_rate: start.sample_rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            },
+            sidecar: LiveSidecar {
+                call_id: start.call_id.clone(),
+                agent_id: start.agent_id.clone(),
+                channel_map: channel_map(&start.roles),
+                source: "live".into(),
+                started_at: crate::time::iso_utc(started_ms),
+                started_ms,
+                protocol: start.protocol,
+                peer: start.peer.clone(),
+                encoding: format!("{:?}", start.encoding),
+            },
+            sidecar_written: false,
+            writer: None,
+            unwritten: vec![Vec::new(); channels],
+            received: vec![0; channels],
+            checkpointed: 0,
+            since_checkpoint: 0,
+            error: None,
+        };
+        if let Err(e) = rec.open() {
+            tracing::error!("call {}: {e}; its audio is kept in memory", start.call_id);
+            rec.error = Some(e);
+        }
+        rec
+    }
+
+    /// The folder and sidecar (once), then the writer: a new file, or (after an error) the
+    /// file as of its last checkpoint.
+    fn open(&mut self) -> Result<(), String> {
+        if !self.sidecar_written {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| err(&self.path, "cannot create folder", &e))?;
+            }
+            let json = serde_json::to_string_pretty(&self.sidecar).unwrap_or_default();
+            std::fs::write(self.path.with_extension("json"), json)
+                .map_err(|e| err(&self.path, "cannot write sidecar", &e))?;
+            self.sidecar_written = true;
+        }
+        let part = part_path(&self.path);
+        let w = if self.checkpointed == 0 {
+            hound::WavWriter::create(&part, self.spec)
+        } else {
+            // Appending starts at the data length of the last checkpoint's header.
+            hound::WavWriter::append(&part)
+        };
+        self.writer = Some(w.map_err(|e| err(&self.path, "cannot write", &e))?);
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Samples received per channel.
+    pub fn received(&self) -> &[u64] {
+        &self.received
+    }
+
+    /// Samples of one channel (`channel` < the call's channels: the caller checks).
+    pub fn push(&mut self, channel: usize, pcm: &[i16]) {
+        let Some(buf) = self.unwritten.get_mut(channel) else {
+            return;
+        };
+        buf.extend_from_slice(pcm);
+        self.received[channel] += pcm.len() as u64;
+        let ready = self.unwritten.iter().map(Vec::len).min().unwrap_or(0);
+        if self.error.is_none()
+            && ready >= (CHECKPOINT_S * self.spec.sample_rate) as usize
+            && let Err(e) = self.write_frames(ready).and_then(|()| self.checkpoint())
+        {
+            tracing::error!("{e}; the rest of the call is kept in memory");
+            self.error = Some(e);
+            self.writer = None;
+        }
+    }
+
+    /// Write the first `frames` frames of every channel (silence where a channel has fewer)
+    /// and take them out of memory.
+    fn write_frames(&mut self, frames: usize) -> Result<(), String> {
+        let Some(w) = self.writer.as_mut() else {
+            return Err(err(&self.path, "cannot write", &"not open"));
+        };
+        for i in 0..frames {
+            for c in &self.unwritten {
+                // A channel that stopped early (one AudioSocket leg hung up first) is silent.
+                w.write_sample(c.get(i).copied().unwrap_or(0))
+                    .map_err(|e| err(&self.path, "cannot write", &e))?;
+            }
+        }
+        for c in &mut self.unwritten {
+            c.drain(..frames.min(c.len()));
+        }
+        self.since_checkpoint += frames as u64;
+        Ok(())
+    }
+
+    /// Bring the file's header up to date: from here it is readable as it stands.
+    fn checkpoint(&mut self) -> Result<(), String> {
+        let Some(w) = self.writer.as_mut() else {
+            return Err(err(&self.path, "cannot write", &"not open"));
+        };
+        w.flush().map_err(|e| err(&self.path, "cannot write", &e))?;
+        self.checkpointed += self.since_checkpoint;
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// The call ended: write the rest, finalize the header, rename the file to `.wav`.
+    pub fn finish(mut self) -> Finished {
+        let outcome = (|| -> Result<(), String> {
+            if self.writer.is_none() {
+                // An earlier error: one more try (the disk may have room again).
+                self.open()?;
+            }
+            let rest = self.unwritten.iter().map(Vec::len).max().unwrap_or(0);
+            self.write_frames(rest)?;
+            if let Some(w) = self.writer.take() {
+                w.finalize()
+                    .map_err(|e| err(&self.path, "cannot write", &e))?;
+            }
+            self.checkpointed += self.since_checkpoint;
+            self.since_checkpoint = 0;
+            Ok(())
+        })();
+        let mut error = self.error.take();
+        if let Err(e) = &outcome {
+            tracing::error!("{e}");
+            error = Some(match error {
+                Some(first) if first != *e => format!("{first}; at the end: {e}"),
+                _ => e.clone(),
+            });
+        }
+        // What the last checkpoint holds is worth keeping even when the end failed.
+        if (outcome.is_ok() || self.checkpointed > 0)
+            && let Err(e) = std::fs::rename(part_path(&self.path), &self.path)
+        {
+            let e = err(&self.path, "cannot rename", &e);
+            tracing::error!("{e}");
+            error = Some(error.map_or(e.clone(), |first| format!("{first}; {e}")));
+            self.checkpointed = 0;
+        }
+        let frames = self.checkpointed;
+        Finished {
+            stored: self.received.iter().map(|&r| r.min(frames)).collect(),
+            received: self.received,
+            path: self.path,
+            error,
+        }
+    }
+}
+
+/// A call whose server stopped without ending it, as found on disk at the next start.
+pub struct Recovered {
+    pub path: PathBuf,
+    pub call_id: String,
+    pub agent_id: String,
+    pub channel_map: ChannelMap,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    pub protocol: IngestProtocol,
+    pub peer: String,
+    pub encoding: String,
+    pub sample_rate: u32,
+    pub channels: usize,
+    /// Frames of the recording as of its last checkpoint (what is kept of every channel).
+    pub frames: u64,
+}
+
+/// Turn every `.wav.part` a stopped server left under `dir` (`<dir>/<date>/`) into a `.wav`
+/// holding the audio up to its last checkpoint. A file that cannot be read (the server stopped
+/// before its first checkpoint) or has no sidecar is reported and left as it is.
+pub fn recover(dir: &Path) -> Vec<Recovered> {
+    let mut found = Vec::new();
+    let Ok(days) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    let mut parts: Vec<PathBuf> = days
+        .flatten()
+        .filter(|d| d.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .filter(|p| p.to_string_lossy().ends_with(".wav.part"))
+        .collect();
+    parts.sort();
+    for part in parts {
+        match recover_one(&part) {
+            Ok(r) => {
+                tracing::warn!(
+                    "call {}: the server stopped while it ran; recovered {:.1} s of audio from {}",
+                    r.call_id,
+                    r.frames as f64 / f64::from(r.sample_rate.max(1)),
+                    part.display()
+                );
+                found.push(r);
+            }
+            Err(e) => tracing::error!("{}: not recovered: {e}", part.display()),
+        }
+    }
+    found
+}
+
+fn recover_one(part: &Path) -> Result<Recovered, String> {
+    // `X.wav.part` → `X.wav`, sidecar `X.json`.
+    let path = part.with_extension("");
+    let sidecar = std::fs::read_to_string(path.with_extension("json"))
+        .map_err(|e| format!("no sidecar: {e}"))?;
+    let side: LiveSidecar =
+        serde_json::from_str(&sidecar).map_err(|e| format!("not a live sidecar: {e}"))?;
+    let ended_ms = std::fs::metadata(part)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(side.started_ms, |d| d.as_millis() as i64);
+    let mut reader =
+        hound::WavReader::open(part).map_err(|e| format!("unreadable (no checkpoint?): {e}"))?;
+    let spec = reader.spec();
+    if spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
+        return Err("not a callqc recording (16-bit PCM)".into());
+    }
+    // Copied rather than renamed: bytes past the last checkpoint's header may follow its data.
+    let copy = part.with_extension("recovering");
+    let copied = (|| -> Result<u64, hound::Error> {
+        let mut w = hound::WavWriter::create(&copy, spec)?;
+        let channels = usize::from(spec.channels.max(1));
+        let mut frame = Vec::with_capacity(channels);
+        // Only whole frames; a read error ends what is kept (the rest was never checkpointed).
+        for s in reader.samples::<i16>() {
+            let Ok(s) = s else { break };
+            frame.push(s);
+            if frame.len() == channels {
+                for &s in &frame {
+                    w.write_sample(s)?;
+                }
+                frame.clear();
+            }
+        }
+        let frames = u64::from(w.duration());
+        w.finalize()?;
+        Ok(frames)
+    })();
+    let frames = match copied {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_file(&copy);
+            return Err(format!("cannot copy: {e}"));
+        }
+    };
+    std::fs::rename(&copy, &path).map_err(|e| format!("cannot rename: {e}"))?;
+    std::fs::remove_file(part).map_err(|e| format!("cannot remove: {e}"))?;
+    Ok(Recovered {
+        path,
+        call_id: side.call_id,
+        agent_id: side.agent_id,
+        channel_map: side.channel_map,
+        started_ms: side.started_ms,
+        ended_ms,
+        protocol: side.protocol,
+        peer: side.peer,
+        encoding: side.encoding,
+        sample_rate: spec.sample_rate,
+        channels: usize::from(spec.channels),
+        frames,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::frames::FrameEncoding;
+
+    fn start(call_id: &str) -> CallStart {
+        CallStart {
+            call_id: call_id.into(),
+            agent_id: "1001".into(),
+            roles: vec![Role::Agent, Role::Caller],
+            sample_rate: 8000,
+            encoding: FrameEncoding::Pcmu,
+            protocol: IngestProtocol::WebSocket,
+            peer: "127.0.0.1:5000".into(),
+        }
+    }
+
+    /// 20 ms frames of both channels, channel 1 the negation of channel 0.
+    fn stream(rec: &mut Recording, frames: usize) {
+        for f in 0..frames {
+            let pcm: Vec<i16> = (0..160).map(|i| ((f * 160 + i) % 3000) as i16).collect();
+            let neg: Vec<i16> = pcm.iter().map(|s| -s).collect();
+            rec.push(0, &pcm);
+            rec.push(1, &neg);
+        }
+    }
+
+    fn wav_frames(path: &Path) -> Vec<[i16; 2]> {
+        let mut r = hound::WavReader::open(path).unwrap();
+        let s: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        s.chunks(2).map(|c| [c[0], c[1]]).collect()
+    }
+
+    #[test]
+    fn a_running_call_is_on_disk_to_its_last_checkpoint_and_whole_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let started_ms = 1_764_579_000_000; // 2025-12-01
+        let mut rec = Recording::create(dir.path(), &start("c-1"), started_ms);
+        stream(&mut rec, 130); // 2.6 s
+        let part = dir.path().join("2025-12-01/c-1.wav.part");
+        // Readable while the call runs: two whole checkpoints, the rest still in memory.
+        assert_eq!(wav_frames(&part).len(), 16_000);
+        assert!(rec.unwritten.iter().all(|c| c.len() == 4_800));
+        // One channel runs ahead: only whole frames of both go to disk.
+        rec.push(0, &[7; 8000]);
+        assert_eq!(wav_frames(&part).len(), 16_000);
+        let done = rec.finish();
+        assert_eq!(done.error, None);
+        assert_eq!(done.received, vec![20_800 + 8000, 20_800]);
+        assert_eq!(done.stored, done.received);
+        assert!(!part.exists());
+        let frames = wav_frames(&done.path);
+        assert_eq!(frames.len(), 28_800);
+        assert!(frames[..20_800].iter().all(|[a, b]| *a == -*b));
+        // The channel that stopped early is silent to the end.
+        assert!(frames[20_800..].iter().all(|f| *f == [7, 0]));
+        let side: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(done.path.with_extension("json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(side["call_id"], "c-1");
+        assert_eq!(side["source"], "live");
+        assert_eq!(side["channel_map"]["left"], "agent");
+    }
+
+    #[test]
+    fn a_recording_the_server_never_finished_is_recovered_to_its_last_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recording::create(dir.path(), &start("c-2"), 1_764_579_000_000);
+        stream(&mut rec, 130);
+        // What a kill leaves: no end, buffered bytes never written, the header as of the last
+        // checkpoint.
+        std::mem::forget(rec);
+        // And a part file with no checkpoint at all (its sidecar is there).
+        let mut early = Recording::create(dir.path(), &start("c-3"), 1_764_579_000_000);
+        stream(&mut early, 10);
+        std::mem::forget(early);
+
+        let found = recover(dir.path());
+        assert_eq!(found.len(), 1, "only the checkpointed call is recovered");
+        let r = &found[0];
+        assert_eq!(r.call_id, "c-2");
+        assert_eq!((r.frames, r.channels, r.sample_rate), (16_000, 2, 8000));
+        assert_eq!(r.protocol, IngestProtocol::WebSocket);
+        assert_eq!(r.encoding, "Pcmu");
+        let frames = wav_frames(&r.path);
+        assert_eq!(frames.len(), 16_000);
+        assert!(frames.iter().all(|[a, b]| *a == -*b));
+        let day = dir.path().join("2025-12-01");
+        assert!(!day.join("c-2.wav.part").exists());
+        assert!(!day.join("c-2.wav.recovering").exists());
+        // Nothing to recover the second time.
+        assert!(recover(dir.path()).is_empty());
+    }
+}
