@@ -601,6 +601,19 @@ async fn a_call_in_progress_when_the_server_is_killed_is_stored_at_the_next_star
         }
         found.expect("the running call's recording reached 10 s on disk")
     };
+    // A second server on the same folder is refused before it touches the running call.
+    let cfg = callqc::live::config::ServeConfig::load(&config).unwrap();
+    let engine = callqc::live::engine::EngineConfig::for_config(&cfg, &models_dir(), 2).unwrap();
+    let second = callqc::live::server::Server::start(&cfg, engine).await;
+    let refused = second
+        .err()
+        .expect("a second server is refused")
+        .to_string();
+    assert!(
+        refused.contains("in use by another callqc serve"),
+        "{refused}"
+    );
+    assert!(part.exists(), "the running call's recording is left alone");
     child.kill().unwrap();
     child.wait().unwrap();
     drop(ws);

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::hub::{Hub, LiveMessage, Warning};
-use super::recording::{Recording, channel_map};
+use super::recording::{FolderLock, Recording, channel_map, lock_folder};
 use crate::audio::Role;
 use crate::audio::frames::FrameEncoding;
 use crate::error::{Error, Stage};
@@ -317,6 +317,8 @@ pub struct Engine {
     next_warning: Arc<AtomicU64>,
     counters: Counters,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The recordings folder, this server's while it runs.
+    _recordings: FolderLock,
 }
 
 impl Engine {
@@ -324,6 +326,7 @@ impl Engine {
     /// load), open the store, queue the final passes of calls a killed server left in progress
     /// (their recordings, see [`super::recording::recover`]), start the threads.
     pub fn start(cfg: EngineConfig, hub: Arc<Hub>) -> crate::Result<Arc<Engine>> {
+        let recordings = lock_folder(&cfg.recordings).map_err(Error::Serve)?;
         // Opening once here applies migrations and reports a bad database before serving.
         let mut store = Store::open(&cfg.db)?;
         let run_id = store.begin_run(
@@ -355,6 +358,7 @@ impl Engine {
             next_warning: Arc::new(AtomicU64::new(1)),
             counters: Counters::default(),
             threads: Mutex::new(Vec::new()),
+            _recordings: recordings,
         });
 
         let stream_worker = Worker::load_stream(&cfg.live_worker)?;

@@ -261,6 +261,48 @@ impl Recording {
     }
 }
 
+/// The recordings folder, held by one server for as long as it runs. Recovery takes every
+/// `.wav.part` it finds for a stopped server's, so a second server on the same folder — say,
+/// started by mistake on the same configuration — must not get that far: it would take the
+/// recordings of the calls the first one is running.
+pub struct FolderLock {
+    _file: File,
+}
+
+/// Take the recordings folder `dir` (created if need be) for this server, or say which
+/// process has it. The lock is the kernel's (`flock`): it goes with the process, killed or not.
+pub fn lock_folder(dir: &Path) -> Result<FolderLock, String> {
+    let at = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(|e| at("cannot create folder", &e))?;
+    let path = dir.join(".callqc-serve.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| at("cannot open its lock file", &e))?;
+    #[cfg(unix)]
+    {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(format!(
+                "{}: in use by another callqc serve (process {}); one server per recordings folder",
+                dir.display(),
+                holder.trim()
+            ));
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+    }
+    Ok(FolderLock { _file: file })
+}
+
 /// A call whose server stopped without ending it, as found on disk at the next start.
 pub struct Recovered {
     pub path: PathBuf,
@@ -468,5 +510,27 @@ mod tests {
         assert!(!day.join("c-2.wav.recovering").exists());
         // Nothing to recover the second time.
         assert!(recover(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn one_server_at_a_time_holds_a_recordings_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_folder(dir.path()).unwrap();
+        let refused = lock_folder(dir.path())
+            .err()
+            .expect("a second server is refused");
+        assert!(
+            refused.contains("in use by another callqc serve"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains(&std::process::id().to_string()),
+            "{refused}"
+        );
+        drop(held);
+        assert!(
+            lock_folder(dir.path()).is_ok(),
+            "free again once the first one stops"
+        );
     }
 }
