@@ -8,7 +8,10 @@
 #   3. callqc itself (cargo build --release);
 #   4. models/ggml-base.bin, converted from the CTranslate2 weights by `callqc models convert`,
 #      and models/ggml-base-q8_0.bin (the same weights quantised to q8_0: the batch default);
-#   5. models/tone.onnx, the prior tone model written by `callqc tone init`.
+#   5. models/tone.onnx, the prior tone model written by `callqc tone init`;
+#   6. models/sentences.onnx, the 禁语 sentence scorer trained by `callqc rules train` from
+#      rubrics/sentences/dev.tsv (and learned.tsv, trainers' verdicts, when present): retrained
+#      whenever the corpus or the training code changes.
 #
 # A second run finds everything in place and says so. Set CALLQC_SKIP_BUILD=1 to skip step 3.
 set -euo pipefail
@@ -127,6 +130,16 @@ fi
 # --- 5. tone model (the documented prior; `callqc tone init` is a reproducible step) -------------
 if [ ! -f "$MODELS/tone.onnx" ] || [ ! -f "$MODELS/tone.json" ]; then
   target/release/callqc tone init --force --output "$MODELS/tone.onnx"
+  did_something=1
+fi
+
+# --- 6. sentence scorer (trained from the committed corpus; deterministic) ----------------------
+corpora=(--corpus rubrics/sentences/dev.tsv)
+[ -f rubrics/sentences/learned.tsv ] && corpora+=(--corpus rubrics/sentences/learned.tsv)
+stamp=$(cat rubrics/sentences/dev.tsv rubrics/sentences/learned.tsv src/train/sentences.rs src/rubric/sentence.rs 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ ! -f "$MODELS/sentences.onnx" ] || [ "$(cat "$MODELS/sentences.stamp" 2>/dev/null)" != "$stamp" ]; then
+  target/release/callqc rules train "${corpora[@]}" --folds 0 --out "$MODELS/sentences.onnx"
+  echo "$stamp" > "$MODELS/sentences.stamp"
   did_something=1
 fi
 

@@ -70,6 +70,7 @@ pub mod store;
 pub mod text;
 pub mod time;
 pub mod tone;
+pub mod train;
 pub mod vad;
 
 pub use error::{Error, Result};

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use callqc::audio::{Role, RoleAudio, TARGET_RATE};
+use callqc::onnx::writer::{AttrValue, Dim, Graph, Model, Node, Tensor, ValueInfo};
 use callqc::tone::features::{FEATURE_NAMES, N_FEATURES};
 use callqc::tone::model::{self, LinearToneParams, ToneModel, sidecar_path};
-use callqc::tone::onnx_writer::{AttrValue, Dim, Graph, Model, Node, Tensor, ValueInfo};
 use callqc::tone::{self as tone, ToneError, ToneScorer, ToneTrack, features, live::ToneStream};
 
 fn models_dir() -> PathBuf {

@@ -1,12 +1,17 @@
 //! `callqc rules stats`: per rubric item — findings, how many trainers reviewed, the share they
 //! confirmed (precision), appeals and how many were upheld — with a flag on items whose
 //! precision is below a threshold: what QC leads tune rubrics by.
+//!
+//! `callqc rules check-text FILE`: the rubric's sentence-level (禁语) items on labelled sentences,
+//! per-category precision / recall and the errors — a centre's test of its rubric without audio.
+//! `callqc rules train`: fit the learned sentence scorer from the labelled corpus.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use callqc::rubric::corpus;
 use callqc::store::{Period, RuleStats, Store};
 
 use super::GlobalOpts;
@@ -32,6 +37,31 @@ pub enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run the rubric's 禁语 items on labelled sentences (`label<TAB>sentence` per line) and
+    /// print precision / recall per category and every error.
+    CheckText {
+        file: PathBuf,
+        #[arg(long, default_value = "rubrics/12345.toml")]
+        rubric: PathBuf,
+        /// Print at most this many errors.
+        #[arg(long, default_value_t = 50)]
+        errors: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train the sentence scorer from labelled corpora and write `sentences.onnx` + `.json`;
+    /// prints the cross-validated precision / recall per threshold (what a rubric's
+    /// `scorer.min` is chosen from).
+    Train {
+        /// Labelled training sentences (repeatable).
+        #[arg(long = "corpus", default_value = "rubrics/sentences/dev.tsv")]
+        corpora: Vec<PathBuf>,
+        #[arg(long, default_value = "models/sentences.onnx")]
+        out: PathBuf,
+        /// Folds of the cross-validation (0: none).
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+    },
 }
 
 /// Is this item's precision below the threshold, on enough reviews to say so?
@@ -40,14 +70,154 @@ pub fn below_threshold(s: &RuleStats, threshold: f64, min_reviewed: usize) -> bo
 }
 
 pub fn run(_opts: &GlobalOpts, cmd: RulesCommand) -> anyhow::Result<ExitCode> {
-    let RulesCommand::Stats {
-        from,
-        to,
-        threshold,
-        min_reviewed,
-        db,
-        json,
-    } = cmd;
+    match cmd {
+        RulesCommand::Stats {
+            from,
+            to,
+            threshold,
+            min_reviewed,
+            db,
+            json,
+        } => stats(from, to, threshold, min_reviewed, db, json),
+        RulesCommand::CheckText {
+            file,
+            rubric,
+            errors,
+            json,
+        } => check_text(&file, &rubric, errors, json),
+        RulesCommand::Train {
+            corpora,
+            out,
+            folds,
+        } => train(&corpora, &out, folds),
+    }
+}
+
+/// Read and join labelled corpora.
+fn read_corpora(paths: &[PathBuf]) -> anyhow::Result<Vec<corpus::Labelled>> {
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(corpus::read(p)?);
+    }
+    Ok(all)
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// Print a check report as a table (what check-text and learn show).
+pub fn print_report(report: &corpus::CheckReport) {
+    println!(
+        "{:<18} {:>8} {:>7} {:>9} {:>7} {:>9} {:>9}",
+        "category", "labelled", "caught", "elsewhere", "false", "recall", "precision"
+    );
+    for c in &report.categories {
+        println!(
+            "{:<18} {:>8} {:>7} {:>9} {:>7} {:>9} {:>9}",
+            c.category,
+            c.labelled,
+            c.caught,
+            c.caught_elsewhere,
+            c.false_alarms,
+            pct(c.recall()),
+            pct(c.precision())
+        );
+    }
+    println!(
+        "{} sentences; flagged {}, of them labelled ok {}: precision {} (a flagged sentence breaks some norm)",
+        report.sentences,
+        report.flagged,
+        report.flagged_clean,
+        pct(report.precision())
+    );
+}
+
+fn check_text(file: &Path, rubric: &Path, errors: usize, json: bool) -> anyhow::Result<ExitCode> {
+    let rubric = callqc::rubric::load(rubric)?;
+    let sentences = corpus::read(file)?;
+    let report = corpus::check(&rubric, &sentences);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_report(&report);
+    if !report.errors.is_empty() {
+        println!(
+            "\nerrors ({} of {}):",
+            errors.min(report.errors.len()),
+            report.errors.len()
+        );
+    }
+    for e in report.errors.iter().take(errors) {
+        let fired = if e.fired.is_empty() {
+            "nothing fired".to_string()
+        } else {
+            e.fired
+                .iter()
+                .map(|(c, ev)| format!("{c}: {ev}"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        println!(
+            "  {}:{} [{}] {}  → {fired}",
+            file.display(),
+            e.line,
+            e.label,
+            e.text
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train(corpora: &[PathBuf], out: &Path, folds: usize) -> anyhow::Result<ExitCode> {
+    use callqc::train::sentences as ts;
+    let corpus = read_corpora(corpora)?;
+    let labels = ts::labels_of(&corpus);
+    let settings = ts::TrainOptions::default();
+    if folds >= 2 {
+        let probs = ts::cross_validate(&corpus, &labels, folds, settings);
+        let grid = [0.3f32, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+        println!("cross-validated ({folds} folds), scorer alone: precision / recall at scorer.min");
+        print!("{:<18}", "category");
+        grid.iter()
+            .for_each(|t| print!(" {:>11}", format!("≥{t:.1}")));
+        println!();
+        for (label, rows) in ts::threshold_table(&corpus, &labels, &probs, &grid) {
+            print!("{label:<18}");
+            for (_, p, r) in rows {
+                print!(" {:>11}", format!("{:.0}/{:.0}", p * 100.0, r * 100.0));
+            }
+            println!();
+        }
+    }
+    let model = ts::train(&corpus, &labels, settings);
+    let info = serde_json::json!({
+        "corpora": corpora.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "sentences": corpus.len(),
+        "epochs": settings.epochs,
+        "learning_rate": settings.learning_rate,
+        "l2": settings.l2,
+        "command": "callqc rules train",
+    });
+    ts::write(&model, &corpus, out, info).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    println!(
+        "wrote {} ({} labels, {} sentences)",
+        out.display(),
+        labels.len(),
+        corpus.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats(
+    from: Option<String>,
+    to: Option<String>,
+    threshold: f64,
+    min_reviewed: usize,
+    db: PathBuf,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let store = Store::open(&db)?;
     let stats = store.rule_stats(&Period { from, to })?;
     if json {

@@ -21,12 +21,15 @@
 //! the findings' points always add up to the deductions. A finding of a `veto` item sets the
 //! total to 0.
 
+pub mod corpus;
+pub mod grammar;
 pub mod lexicon;
 pub mod matcher;
 pub mod parse;
 mod reference;
 pub mod rules;
 pub mod scope;
+pub mod sentence;
 
 use serde::{Deserialize, Serialize};
 

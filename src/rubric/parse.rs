@@ -175,6 +175,8 @@ struct RawRubric {
     lexicon_files: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     mask_personal_data: bool,
+    /// The learned sentence scorer's ONNX file, relative to the rubric.
+    sentence_model: Option<Spanned<String>>,
     #[serde(default)]
     items: Vec<RawItem>,
 }
@@ -325,6 +327,24 @@ pub fn parse(text: &str, file: &Path) -> Result<Rubric, RubricError> {
         }
     }
 
+    if let Some(model) = &raw.sentence_model {
+        let path = file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(model.get_ref());
+        // The runtime sits in the models folder beside the model (models/onnxruntime/).
+        let models_dir = path.parent().unwrap_or(Path::new("."));
+        let scorer = super::sentence::SentenceScorer::load(models_dir, &path).map_err(|e| {
+            src.syntax(
+                model.span().start,
+                format!(
+                    "sentence_model: {e} (scripts/setup.sh trains it; or run `callqc rules train`)"
+                ),
+            )
+        })?;
+        cx.scorer = Some(std::sync::Arc::new(scorer));
+    }
+
     if raw.items.is_empty() {
         return Err(src.syntax(0, "the rubric has no items (add [[items]] tables)"));
     }
@@ -336,6 +356,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Rubric, RubricError> {
     // The hash covers the centre's lexicon files too: a changed term changes the transcripts.
     let mut hasher = Sha256::new();
     hasher.update(text.as_bytes());
+    // And the sentence model: a retrained model changes the findings.
+    if let Some(scorer) = &cx.scorer {
+        hasher.update(scorer.sha256.as_bytes());
+    }
     let mut specs: Vec<super::lexicon::TermSpec> = raw
         .lexicon
         .as_ref()
@@ -490,7 +514,7 @@ fn compile_item(
         })?,
     };
     let rule = kind
-        .compile(table, cx)
+        .compile(table, &cx.for_item(&id))
         .map_err(|RuleError { message, key }| {
             // Point at the offending key, else at the rule's `kind`, else the rule table.
             let at = key

@@ -10,7 +10,7 @@
 //! - [`model`]: the tone model is an ONNX file run through `ort`: relative features in, calm /
 //!   tense / agitated probabilities out. Its first weights are a documented prior
 //!   ([`model::LinearToneParams::prior`]), written by [`model::write_prior_model`], a committed and
-//!   reproducible step ([`onnx_writer`] encodes the ONNX protobuf).
+//!   reproducible step ([`crate::onnx::writer`] encodes the ONNX protobuf).
 //! - The same [`ToneScorer::score_role`] path also runs a centre's own waveform-in speech-emotion
 //!   model (the drop-in contract: 16 kHz f32 `[1, samples]` in, label probabilities out, labels in
 //!   a sidecar JSON).
@@ -21,7 +21,6 @@ pub mod features;
 pub mod fit;
 pub mod live;
 pub mod model;
-pub mod onnx_writer;
 
 use std::path::PathBuf;
 

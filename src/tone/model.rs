@@ -13,15 +13,14 @@ use std::path::{Path, PathBuf};
 use ort::session::Session;
 use ort::value::Tensor;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::features::{
     self, Baseline, FEATURE_CLIP, FEATURE_NAMES, FrameAnalysis, N_FEATURES, RawFeatures,
     RelativeFeatures,
 };
-use super::onnx_writer::{AttrValue, Dim, Graph, Model, Node, Tensor as OnnxTensor, ValueInfo};
 use super::{ToneError, ToneTrack, ToneWindow};
 use crate::audio::{Role, RoleAudio, TARGET_RATE};
+use crate::onnx::writer::{AttrValue, Dim, Graph, Model, Node, Tensor as OnnxTensor, ValueInfo};
 
 /// Output labels of the feature model, in output order.
 pub const LABELS: [&str; 3] = ["calm", "tense", "agitated"];
@@ -363,12 +362,7 @@ impl LabelMap {
 // ------------------------------------------------------------------------------------------------
 // Writing models
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::onnx::sha256_hex as hex_sha256;
 
 /// Today's UTC date, YYYY-MM-DD.
 fn today_utc() -> String {

@@ -42,11 +42,15 @@
 //! standalone = ["不行", "不知道"]
 //! ```
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::{Compile, RuleError, RuleKind};
+use crate::rubric::grammar::Pattern;
 use crate::rubric::matcher::{PhraseSet, Token, Tolerance};
 use crate::rubric::scope::{self, Window};
+use crate::rubric::sentence::SentenceScorer;
 use crate::rubric::{CallFacts, Finding, Item};
 
 /// Words that, right before a forbidden phrase, deny it ("我们不是管不了").
@@ -113,6 +117,7 @@ const FILLERS: &[char] = &[
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
+    #[serde(default)]
     phrases: Vec<String>,
     #[serde(default)]
     exceptions: Vec<String>,
@@ -125,6 +130,36 @@ struct Settings {
     #[serde(default)]
     standalone: Vec<String>,
     max_distance: Option<f64>,
+    /// Constructions with slots (see [`crate::rubric::grammar`]).
+    #[serde(default)]
+    patterns: Vec<PatternSpec>,
+    /// The learned sentence scorer's part in this item.
+    scorer: Option<ScorerSpec>,
+    /// Constructions that, anywhere in the speaker's turn, excuse pattern and scorer hits (an
+    /// offer to transfer, an alternative).
+    #[serde(default)]
+    excused_by: Vec<String>,
+    /// The 禁语 category this item answers for: the scorer's label and the corpus label of
+    /// `callqc rules check-text` (default: the item's id).
+    category: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternSpec {
+    pattern: String,
+    what: String,
+    example: String,
+    #[serde(default)]
+    unless: Vec<String>,
+    #[serde(default)]
+    not: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScorerSpec {
+    min: f64,
 }
 
 fn yes() -> bool {
@@ -142,14 +177,122 @@ pub struct ForbiddenPhrase {
     pub ignore_reported: bool,
     /// Words that are 禁语 only as the whole of a turn.
     pub standalone: PhraseSet,
+    /// Constructions matched sentence by sentence.
+    pub patterns: Vec<Construction>,
+    /// Constructions that excuse pattern and scorer hits anywhere in the turn.
+    pub excused_by: Vec<Pattern>,
+    /// The category this item answers for (scorer label, corpus label).
+    pub category: String,
+    /// The sentence scorer, the index of this item's label in it, and the least probability.
+    pub scorer: Option<ScorerUse>,
+}
+
+/// A documented construction of an item.
+#[derive(Debug, Clone)]
+pub struct Construction {
+    pub pattern: Pattern,
+    pub what: String,
+    pub example: String,
+    pub unless: Vec<Pattern>,
+    pub not: Vec<String>,
+}
+
+/// How an item uses the sentence scorer.
+#[derive(Debug, Clone)]
+pub struct ScorerUse {
+    pub model: Arc<SentenceScorer>,
+    pub label: usize,
+    pub min: f32,
 }
 
 impl ForbiddenPhrase {
     pub(crate) fn compile(table: toml::Table, cx: &Compile) -> Result<Self, RuleError> {
         let s: Settings = super::settings(table)?;
-        if s.phrases.is_empty() && s.standalone.is_empty() {
+        if s.phrases.is_empty()
+            && s.standalone.is_empty()
+            && s.patterns.is_empty()
+            && s.scorer.is_none()
+        {
             super::non_empty("phrases", &s.phrases)?;
         }
+        let category = s.category.clone().unwrap_or_else(|| cx.item_id.clone());
+        let compile_pattern = |key: &str, text: &str| {
+            Pattern::parse(text).map_err(|e| RuleError::new(format!("{key} 「{text}」: {e}"), key))
+        };
+        let mut patterns = Vec::with_capacity(s.patterns.len());
+        for spec in &s.patterns {
+            let c = Construction {
+                pattern: compile_pattern("patterns", &spec.pattern)?,
+                what: spec.what.clone(),
+                example: spec.example.clone(),
+                unless: spec
+                    .unless
+                    .iter()
+                    .map(|u| compile_pattern("patterns", u))
+                    .collect::<Result<_, _>>()?,
+                not: spec.not.clone(),
+            };
+            // The documented behaviour is checked at load: an example the pattern misses (or a
+            // counter-example it catches) is a mistake in the rubric, said at once.
+            if c.sentence_hit(&c.example).is_none() {
+                return Err(RuleError::new(
+                    format!(
+                        "pattern 「{}」 does not catch its own example 「{}」",
+                        spec.pattern, spec.example
+                    ),
+                    "patterns",
+                ));
+            }
+            if let Some(n) = c.not.iter().find(|n| c.sentence_hit(n).is_some()) {
+                return Err(RuleError::new(
+                    format!(
+                        "pattern 「{}」 catches its counter-example 「{n}」",
+                        spec.pattern
+                    ),
+                    "patterns",
+                ));
+            }
+            patterns.push(c);
+        }
+        let excused_by = s
+            .excused_by
+            .iter()
+            .map(|u| compile_pattern("excused_by", u))
+            .collect::<Result<_, _>>()?;
+        let scorer = match (&s.scorer, &cx.scorer) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(RuleError::new(
+                    "scorer needs the rubric's sentence_model (the trained model's path, \
+                     relative to the rubric)",
+                    "scorer",
+                ));
+            }
+            (Some(spec), Some(model)) => {
+                if !(0.0..=1.0).contains(&spec.min) {
+                    return Err(RuleError::new(
+                        format!("scorer.min is a probability in 0..1, not {}", spec.min),
+                        "scorer",
+                    ));
+                }
+                let label = model.label(&category).ok_or_else(|| {
+                    RuleError::new(
+                        format!(
+                            "the sentence model {} has no label '{category}' (it has {:?}); \
+                             set `category`",
+                            model.path.display(),
+                            model.card.labels
+                        ),
+                        "scorer",
+                    )
+                })?;
+                Some(ScorerUse {
+                    model: Arc::clone(model),
+                    label,
+                    min: spec.min as f32,
+                })
+            }
+        };
         let tolerance = super::tolerance(s.max_distance)?;
         let negators = if s.negation {
             let list: Vec<String> = NEGATORS.iter().map(|n| n.to_string()).collect();
@@ -167,8 +310,81 @@ impl ForbiddenPhrase {
             ignore_quoted: s.ignore_quoted,
             ignore_reported: s.ignore_reported,
             standalone: cx.phrases("standalone", &s.standalone, Tolerance::Max(0.0))?,
+            patterns,
+            excused_by,
+            category,
+            scorer,
         })
     }
+}
+
+/// Frames that relay someone else's words, for constructions and the scorer (which judge whole
+/// sentences, so the clause check of phrases is not enough): the agent confirming what the
+/// caller reported ("您说物业让您自己去找，是吗"), the caller's own complaints about the hotline
+/// ("你们每次都说办不了"), and a third party's words ("医院说挂不上号就是挂不上号").
+const RELAY_FRAMES: &[&str] = &[
+    "[你您](是|刚才|刚刚|之前|上次)?(说|讲|提到|反映|反应)",
+    "[你您]的意思是",
+    "复述",
+    "你们(上次|每次|上回|就|都|总|老|是不是|到底|能不能|怎么|这|凭什么|保证|说|的说法|的人|那个|接线员)",
+    "(他|她|他们|她们|人家|对方|那边|物业|社区|街道|居委会|村委会|城管|单位|领导|部门|工作人员|别人|有人|邻居|公司|客服|派出所|医院|商家|房东|师傅|保安|接线员|施工方|供电所|学校|开发商|那个人|的人)…(说|讲|告诉|承诺|答复|表示|骂|让|叫|称)",
+];
+
+static RELAY: std::sync::LazyLock<Vec<Pattern>> = std::sync::LazyLock::new(|| {
+    RELAY_FRAMES
+        .iter()
+        .map(|f| Pattern::parse(f).expect("built-in relay frames parse (tested)"))
+        .collect()
+});
+
+/// Does a relay frame end, inside sentence `s..e`, at or before token `at`? (`at = e`: anywhere
+/// in the sentence.)
+fn relayed(tokens: &[Token], s: usize, e: usize, at: usize) -> bool {
+    RELAY.iter().any(|f| {
+        f.find(tokens, s, e)
+            .is_some_and(|(_, end)| end <= at.max(s + 1))
+    })
+}
+
+/// Characters that end a sentence: patterns and the scorer judge one sentence at a time.
+const SENTENCE_ENDS: &[char] = &['。', '.', '！', '!', '？', '?', '；', ';', '\n'];
+
+impl Construction {
+    /// Where the construction is in one written sentence, unless excused there (a test of the
+    /// pattern alone: negation, quotes and reported speech are the rule's checks).
+    pub fn sentence_hit(&self, text: &str) -> Option<(usize, usize)> {
+        let tokens = crate::rubric::matcher::tokenize(text);
+        self.find(&tokens, 0, tokens.len())
+    }
+
+    /// The construction in `tokens[from..to]`, unless one of its `unless` is there too.
+    fn find(&self, tokens: &[Token], from: usize, to: usize) -> Option<(usize, usize)> {
+        let hit = self.pattern.find(tokens, from, to)?;
+        let excused = self
+            .unless
+            .iter()
+            .any(|u| u.find(tokens, from, to).is_some());
+        (!excused).then_some(hit)
+    }
+}
+
+/// The sentences of a run as token ranges: split at sentence-ending punctuation and where one
+/// recognised segment ends and the next begins.
+pub fn sentences(run: &scope::Run) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..run.tokens.len() {
+        let (a, b) = (run.tokens[i - 1].source, run.tokens[i].source);
+        let punct = run.text[a + 1..b].iter().any(|c| SENTENCE_ENDS.contains(c));
+        if punct || run.locate(i - 1).0 != run.locate(i).0 {
+            out.push((start, i));
+            start = i;
+        }
+    }
+    if start < run.tokens.len() {
+        out.push((start, run.tokens.len()));
+    }
+    out
 }
 
 impl ForbiddenPhrase {
@@ -225,6 +441,106 @@ impl ForbiddenPhrase {
     }
 }
 
+impl ForbiddenPhrase {
+    /// Is a construction hit at token `at` (or, with `at = None`, a scorer hit on the whole
+    /// sentence `s..e`) excused: negated, quoted, or relayed?
+    fn excused_at(&self, run: &scope::Run, (s, e): (usize, usize), at: Option<usize>) -> bool {
+        let at_token = at.unwrap_or(s);
+        if at.is_some() && self.negated(&run.tokens, at_token) {
+            return true;
+        }
+        let c = run.tokens[at_token].source;
+        if self.ignore_quoted && run.is_quoted(c) {
+            return true;
+        }
+        self.ignore_reported
+            && (Self::reported(run, c) || relayed(&run.tokens, s, e, at.unwrap_or(e)))
+    }
+
+    /// Does one of `excused_by` occur in the turn?
+    fn excused_turn(&self, run: &scope::Run) -> bool {
+        self.excused_by
+            .iter()
+            .any(|p| p.find(&run.tokens, 0, run.tokens.len()).is_some())
+    }
+
+    /// Findings of the constructions and the scorer, one at most per sentence, in sentences
+    /// without a phrase finding (`taken`: token ranges already reported).
+    fn by_meaning(
+        &self,
+        item: &Item,
+        facts: &CallFacts,
+        run: &scope::Run,
+        taken: &[(usize, usize)],
+        out: &mut Vec<Finding>,
+    ) {
+        if self.patterns.is_empty() && self.scorer.is_none() {
+            return;
+        }
+        if self.excused_turn(run) {
+            return;
+        }
+        for (s, e) in sentences(run) {
+            if taken.iter().any(|&(a, b)| a < e && s < b) {
+                continue;
+            }
+            let hit = self.patterns.iter().find_map(|c| {
+                let (a, b) = c.find(&run.tokens, s, e)?;
+                (!self.excused_at(run, (s, e), Some(a))).then_some((c, a, b))
+            });
+            let sentence = run.quote(s, e);
+            let judged =
+                self.scorer
+                    .as_ref()
+                    .and_then(|u| match u.model.judge(&sentence, u.label) {
+                        Ok(j) => j.map(|j| (u, j)),
+                        Err(err) => {
+                            tracing::warn!("sentence scorer: {err}");
+                            None
+                        }
+                    });
+            let scored = |(u, j): &(&ScorerUse, crate::rubric::sentence::Judgement)| {
+                format!("scorer {} p {:.2}", self.category, j.probability)
+                    + &if j.probability >= u.min {
+                        format!(" ≥ {:.2}", u.min)
+                    } else {
+                        String::new()
+                    }
+            };
+            if let Some((c, a, b)) = hit {
+                let mut evidence = format!(
+                    "said \"{}\" (construction 「{}」: {}",
+                    run.excerpt(a, b),
+                    c.pattern.source,
+                    c.what
+                );
+                if let Some(j) = &judged {
+                    evidence.push_str("; ");
+                    evidence.push_str(&scored(j));
+                }
+                evidence.push(')');
+                let (start, end) = run.span(facts.segments, a, b);
+                out.push(Finding::new(item, Some(run.role), start, end, evidence));
+                continue;
+            }
+            let Some(j) = judged else { continue };
+            let (u, judgement) = &j;
+            if !(judgement.top && judgement.probability >= u.min)
+                || self.excused_at(run, (s, e), None)
+            {
+                continue;
+            }
+            let mut evidence = format!("said \"{}\" ({}", run.excerpt(s, e), scored(&j));
+            if let Some((example, sim)) = u.model.nearest(u.label, &sentence) {
+                evidence.push_str(&format!("; nearest example 「{example}」 {sim:.2}"));
+            }
+            evidence.push(')');
+            let (start, end) = run.span(facts.segments, s, e);
+            out.push(Finding::new(item, Some(run.role), start, end, evidence));
+        }
+    }
+}
+
 impl RuleKind for ForbiddenPhrase {
     fn check(&self, item: &Item, facts: &CallFacts) -> Vec<Finding> {
         let selected = Window::default().select(facts.segments, item.role);
@@ -242,7 +558,13 @@ impl RuleKind for ForbiddenPhrase {
                 continue;
             }
             let excused = self.exceptions.find(&run.tokens);
+            let mut taken = Vec::new();
+            // A transfer or an alternative offered in the turn makes a stated limit a referral.
+            let referred = self.excused_turn(&run);
             for h in self.phrases.find(&run.tokens) {
+                if referred {
+                    break;
+                }
                 let hit = h.hit;
                 let len = hit.end - hit.start;
                 if excused.iter().any(|e| e.hit.overlap(&hit) * 2 >= len) {
@@ -270,7 +592,9 @@ impl RuleKind for ForbiddenPhrase {
                 evidence.push(')');
                 let (start, end) = run.span(facts.segments, hit.start, hit.end);
                 out.push(Finding::new(item, Some(run.role), start, end, evidence));
+                taken.push((hit.start, hit.end));
             }
+            self.by_meaning(item, facts, &run, &taken, &mut out);
         }
         out
     }

@@ -243,13 +243,25 @@ impl RuleError {
 }
 
 /// What compiling a rule needs from the rest of the rubric.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Compile {
     /// The rubric's `[synonyms]` groups, each a list of interchangeable phrases.
     pub synonyms: Vec<Vec<String>>,
+    /// The rubric's learned sentence scorer (`sentence_model`), if it names one.
+    pub scorer: Option<std::sync::Arc<crate::rubric::sentence::SentenceScorer>>,
+    /// The id of the item being compiled.
+    pub item_id: String,
 }
 
 impl Compile {
+    /// The same context for compiling item `id`.
+    pub fn for_item(&self, id: &str) -> Compile {
+        Compile {
+            item_id: id.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// Compile the phrases under `key`, each expanded by its synonym groups; each expansion keeps
     /// the written phrase as its label.
     pub fn phrases(

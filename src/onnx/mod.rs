@@ -3,6 +3,9 @@
 //! ONNX Runtime is loaded at run time (`ort`'s `load-dynamic`) from the shared library that
 //! `scripts/setup.sh` extracts from the `onnxruntime` PyPI wheel. A missing library must be a clear
 //! error naming the path and the fix, never a panic, so everything here returns [`OnnxError`].
+//! [`writer`] encodes the ONNX files callqc makes itself (the tone prior, the sentence scorer).
+
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -91,4 +94,13 @@ pub fn session(models_dir: &Path, model: &Path, threads: usize) -> Result<Sessio
     builder
         .commit_from_file(model)
         .map_err(|e| load(e.to_string()))
+}
+
+/// SHA-256 (hex) of a model file's bytes: what sidecars and identities pin models by.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

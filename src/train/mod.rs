@@ -1,0 +1,6 @@
+//! Training workflows: they read corpora and the store and write model files, so they sit above
+//! the models they train (`rubric`, `tone`) and nothing below imports them.
+//!
+//! - [`sentences`]: the learned 禁语 sentence scorer (`callqc rules train`, `callqc rules learn`).
+
+pub mod sentences;
