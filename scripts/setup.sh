@@ -135,8 +135,12 @@ fi
 
 # --- 6. sentence scorer (trained from the committed corpus; deterministic) ----------------------
 corpora=(--corpus rubrics/sentences/dev.tsv)
-[ -f rubrics/sentences/learned.tsv ] && corpora+=(--corpus rubrics/sentences/learned.tsv)
-stamp=$(cat rubrics/sentences/dev.tsv rubrics/sentences/learned.tsv src/train/sentences.rs src/rubric/sentence.rs 2>/dev/null | sha256sum | cut -d' ' -f1)
+inputs=(rubrics/sentences/dev.tsv src/train/sentences.rs src/rubric/sentence.rs)
+if [ -f rubrics/sentences/learned.tsv ]; then
+  corpora+=(--corpus rubrics/sentences/learned.tsv)
+  inputs+=(rubrics/sentences/learned.tsv)
+fi
+stamp=$(cat "${inputs[@]}" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$MODELS/sentences.onnx" ] || [ "$(cat "$MODELS/sentences.stamp" 2>/dev/null)" != "$stamp" ]; then
   target/release/callqc rules train "${corpora[@]}" --folds 0 --out "$MODELS/sentences.onnx"
   echo "$stamp" > "$MODELS/sentences.stamp"
