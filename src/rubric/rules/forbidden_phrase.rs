@@ -326,9 +326,24 @@ const RELAY_FRAMES: &[&str] = &[
     "[你您](是|刚才|刚刚|之前|上次)?(说|讲|提到|反映|反应)",
     "[你您]的意思是",
     "复述",
-    "你们(上次|每次|上回|就|都|总|老|是不是|到底|能不能|怎么|这|凭什么|保证|说|的说法|的人|那个|接线员)",
-    "(他|她|他们|她们|人家|对方|那边|物业|社区|街道|居委会|村委会|城管|单位|领导|部门|工作人员|别人|有人|邻居|公司|客服|派出所|医院|商家|房东|师傅|保安|接线员|施工方|供电所|学校|开发商|那个人|的人)…(说|讲|告诉|承诺|答复|表示|骂|让|叫|称)",
+    "(他|她|他们|她们|人家|对方|那边|物业|社区|街道|居委会|村委会|城管|单位|领导|部门|工作人员|别人|有人|邻居|公司|客服|派出所|医院|商家|房东|师傅|保安|接线员|施工方|供电所|学校|开发商|那个人|的人)…(说|讲|告诉|承诺|答复|表示|骂|让)",
 ];
+
+/// Words that mark a sentence as the caller's, wherever they are in it: complaints addressed to
+/// the hotline as 你们, a caller asking for a guarantee. Text judged without roles (the corpus,
+/// a mono call nobody can split) still must not turn them into the agent's 禁语.
+const CALLER_MARKERS: &[&str] = &[
+    "你们(上次|每次|上回|就|都|总|老|是不是|到底|能不能|怎么|这|凭什么|保证|说|的说法|的人|那个|接线员|热线)",
+    "(给我|跟我)(保证|打包票|个准话)",
+    "我(就|只)?想知道",
+];
+
+static CALLER: std::sync::LazyLock<Vec<Pattern>> = std::sync::LazyLock::new(|| {
+    CALLER_MARKERS
+        .iter()
+        .map(|f| Pattern::parse(f).expect("built-in caller markers parse (tested)"))
+        .collect()
+});
 
 static RELAY: std::sync::LazyLock<Vec<Pattern>> = std::sync::LazyLock::new(|| {
     RELAY_FRAMES
@@ -337,13 +352,13 @@ static RELAY: std::sync::LazyLock<Vec<Pattern>> = std::sync::LazyLock::new(|| {
         .collect()
 });
 
-/// Does a relay frame end, inside sentence `s..e`, at or before token `at`? (`at = e`: anywhere
-/// in the sentence.)
+/// Does a relay frame end, inside sentence `s..e`, at or before token `at` (`at = e`: anywhere
+/// in the sentence), or a caller marker occur anywhere in it?
 fn relayed(tokens: &[Token], s: usize, e: usize, at: usize) -> bool {
     RELAY.iter().any(|f| {
         f.find(tokens, s, e)
             .is_some_and(|(_, end)| end <= at.max(s + 1))
-    })
+    }) || CALLER.iter().any(|f| f.find(tokens, s, e).is_some())
 }
 
 /// Characters that end a sentence: patterns and the scorer judge one sentence at a time.
