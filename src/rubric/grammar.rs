@@ -2,8 +2,8 @@
 //!
 //! A `forbidden_phrase` item may list `[[items.rule.patterns]]`: constructions an agent builds
 //! with words of their own, matched over the (lexicon-corrected) transcript one sentence at a
-//! time. Each character is matched by sound (a homophone in its usual reading matches, so 推委
-//! matches 推诿, but 会 does not match 快 through its rare reading kuai), never by edits. The notation:
+//! time. Each character is matched by sound (characters whose usual readings agree match, so
+//! 推委 matches 推诿, but 会 does not match 快 through its rare reading kuai), never by edits. The notation:
 //!
 //! | notation | matches |
 //! | --- | --- |
@@ -18,7 +18,9 @@
 //!
 //! A pattern table has `pattern` (the construction), `what` (what it catches), `example` (a
 //! sentence it must catch) and may have `unless` (constructions that, anywhere in the same
-//! sentence, excuse it — a transfer, an alternative) and `not` (sentences it must not catch).
+//! sentence, excuse it — a transfer, an alternative), `requires` (constructions of which one
+//! must also be in the sentence — e.g. `[你您]`, an address to the caller, for words that in
+//! other mouths describe a book or a hotel) and `not` (sentences it must not catch).
 //! The examples and counter-examples are checked whenever the rubric loads, so a centre's
 //! pattern that does not catch its own example is an error, not a silent miss. Matches are
 //! further excused like phrases: right after a negator, inside quotes, or in reported speech.
@@ -101,7 +103,12 @@ impl Pattern {
         };
         (from..to).find_map(|start| {
             caps.iter_mut().for_each(|c| *c = None);
-            match_seq(&self.seq, &Rest::Nil, &span, start, &mut caps).map(|end| (start, end))
+            let st = State {
+                free: true,
+                exact: 0,
+                literals: 0,
+            };
+            match_seq(&self.seq, &Rest::Nil, &span, start, st, &mut caps).map(|end| (start, end))
         })
     }
 
@@ -264,53 +271,94 @@ struct Span<'t> {
     limit: usize,
 }
 
-/// Match `elems` then `rest` at `pos`; the end of the match.
+/// Where a match stands: may the next character follow punctuation (at the match's start and
+/// after a gap), and how many of the literal characters so far were the very character written.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    free: bool,
+    exact: u32,
+    literals: u32,
+}
+
+/// Was punctuation (or a space) dropped between tokens `pos - 1` and `pos`?
+fn break_before(tokens: &[Token], pos: usize) -> bool {
+    pos > 0 && tokens[pos].source > tokens[pos - 1].source + 1
+}
+
+/// Can `len` tokens from `pos` be taken as one unit (a slot, a number): inside the sentence, the
+/// first may follow punctuation only when `free`, and none of the others does?
+fn unit(tokens: &[Token], pos: usize, len: usize, limit: usize, free: bool) -> bool {
+    pos + len <= limit
+        && (free || !break_before(tokens, pos))
+        && (pos + 1..pos + len).all(|k| !break_before(tokens, k))
+}
+
+/// Match `elems` then `rest` at `pos`; the end of the match. Literals and slots never reach
+/// across punctuation (only a gap does), and at least half of the literal characters must be
+/// the very characters written: homophones cover a misheard character or two, but a match made
+/// of homophones alone (午结 for 无解, 高的了 for 告得了) is chance, not what the agent said.
 fn match_seq(
     elems: &[Elem],
     rest: &Rest,
     span: &Span,
     pos: usize,
+    st: State,
     caps: &mut [Option<(usize, usize)>],
 ) -> Option<usize> {
     let (tokens, limit) = (span.tokens, span.limit);
     let Some((first, tail)) = elems.split_first() else {
         return match rest {
-            Rest::Nil => Some(pos),
-            Rest::Then(next, after) => match_seq(next, after, span, pos, caps),
+            Rest::Nil => (st.exact * 2 >= st.literals).then_some(pos),
+            Rest::Then(next, after) => match_seq(next, after, span, pos, st, caps),
         };
     };
+    let took = |exact: u32, literals: u32| State {
+        free: false,
+        exact: st.exact + exact,
+        literals: st.literals + literals,
+    };
     match first {
-        Elem::Lit(t) => (pos < limit && tokens[pos].heard_as(t))
-            .then(|| match_seq(tail, rest, span, pos + 1, caps))
+        Elem::Lit(t) => (unit(tokens, pos, 1, limit, st.free) && tokens[pos].heard_as(t))
+            .then(|| {
+                let exact = u32::from(tokens[pos].ch == t.ch);
+                match_seq(tail, rest, span, pos + 1, took(exact, 1), caps)
+            })
             .flatten(),
-        Elem::Gap => (0..=GAP)
-            .take_while(|k| pos + k <= limit)
-            .find_map(|k| match_seq(tail, rest, span, pos + k, caps)),
+        Elem::Gap => (0..=GAP).take_while(|k| pos + k <= limit).find_map(|k| {
+            let st = State { free: true, ..st };
+            match_seq(tail, rest, span, pos + k, st, caps)
+        }),
         Elem::Number => {
-            let run = tokens[pos..limit]
-                .iter()
-                .take(NUMBER_MAX)
-                .take_while(|t| is_number(t))
+            let run = (1..=NUMBER_MAX)
+                .take_while(|&len| {
+                    unit(tokens, pos, len, limit, st.free) && is_number(&tokens[pos + len - 1])
+                })
                 .count();
             (1..=run)
                 .rev()
-                .find_map(|len| match_seq(tail, rest, span, pos + len, caps))
+                .find_map(|len| match_seq(tail, rest, span, pos + len, took(0, 0), caps))
         }
         Elem::Slot(i) => match caps[*i] {
             Some((s, e)) => {
                 let len = e - s;
-                let same = pos + len <= limit
-                    && (0..len).all(|k| tokens[pos + k].sounds_like(&tokens[s + k]));
-                same.then(|| match_seq(tail, rest, span, pos + len, caps))
+                // A repeat is the same characters, one homophone allowed in three (办不聊 for
+                // 办不了): 的就是地 is not a reduplication.
+                let same = unit(tokens, pos, len, limit, st.free)
+                    && (0..len).all(|k| tokens[pos + k].heard_as(&tokens[s + k]))
+                    && 2 * (0..len)
+                        .filter(|&k| tokens[pos + k].ch == tokens[s + k].ch)
+                        .count()
+                        > len;
+                same.then(|| match_seq(tail, rest, span, pos + len, took(0, 0), caps))
                     .flatten()
             }
             None => {
                 for len in 1..=SLOT_MAX {
-                    if pos + len > limit {
+                    if !unit(tokens, pos, len, limit, st.free) {
                         break;
                     }
                     caps[*i] = Some((pos, pos + len));
-                    if let Some(end) = match_seq(tail, rest, span, pos + len, caps) {
+                    if let Some(end) = match_seq(tail, rest, span, pos + len, took(0, 0), caps) {
                         return Some(end);
                     }
                 }
@@ -319,20 +367,20 @@ fn match_seq(
             }
         },
         Elem::Start => (pos == span.from)
-            .then(|| match_seq(tail, rest, span, pos, caps))
+            .then(|| match_seq(tail, rest, span, pos, st, caps))
             .flatten(),
         Elem::End => tokens[pos..limit]
             .iter()
             .all(|t| PARTICLES.contains(t.ch))
-            .then(|| match_seq(tail, rest, span, pos, caps))
+            .then(|| match_seq(tail, rest, span, pos, st, caps))
             .flatten(),
         Elem::Group { alts, optional } => {
             let after = Rest::Then(tail, rest);
             alts.iter()
-                .find_map(|alt| match_seq(alt, &after, span, pos, caps))
+                .find_map(|alt| match_seq(alt, &after, span, pos, st, caps))
                 .or_else(|| {
                     optional
-                        .then(|| match_seq(tail, rest, span, pos, caps))
+                        .then(|| match_seq(tail, rest, span, pos, st, caps))
                         .flatten()
                 })
         }
@@ -353,6 +401,8 @@ mod tests {
         assert!(hit(p, "上不了就是上不了"));
         assert!(hit(p, "这个办不了就是办不了啊"));
         assert!(!hit(p, "上不了就是办不了"));
+        assert!(hit(p, "办不了就是办不聊"));
+        assert!(!hit("{X}就是{X}", "最糟糕的就是地下车库"));
     }
 
     #[test]
@@ -376,6 +426,16 @@ mod tests {
     fn homophones_match_and_edits_do_not() {
         assert!(hit("互相推诿", "你们就是互相推委"));
         assert!(!hit("跟我们没关系", "跟我们有关系"));
+        // Homophones alone are chance, not a mishearing.
+        assert!(!hit("无解", "15日上午结帐"));
+        assert!(hit("无解", "这事儿无解"));
+    }
+
+    #[test]
+    fn only_gaps_reach_across_punctuation() {
+        assert!(!hit("{X}就是{X}", "没什么感觉,就是觉得"));
+        assert!(!hit("快说", "二十块，说我们"));
+        assert!(hit("打包票…之前", "我跟您打包票，今天晚上八点之前肯定来水"));
     }
 
     #[test]

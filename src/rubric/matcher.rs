@@ -151,16 +151,13 @@ impl Token {
                 .any(|a| other.readings.iter().any(|b| a.plain == b.plain))
     }
 
-    /// Is this (recognised) character heard as `pattern`: the same character, or its usual
-    /// reading is one of the pattern's? Stricter than [`Token::sounds_like`], which lets a
-    /// character's rare reading match too (会 read kuai would match 快): constructions are short,
-    /// so one such reading would fire them on innocent text.
+    /// Is this (recognised) character heard as `pattern`: the same character, or the two share
+    /// their usual reading? Stricter than [`Token::sounds_like`], which lets a rare reading match
+    /// too (会 read kuai would match 快, 种 read chong would match 充, 模 would match 没 read mo):
+    /// constructions are short, so one such reading would fire them on innocent text.
     pub fn heard_as(&self, pattern: &Token) -> bool {
         self.ch == pattern.ch
-            || self
-                .readings
-                .first()
-                .is_some_and(|a| pattern.readings.iter().any(|b| a.plain == b.plain))
+            || matches!((self.readings.first(), pattern.readings.first()), (Some(a), Some(b)) if a.plain == b.plain)
     }
 
     fn near(&self, other: &Token) -> bool {

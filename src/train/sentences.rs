@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use crate::onnx::writer::{AttrValue, Dim, ElemType, Graph, Model, Node, Tensor, ValueInfo};
-use crate::rubric::corpus::Labelled;
+use crate::rubric::corpus::{CorpusError, Labelled};
 use crate::rubric::sentence::{
     self, BUCKETS, CLEAN, FEATURES_VERSION, INPUT, ModelCard, OUTPUT, features,
 };
@@ -110,6 +110,26 @@ fn softmax(z: &mut [f32]) {
         sum += *v;
     }
     z.iter_mut().for_each(|v| *v /= sum);
+}
+
+/// Every `every`-th non-empty line of a plain-text file (line 0, `every`, …), labelled clean.
+pub fn read_negatives(path: &Path, every: usize) -> Result<Vec<Labelled>, CorpusError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CorpusError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, l)| Labelled {
+            label: CLEAN.to_string(),
+            text: l.to_string(),
+            line: i + 1,
+        })
+        .collect())
 }
 
 /// Fit the model on labelled sentences with the given label set.

@@ -153,6 +153,8 @@ struct PatternSpec {
     #[serde(default)]
     unless: Vec<String>,
     #[serde(default)]
+    requires: Vec<String>,
+    #[serde(default)]
     not: Vec<String>,
 }
 
@@ -194,6 +196,8 @@ pub struct Construction {
     pub what: String,
     pub example: String,
     pub unless: Vec<Pattern>,
+    /// The sentence must also hold one of these (e.g. an address to the caller, 你 / 您).
+    pub requires: Vec<Pattern>,
     pub not: Vec<String>,
 }
 
@@ -227,6 +231,11 @@ impl ForbiddenPhrase {
                 example: spec.example.clone(),
                 unless: spec
                     .unless
+                    .iter()
+                    .map(|u| compile_pattern("patterns", u))
+                    .collect::<Result<_, _>>()?,
+                requires: spec
+                    .requires
                     .iter()
                     .map(|u| compile_pattern("patterns", u))
                     .collect::<Result<_, _>>()?,
@@ -372,14 +381,20 @@ impl Construction {
         self.find(&tokens, 0, tokens.len())
     }
 
-    /// The construction in `tokens[from..to]`, unless one of its `unless` is there too.
+    /// The construction in `tokens[from..to]`, unless one of its `unless` is there too or none
+    /// of its `requires` is.
     fn find(&self, tokens: &[Token], from: usize, to: usize) -> Option<(usize, usize)> {
         let hit = self.pattern.find(tokens, from, to)?;
         let excused = self
             .unless
             .iter()
             .any(|u| u.find(tokens, from, to).is_some());
-        (!excused).then_some(hit)
+        let required = self.requires.is_empty()
+            || self
+                .requires
+                .iter()
+                .any(|r| r.find(tokens, from, to).is_some());
+        (!excused && required).then_some(hit)
     }
 }
 
