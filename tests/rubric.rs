@@ -162,14 +162,16 @@ fn of_forbidden(findings: &[Finding]) -> Vec<&Finding> {
         .collect()
 }
 
-/// The 禁语 a finding names: `… (禁语「不归我们管」…)`.
+/// The 禁语 a finding names: `… (禁语「不归我们管」…)`; `None` for a finding by meaning (a
+/// construction or the sentence scorer), which names no listed phrase.
+fn phrase_of(f: &Finding) -> Option<String> {
+    let label = f.evidence.split("禁语「").nth(1)?.split('」').next()?;
+    Some(label.to_string())
+}
+
+/// The 禁语 a finding names, or "(by meaning)".
 fn forbidden_label(f: &Finding) -> String {
-    f.evidence
-        .split("禁语「")
-        .nth(1)
-        .and_then(|s| s.split('」').next())
-        .unwrap_or_else(|| panic!("no 禁语 in {}", f.evidence))
-        .to_string()
+    phrase_of(f).unwrap_or_else(|| "(by meaning)".into())
 }
 
 fn overlaps(a: (f64, f64), b: (f64, f64)) -> bool {
@@ -563,10 +565,11 @@ fn tally(sample: &Sample, findings: &[Finding], t: &mut Tally) {
     for d in &labels.forbidden_detail {
         t.faults += 1;
         let span = (d.start.unwrap_or(0.0), d.end.unwrap_or(1e9));
-        if let Some(k) = unmatched
-            .iter()
-            .position(|f| forbidden_label(f) == d.phrase && overlaps((f.start, f.end), span))
-        {
+        if let Some(k) = unmatched.iter().position(|f| {
+            // A finding by meaning in the labelled utterance found it too: the recognition
+            // errors took the listed words, not what the sentence does.
+            phrase_of(f).is_none_or(|p| p == d.phrase) && overlaps((f.start, f.end), span)
+        }) {
             unmatched.remove(k);
             t.found += 1;
         }

@@ -133,13 +133,16 @@ fn bigrams(text: &str) -> HashSet<(char, char)> {
     c.windows(2).map(|w| (w[0], w[1])).collect()
 }
 
+/// A training example kept for the nearest-example search: its label, text and bigrams.
+type Example = (usize, String, HashSet<(char, char)>);
+
 /// A loaded scorer: one session shared by the rubric's users (a run is a few microseconds of
 /// work, so a lock costs less than a session per thread would in memory and set-up).
 pub struct SentenceScorer {
     session: Mutex<Session>,
     pub path: PathBuf,
     pub card: ModelCard,
-    examples: Vec<(usize, String, HashSet<(char, char)>)>,
+    examples: Vec<Example>,
     /// SHA-256 of the model file (counts in the rubric's hash).
     pub sha256: String,
 }

@@ -240,6 +240,9 @@ pub fn cross_validate(
     out
 }
 
+/// (threshold, precision, recall) of one category at one threshold.
+pub type ThresholdRow = (f32, f64, f64);
+
 /// Per category and threshold: (threshold, precision, recall) of "top label and p ≥ threshold"
 /// over out-of-fold probabilities.
 pub fn threshold_table(
@@ -247,7 +250,7 @@ pub fn threshold_table(
     labels: &[String],
     probs: &[Vec<f32>],
     thresholds: &[f32],
-) -> Vec<(String, Vec<(f32, f64, f64)>)> {
+) -> Vec<(String, Vec<ThresholdRow>)> {
     labels
         .iter()
         .enumerate()
