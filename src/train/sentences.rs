@@ -132,6 +132,50 @@ pub fn read_negatives(path: &Path, every: usize) -> Result<Vec<Labelled>, Corpus
         .collect())
 }
 
+/// The sentence a 禁语 finding quotes (`said "…"`), without the 【】 marks and the ellipses
+/// of its excerpt.
+pub fn sentence_of(evidence: &str) -> Option<String> {
+    let start = evidence.find("said \"")? + "said \"".len();
+    let len = evidence[start..].find('"')?;
+    let text: String = evidence[start..start + len]
+        .chars()
+        .filter(|c| !matches!(c, '【' | '】' | '…'))
+        .collect();
+    let text = text.trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Trainers' verdicts as training sentences: a confirmed finding's sentence is an example of its
+/// item's category, a dismissed one's a clean example. `category` maps an item id to its
+/// category (items of other kinds or rubrics are skipped). Each (label, sentence) once.
+pub fn examples_from_reviews(
+    findings: &[crate::store::StoredFinding],
+    category: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Labelled> {
+    let mut out: Vec<Labelled> = Vec::new();
+    for f in findings {
+        let Some(cat) = category(&f.item_id) else {
+            continue;
+        };
+        let Some(text) = sentence_of(&f.evidence) else {
+            continue;
+        };
+        let label = match f.review {
+            crate::store::ReviewState::Confirmed => cat,
+            crate::store::ReviewState::Dismissed => CLEAN.to_string(),
+            crate::store::ReviewState::Open => continue,
+        };
+        if !out.iter().any(|l| l.label == label && l.text == text) {
+            out.push(Labelled {
+                label,
+                text,
+                line: 0,
+            });
+        }
+    }
+    out
+}
+
 /// Fit the model on labelled sentences with the given label set.
 pub fn train(corpus: &[Labelled], labels: &[String], opts: TrainOptions) -> Trained {
     let c = labels.len();
@@ -335,6 +379,16 @@ mod tests {
             text: text.into(),
             line: 0,
         }
+    }
+
+    #[test]
+    fn a_findings_sentence_is_its_quote_without_marks() {
+        let e = "said \"…这事【不归我们管】，你自己去找物业！\" (禁语「不归我们管」)";
+        assert_eq!(
+            sentence_of(e).as_deref(),
+            Some("这事不归我们管，你自己去找物业！")
+        );
+        assert_eq!(sentence_of("replied only \"不行\""), None);
     }
 
     #[test]
