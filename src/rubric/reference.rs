@@ -63,9 +63,51 @@ pub fn reference_markdown() -> String {
         md.push_str(&format!("\n### {}\n\n", k.kind.name()));
         md.push_str(&demote(&module_doc(k.source), 3));
     }
+    md.push_str("\n## 禁语 by meaning\n\n");
+    md.push_str(&demote(&module_doc(include_str!("grammar.rs")), 2));
+    md.push('\n');
+    md.push_str(&demote(&module_doc(include_str!("sentence.rs")), 2));
+    md.push_str(&default_constructions(include_str!("../../rubrics/12345.toml")));
     // One trailing newline, however the last doc ended.
     while md.ends_with("\n\n") {
         md.pop();
+    }
+    md
+}
+
+/// The shipped rubric's constructions, item by item: each pattern with what it catches and the
+/// example it is checked against at load.
+fn default_constructions(rubric: &str) -> String {
+    let mut md = String::from(
+        "\n### The default rubric's constructions\n\nGenerated from `rubrics/12345.toml`: \
+         each construction with what it catches and the example it must catch.\n",
+    );
+    let Ok(doc) = rubric.parse::<toml::Table>() else {
+        return md;
+    };
+    let items = doc.get("items").and_then(|i| i.as_array()).cloned().unwrap_or_default();
+    for item in items {
+        let rule = item.get("rule").and_then(|r| r.as_table());
+        let Some(patterns) = rule.and_then(|r| r.get("patterns")).and_then(|p| p.as_array()) else {
+            continue;
+        };
+        let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+        let min = rule
+            .and_then(|r| r.get("scorer"))
+            .and_then(|s| s.get("min"))
+            .and_then(|m| m.as_float())
+            .map_or(String::new(), |m| format!("; scorer min {m}"));
+        md.push_str(&format!("\n#### `{id}` ({} constructions{min})\n\n", patterns.len()));
+        md.push_str("| construction | catches | example |\n| --- | --- | --- |\n");
+        for p in patterns {
+            let get = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").replace('|', "\\|");
+            md.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                get("pattern"),
+                get("what"),
+                get("example")
+            ));
+        }
     }
     md
 }

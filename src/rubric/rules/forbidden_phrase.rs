@@ -18,6 +18,19 @@
 //! when they are the whole of a speaker's turn, allowing fillers (啊 吧 呢 嘛 了 的 哦 嗯 …) and a
 //! leading 我 / 我们. They are matched as homophones only.
 //!
+//! Real agents seldom repeat the textbook, so an item can also judge sentences by what they do
+//! (see *禁语 by meaning* below): `patterns` — constructions with slots (`[[items.rule.patterns]]`
+//! tables with `pattern`, `what`, `example`, optional `unless`, `requires`, `not`); `scorer =
+//! { min = 0.9 }` — the rubric's learned sentence scorer fires when the item's category is the
+//! most probable label of a sentence and at least `min`; `category` — the scorer label and
+//! corpus label the item answers for (default: its id); `excused_by` — constructions that,
+//! anywhere in the speaker's turn, excuse every hit of the item (an offer to transfer, an
+//! alternative: "这个不归我们管，我帮您转给街道" is a referral, not 推诿). A sentence gets at most
+//! one finding per item, phrase hits first; construction and scorer hits are excused like phrases
+//! (negated, quoted, reported) and also when the sentence relays someone's words ("您说物业让您
+//! 自己去找，是吗") or is the caller's complaint to the hotline ("你们每次都说办不了"). The evidence
+//! names the construction, or the scorer's probability and the nearest training example.
+//!
 //! # Why QC cares
 //!
 //! Flat refusals and buck-passing ("这事政府管不了", "不归我们管", "我也没办法", "你自己去找…")
