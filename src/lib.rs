@@ -33,7 +33,11 @@
 //!   documented prior, refittable with `tone fit`), the drop-in contract for waveform models, and
 //!   a streaming window for live use.
 //! - [`rubric`]: rubric files, the pinyin / edit-distance phrase matcher, one file per rule kind
-//!   (each kind says whether it can judge a call in progress).
+//!   (each kind says whether it can judge a call in progress), 禁语 by meaning —
+//!   [`rubric::grammar`] (constructions with slots) and [`rubric::sentence`] (the learned
+//!   sentence scorer through ort) — and [`rubric::corpus`] (labelled sentences, `check-text`).
+//! - [`train`]: training workflows above the models they train: [`train::sentences`] fits the
+//!   sentence scorer, writes it as ONNX and learns from trainers' verdicts.
 //! - [`store`]: the [`store::Store`] on SQLite or PostgreSQL — schema with
 //!   migrations, one transaction per call, reads, trainers' verdicts and their history, the
 //!   queries behind `flagged`, `rules stats` and the report; all SQL lives here.
@@ -43,7 +47,8 @@
 //! - [`eval`]: ground truth vs output — CER and QC-label precision / recall.
 //! - [`provision`]: the CTranslate2 → ggml whisper converter (reader, writer, mel filters,
 //!   quantisation).
-//! - [`onnx`]: the one ONNX Runtime environment and session building.
+//! - [`onnx`]: the one ONNX Runtime environment and session building; [`onnx::writer`] encodes
+//!   the ONNX files callqc writes itself (the tone prior, the sentence scorer).
 //! - [`settings`]: where models live; how `--threads` is split between workers and whisper.
 //! - [`text`]: Chinese normalisation shared by ASR, evaluation and rubric matching.
 //! - [`error`]: the crate's one [`Error`]; [`time`]: millisecond rounding of times in output.

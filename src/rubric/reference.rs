@@ -67,7 +67,9 @@ pub fn reference_markdown() -> String {
     md.push_str(&demote(&module_doc(include_str!("grammar.rs")), 2));
     md.push('\n');
     md.push_str(&demote(&module_doc(include_str!("sentence.rs")), 2));
-    md.push_str(&default_constructions(include_str!("../../rubrics/12345.toml")));
+    md.push_str(&default_constructions(include_str!(
+        "../../rubrics/12345.toml"
+    )));
     // One trailing newline, however the last doc ended.
     while md.ends_with("\n\n") {
         md.pop();
@@ -85,10 +87,17 @@ fn default_constructions(rubric: &str) -> String {
     let Ok(doc) = rubric.parse::<toml::Table>() else {
         return md;
     };
-    let items = doc.get("items").and_then(|i| i.as_array()).cloned().unwrap_or_default();
+    let items = doc
+        .get("items")
+        .and_then(|i| i.as_array())
+        .cloned()
+        .unwrap_or_default();
     for item in items {
         let rule = item.get("rule").and_then(|r| r.as_table());
-        let Some(patterns) = rule.and_then(|r| r.get("patterns")).and_then(|p| p.as_array()) else {
+        let Some(patterns) = rule
+            .and_then(|r| r.get("patterns"))
+            .and_then(|p| p.as_array())
+        else {
             continue;
         };
         let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?");
@@ -97,10 +106,18 @@ fn default_constructions(rubric: &str) -> String {
             .and_then(|s| s.get("min"))
             .and_then(|m| m.as_float())
             .map_or(String::new(), |m| format!("; scorer min {m}"));
-        md.push_str(&format!("\n#### `{id}` ({} constructions{min})\n\n", patterns.len()));
+        md.push_str(&format!(
+            "\n#### `{id}` ({} constructions{min})\n\n",
+            patterns.len()
+        ));
         md.push_str("| construction | catches | example |\n| --- | --- | --- |\n");
         for p in patterns {
-            let get = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("").replace('|', "\\|");
+            let get = |k: &str| {
+                p.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .replace('|', "\\|")
+            };
             md.push_str(&format!(
                 "| `{}` | {} | {} |\n",
                 get("pattern"),
