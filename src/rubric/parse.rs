@@ -11,6 +11,7 @@
 //! | `[[lexicon]]` | no | domain terms corrected in the transcript by sound, in context: `term = "热线"`, `after = ["12345"]` and / or `before = ["#number"]` (see below) |
 //! | `mask_personal_data` | no (`false`) | mask phone, 身份证, bank card and address numbers in transcripts as they are recognised (`138****5678`): the store, the pages and the evidence never hold them. Off by default, because a centre may need to find a work order by number; exports mask anyway |
 //! | `lexicon_files` | no | the centre's own term files (`[[lexicon]]` entries only), relative to the rubric, e.g. `["chengdu-terms.toml"]`: city, districts, departments. They count in the rubric's hash |
+//! | `sentence_model` | no | the learned 禁语 sentence scorer (ONNX, trained by `callqc rules train`), relative to the rubric; a rubric copied elsewhere finds the same file name in `./models`. Needed by items with `scorer`; its hash counts in the rubric's |
 //!
 //! Then one `[[items]]` table per item:
 //!
@@ -328,10 +329,19 @@ pub fn parse(text: &str, file: &Path) -> Result<Rubric, RubricError> {
     }
 
     if let Some(model) = &raw.sentence_model {
-        let path = file
+        // Beside the rubric as written; for a rubric copied elsewhere (a centre's edited copy),
+        // the same file name in ./models, where scripts/setup.sh trains it.
+        let beside = file
             .parent()
             .unwrap_or(Path::new("."))
             .join(model.get_ref());
+        let fallback =
+            Path::new("models").join(Path::new(model.get_ref()).file_name().unwrap_or_default());
+        let path = if !beside.exists() && fallback.exists() {
+            fallback
+        } else {
+            beside
+        };
         // The runtime sits in the models folder beside the model (models/onnxruntime/).
         let models_dir = path.parent().unwrap_or(Path::new("."));
         let scorer = super::sentence::SentenceScorer::load(models_dir, &path).map_err(|e| {
