@@ -500,11 +500,13 @@ impl ForbiddenPhrase {
             && (Self::reported(run, c) || relayed(&run.tokens, s, e, at.unwrap_or(e)))
     }
 
-    /// Does one of `excused_by` occur in the turn?
-    fn excused_turn(&self, run: &scope::Run) -> bool {
+    /// Does one of `excused_by` occur in the sentence `s..e` of the run? (A sentence, not the
+    /// whole turn: a mono call's turn can hold many utterances, and a later offer to help does not
+    /// excuse an earlier refusal.)
+    fn excused_in(&self, run: &scope::Run, (s, e): (usize, usize)) -> bool {
         self.excused_by
             .iter()
-            .any(|p| p.find(&run.tokens, 0, run.tokens.len()).is_some())
+            .any(|p| p.find(&run.tokens, s, e).is_some())
     }
 
     /// Findings of the constructions and the scorer, one at most per sentence, in sentences
@@ -520,10 +522,10 @@ impl ForbiddenPhrase {
         if self.patterns.is_empty() && self.scorer.is_none() {
             return;
         }
-        if self.excused_turn(run) {
-            return;
-        }
         for (s, e) in sentences(run) {
+            if self.excused_in(run, (s, e)) {
+                continue;
+            }
             if taken.iter().any(|&(a, b)| a < e && s < b) {
                 continue;
             }
@@ -603,12 +605,17 @@ impl RuleKind for ForbiddenPhrase {
             let excused = self.exceptions.find(&run.tokens);
             let mut taken = Vec::new();
             // A transfer or an alternative offered in the turn makes a stated limit a referral.
-            let referred = self.excused_turn(&run);
+            let sentences = sentences(&run);
             for h in self.phrases.find(&run.tokens) {
-                if referred {
-                    break;
-                }
                 let hit = h.hit;
+                let sentence = sentences
+                    .iter()
+                    .copied()
+                    .find(|&(s, e)| s <= hit.start && hit.start < e)
+                    .unwrap_or((0, run.tokens.len()));
+                if self.excused_in(&run, sentence) {
+                    continue;
+                }
                 let len = hit.end - hit.start;
                 if excused.iter().any(|e| e.hit.overlap(&hit) * 2 >= len) {
                     continue;
