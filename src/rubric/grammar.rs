@@ -3,7 +3,9 @@
 //! A `forbidden_phrase` item may list `[[items.rule.patterns]]`: constructions an agent builds
 //! with words of their own, matched over the (lexicon-corrected) transcript one sentence at a
 //! time. Each character is matched by sound (characters whose usual readings agree match, so
-//! 推委 matches 推诿, but 会 does not match 快 through its rare reading kuai), never by edits. The notation:
+//! 推委 matches 推诿, but 会 does not match 快 through its rare reading kuai), never by edits; at
+//! least half of a match's characters must be the ones written (all of them in a match of one or
+//! two), and numbers and the particle 着 match only themselves. The notation:
 //!
 //! | notation | matches |
 //! | --- | --- |
@@ -15,6 +17,7 @@
 //! | `{X}` | a slot: 1–4 characters; a later `{X}` must repeat them ("上不了就是上不了") |
 //! | `{#}` | a number: 1–6 digits or 一二三…十百千点半 |
 //! | `^`, `$` | the start, the end of the sentence (the end may carry particles: 吧 啊 呢 了 …) |
+//! | `<` | the start of a clause: of the sentence, or right after a comma, a colon or a space |
 //!
 //! A pattern table has `pattern` (the construction), `what` (what it catches), `example` (a
 //! sentence it must catch) and may have `unless` (constructions that, anywhere in the same
@@ -49,6 +52,7 @@ enum Elem {
     Slot(usize),
     Number,
     Start,
+    ClauseStart,
     End,
 }
 
@@ -200,6 +204,10 @@ fn parse_seq(
                 *pos += 1;
                 seq.push(Elem::End);
             }
+            '<' => {
+                *pos += 1;
+                seq.push(Elem::ClauseStart);
+            }
             '.' if chars[*pos..].starts_with(&['.', '.', '.']) => {
                 *pos += 3;
                 seq.push(Elem::Gap);
@@ -253,7 +261,7 @@ fn min_len(seq: &[Elem]) -> usize {
     seq.iter()
         .map(|e| match e {
             Elem::Lit(_) | Elem::Slot(_) | Elem::Number => 1,
-            Elem::Gap | Elem::Start | Elem::End => 0,
+            Elem::Gap | Elem::Start | Elem::ClauseStart | Elem::End => 0,
             Elem::Group { optional: true, .. } => 0,
             Elem::Group { alts, .. } => alts.iter().map(|a| min_len(a)).min().unwrap_or(0),
         })
@@ -293,6 +301,28 @@ fn unit(tokens: &[Token], pos: usize, len: usize, limit: usize, free: bool) -> b
         && (pos + 1..pos + len).all(|k| !break_before(tokens, k))
 }
 
+/// Enough of the literal characters were written as such: at least half, and all of them when
+/// there are only one or two (误解 and 无结 are not 无解 — a two-character match with one
+/// homophone is as likely chance as a mishearing).
+fn enough_exact(st: State) -> bool {
+    if st.literals <= 2 {
+        st.exact == st.literals
+    } else {
+        st.exact * 2 >= st.literals
+    }
+}
+
+/// A transcript character heard as a pattern's: by sound, except that numbers match only
+/// themselves (a date's 9 is 九, never 就), and so does 着, a particle in nearly every
+/// description (看着都不像 is not 这都不).
+fn sounds_as(heard: &Token, written: &Token) -> bool {
+    if is_number(heard) || heard.ch == '着' {
+        heard.ch == written.ch
+    } else {
+        heard.heard_as(written)
+    }
+}
+
 /// Match `elems` then `rest` at `pos`; the end of the match. Literals and slots never reach
 /// across punctuation (only a gap does), and at least half of the literal characters must be
 /// the very characters written: homophones cover a misheard character or two, but a match made
@@ -308,7 +338,7 @@ fn match_seq(
     let (tokens, limit) = (span.tokens, span.limit);
     let Some((first, tail)) = elems.split_first() else {
         return match rest {
-            Rest::Nil => (st.exact * 2 >= st.literals).then_some(pos),
+            Rest::Nil => enough_exact(st).then_some(pos),
             Rest::Then(next, after) => match_seq(next, after, span, pos, st, caps),
         };
     };
@@ -318,7 +348,7 @@ fn match_seq(
         literals: st.literals + literals,
     };
     match first {
-        Elem::Lit(t) => (unit(tokens, pos, 1, limit, st.free) && tokens[pos].heard_as(t))
+        Elem::Lit(t) => (unit(tokens, pos, 1, limit, st.free) && sounds_as(&tokens[pos], t))
             .then(|| {
                 let exact = u32::from(tokens[pos].ch == t.ch);
                 match_seq(tail, rest, span, pos + 1, took(exact, 1), caps)
@@ -367,6 +397,10 @@ fn match_seq(
             }
         },
         Elem::Start => (pos == span.from)
+            .then(|| match_seq(tail, rest, span, pos, st, caps))
+            .flatten(),
+        // A clause starts the sentence or follows dropped punctuation ("性价比，不用说了").
+        Elem::ClauseStart => (pos == span.from || (pos < limit && break_before(tokens, pos)))
             .then(|| match_seq(tail, rest, span, pos, st, caps))
             .flatten(),
         Elem::End => tokens[pos..limit]
@@ -420,6 +454,20 @@ mod tests {
         assert!(!hit("(找|问)…去$", "你找物业去的时候带上证件"));
         assert!(hit("^不行", "不行就是不行"));
         assert!(!hit("^不行", "这样不行"));
+        assert!(hit("<不用说了", "好的，不用说了"));
+        assert!(!hit("<不用说了", "性价比不用说了"));
+        assert!(!hit("^不用说了", "好的，不用说了"));
+    }
+
+    #[test]
+    fn short_matches_numbers_and_particles_must_be_written() {
+        // Two literal characters: both as written (误解 is not 无解).
+        assert!(hit("无解", "这个问题无解"));
+        assert!(!hit("无解", "造成了双方的误解"));
+        // A date's 9 is never 就; 着 is never 这.
+        assert!(!hit("想…就…去", "原来我本想去1912的"));
+        assert!(!hit("这都不", "看着都不通顺"));
+        assert!(hit("这都不", "这都不会"));
     }
 
     #[test]
