@@ -41,7 +41,8 @@ fn the_held_out_corpus_is_caught_by_meaning() {
     for e in rep.errors.iter().filter(|e| e.label == "ok") {
         eprintln!("  false: {} → {:?}", e.text, e.fired);
     }
-    // Measured 0.70–0.80 per category and 0.973 overall when these bars were set.
+    // Measured 0.70–0.80 per category and 0.973 overall when these bars were set; 0.69–0.88 and
+    // 0.970 after dev3a/dev3b joined the training corpora.
     assert!(weakest >= 0.65, "a category's recall fell to {weakest:.2}");
     assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
 }
