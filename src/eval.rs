@@ -73,6 +73,9 @@ pub struct TruthLabels {
     /// Announced holds (within the rules: no deduction, but they should be seen).
     #[serde(default)]
     pub holds: Vec<TruthSpan>,
+    /// The agent talking over the caller (a fault; absent: none).
+    #[serde(default)]
+    pub talk_over: Vec<TruthSpan>,
 }
 
 /// A ground-truth file.
@@ -288,12 +291,13 @@ pub struct FoundIssue {
 /// The label categories of the ground truth. `hold` is recall only: a labelled announced hold
 /// is found when a silence finding (an observation, or a deduction for a hold too long or
 /// without a thank-you) covers it.
-pub const LABEL_KINDS: [&str; 6] = [
+pub const LABEL_KINDS: [&str; 7] = [
     "greeting",
     "closing",
     "forbidden",
     "dead_air",
     "agitation",
+    "talk_over",
     "hold",
 ];
 
@@ -311,6 +315,7 @@ fn category(f: &FoundIssue, duration_s: f64) -> Option<&'static str> {
         Kind::ForbiddenPhrase => Some("forbidden"),
         Kind::Silence => Some("dead_air"),
         Kind::AgentTone => Some("agitation"),
+        Kind::TalkOver => Some("talk_over"),
         _ => None,
     }
 }
@@ -352,6 +357,8 @@ pub struct CallLabels {
     pub clean: bool,
     /// Deductions (points > 0) of any kind made on a clean call: each one is false.
     pub false_deductions_on_clean: usize,
+    /// Those deductions, as `item start–end`.
+    pub false_on_clean: Vec<String>,
 }
 
 fn overlaps(a: (f64, f64), b: (f64, f64)) -> bool {
@@ -387,10 +394,12 @@ pub fn call_labels(truth: &GroundTruth, found: &[FoundIssue], duration_s: f64) -
         .filter_map(|d| Some((d.start?, d.end?)))
         .collect();
     let dead: Vec<(f64, f64)> = l.dead_air.iter().map(|d| (d.start, d.end)).collect();
+    let talk_over: Vec<(f64, f64)> = l.talk_over.iter().map(|d| (d.start, d.end)).collect();
     for (kind, spans) in [
         ("forbidden", forbidden),
         ("dead_air", dead),
         ("agitation", l.agitated_spans.clone()),
+        ("talk_over", talk_over),
     ] {
         let fs = by_kind(kind);
         per_kind.insert(
@@ -432,7 +441,8 @@ pub fn call_labels(truth: &GroundTruth, found: &[FoundIssue], duration_s: f64) -
         && l.closing_ok != Some(false)
         && l.forbidden.is_empty()
         && l.dead_air.is_empty()
-        && l.agitated_spans.is_empty();
+        && l.agitated_spans.is_empty()
+        && l.talk_over.is_empty();
     CallLabels {
         call_id: truth.call_id.clone(),
         per_kind,
@@ -441,6 +451,15 @@ pub fn call_labels(truth: &GroundTruth, found: &[FoundIssue], duration_s: f64) -
             found.iter().filter(|f| f.points > 0.0).count()
         } else {
             0
+        },
+        false_on_clean: if clean {
+            found
+                .iter()
+                .filter(|f| f.points > 0.0)
+                .map(|f| format!("{} {:.1}–{:.1} s", f.item_id, f.start, f.end))
+                .collect()
+        } else {
+            Vec::new()
         },
     }
 }

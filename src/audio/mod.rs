@@ -4,8 +4,10 @@
 //! `roles` applies a [`ChannelMap`] and `resample` brings each role to [`TARGET_RATE`],
 //! giving the [`RoleAudio`] that every later stage (VAD, whisper, tone) works on.
 
+pub mod bleed;
 pub mod compressed;
 pub mod decode;
+pub mod degrade;
 pub mod frames;
 pub mod resample;
 pub mod roles;

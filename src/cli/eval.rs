@@ -315,5 +315,11 @@ fn print_tables(
         out,
         "clean calls: {}, deductions on them: {}",
         labels.clean_calls, labels.false_deductions_on_clean
-    )
+    )?;
+    for c in &labels.calls {
+        for f in &c.false_on_clean {
+            writeln!(out, "  {}: {f}", c.call_id)?;
+        }
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use callqc::settings::{self, Parallelism};
 use callqc::vad::VadParams;
 
 mod batch;
+mod degrade;
 mod eval;
 mod export;
 mod flagged;
@@ -58,6 +59,8 @@ pub enum Command {
     Transcribe(transcribe::TranscribeArgs),
     /// Measure callqc on labelled calls (NAME.wav + NAME.json): character error rate.
     Eval(eval::EvalArgs),
+    /// Degraded copies of labelled calls (bleed, babble, noise, μ-law, hold music, early end).
+    Degrade(degrade::DegradeArgs),
     /// Whisper model files: convert CTranslate2 models to whisper.cpp's ggml format.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -140,6 +143,10 @@ pub struct AsrArgs {
     /// talk-over). Faster, but the caller's words are not transcribed (README, Scale-out).
     #[arg(long)]
     pub agent_only: bool,
+    /// Leave the other party's voice that leaks into each channel (echo, crosstalk) in, instead
+    /// of cancelling it before VAD and whisper (docs/pbx-conditions.md): for comparison.
+    #[arg(long)]
+    pub keep_bleed: bool,
 }
 
 /// (window length, gap) of the default packing.
@@ -195,6 +202,7 @@ impl AsrArgs {
             },
             whisper_threads: par.whisper_threads,
             agent_only: self.agent_only,
+            keep_bleed: self.keep_bleed,
         }
     }
 }
@@ -236,6 +244,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tone(c) => tone::run(&opts, c),
         Command::Transcribe(a) => transcribe::run(&opts, a),
         Command::Eval(a) => eval::run(&opts, a),
+        Command::Degrade(a) => degrade::run(&opts, a),
         Command::Models(c) => models::run(&opts, c),
         Command::Serve(a) => serve::run(&opts, a),
         Command::Simulate(a) => simulate::run(&opts, a),

@@ -87,6 +87,7 @@ impl EngineConfig {
             whisper_threads,
             onnx_threads: 1,
             agent_only: false,
+            keep_bleed: false,
         };
         let mut live_worker = worker(par.whisper_threads);
         // A live utterance is decoded alone, and most are shorter than the batch's encoder

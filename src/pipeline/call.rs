@@ -28,6 +28,8 @@ pub struct Worker {
     pub agent_only: bool,
     /// Cores other workers of this process leave idle, which this one may borrow.
     pub spare: Option<Arc<SpareCores>>,
+    /// Leave the other party's leaked voice in each channel (`audio::bleed`; for comparison).
+    pub keep_bleed: bool,
 }
 
 /// Settings for building a worker.
@@ -44,6 +46,8 @@ pub struct WorkerConfig {
     /// Transcribe the agent's channel only: for centres that need the throughput; the caller's
     /// words are then not in the record (README, Scale-out, measures what that costs).
     pub agent_only: bool,
+    /// Do not cancel the bleed between a call's two channels (`audio::bleed`): for comparison.
+    pub keep_bleed: bool,
 }
 
 impl Worker {
@@ -60,6 +64,7 @@ impl Worker {
             vad_mode: cfg.vad_mode,
             agent_only: cfg.agent_only,
             spare: None,
+            keep_bleed: cfg.keep_bleed,
         })
     }
 
@@ -73,6 +78,7 @@ impl Worker {
             vad_mode: cfg.vad_mode,
             agent_only: cfg.agent_only,
             spare: None,
+            keep_bleed: cfg.keep_bleed,
         })
     }
 

@@ -103,6 +103,12 @@ impl ModelsIdentity {
         if worker.agent_only {
             description["agent_only"] = serde_json::Value::Bool(true);
         }
+        // Bleed cancelling changes what VAD and whisper hear (audio::bleed, version 1).
+        description["bleed"] = serde_json::Value::from(if worker.keep_bleed {
+            "kept"
+        } else {
+            "cancelled v1"
+        });
         let key = hex(&Sha256::digest(description.to_string().as_bytes())[..12]);
         ModelsIdentity { description, key }
     }

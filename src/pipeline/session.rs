@@ -28,6 +28,7 @@ use super::events::{
 use super::identity;
 use crate::asr::pack::{self, PackPolicy, Window};
 use crate::asr::{Segment, Transcript};
+use crate::audio::bleed::BleedCanceller;
 use crate::audio::frames::FrameEncoding;
 use crate::audio::resample::StreamResampler;
 use crate::audio::roles::into_role_channels;
@@ -159,6 +160,8 @@ pub struct CallState {
     audio: Vec<RoleAudio>,
     audio_start: Vec<usize>,
     retention: AudioRetention,
+    /// Cancels each channel's copy of the other party before the VAD (two-party calls).
+    bleed: Option<BleedCanceller>,
     vad: VadStream,
     speech: Vec<SpeechRegions>,
     live: LiveState,
@@ -196,6 +199,9 @@ impl<'a> CallSession<'a> {
         // so a call's transcript does not depend on the calls its worker handled before — live
         // decoding workers interleave many calls' utterances on one state.
         let vad = VadStream::new(roles.clone(), worker.vad.params);
+        let two_party =
+            roles.len() == 2 && roles.contains(&Role::Agent) && roles.contains(&Role::Caller);
+        let bleed = (two_party && !worker.keep_bleed).then(BleedCanceller::default);
         let mut live = LiveState {
             open: vec![false; roles.len()],
             ..LiveState::default()
@@ -215,6 +221,7 @@ impl<'a> CallSession<'a> {
             pushed: vec![0; roles.len()],
             audio_start: vec![0; roles.len()],
             retention: AudioRetention::WholeCall,
+            bleed,
             audio: roles
                 .iter()
                 .map(|&role| RoleAudio {
@@ -290,13 +297,7 @@ impl<'a> CallSession<'a> {
     /// as a batch would): flush the resampler and VAD, decode and judge the last utterances.
     /// Returns the seconds of audio received.
     pub fn end_live(&mut self) -> crate::Result<f64> {
-        for c in 0..self.call.resamplers.len() {
-            let tail = self.call.resamplers[c].finish()?;
-            self.call.audio[c].samples.extend_from_slice(&tail);
-            if self.worker.vad_mode == VadMode::Silero {
-                self.call.vad.buffer(c, &tail);
-            }
-        }
+        self.flush_input()?;
         if self.worker.vad_mode == VadMode::Silero {
             let closed = self
                 .call
@@ -364,8 +365,55 @@ impl<'a> CallSession<'a> {
         self.push(channel, &samples)
     }
 
-    /// Resampled audio of a channel: VAD, and in live mode the tone stream and live rules.
+    /// Resampled audio of a channel: through the bleed stage, then [`Self::accept_clean`].
     fn accept(&mut self, channel: usize, samples: &[f32]) -> crate::Result<()> {
+        let Some(bleed) = self.call.bleed.as_mut() else {
+            return self.accept_clean(channel, samples);
+        };
+        let t = Instant::now();
+        let released = bleed.push(channel, samples);
+        self.call.timings.vad_s += t.elapsed().as_secs_f64();
+        for (c, chunk) in released.iter().enumerate() {
+            if !chunk.is_empty() {
+                self.accept_clean(c, chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The resamplers' last samples, through the bleed stage, into the call's audio and the
+    /// VAD's buffer (the caller then finishes the VAD).
+    fn flush_input(&mut self) -> crate::Result<()> {
+        let mut tails = Vec::with_capacity(self.call.resamplers.len());
+        for c in 0..self.call.resamplers.len() {
+            let t = Instant::now();
+            tails.push(self.call.resamplers[c].finish()?);
+            self.call.timings.decode_s += t.elapsed().as_secs_f64();
+        }
+        if let Some(bleed) = self.call.bleed.as_mut() {
+            let mut out = vec![Vec::new(), Vec::new()];
+            for (c, tail) in tails.iter().enumerate() {
+                for (o, r) in out.iter_mut().zip(bleed.push(c, tail)) {
+                    o.extend(r);
+                }
+            }
+            for (o, r) in out.iter_mut().zip(bleed.flush()) {
+                o.extend(r);
+            }
+            tails = out;
+        }
+        for (c, chunk) in tails.iter().enumerate() {
+            self.call.audio[c].samples.extend_from_slice(chunk);
+            if self.worker.vad_mode == VadMode::Silero {
+                self.call.vad.buffer(c, chunk);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resampled (and de-bled) audio of a channel: VAD, and in live mode the tone stream and
+    /// live rules.
+    fn accept_clean(&mut self, channel: usize, samples: &[f32]) -> crate::Result<()> {
         self.call.audio[channel].samples.extend_from_slice(samples);
         let mut changed = false;
         if self.worker.vad_mode == VadMode::Silero {
@@ -837,15 +885,7 @@ impl<'a> CallSession<'a> {
                 self.call.label
             )));
         }
-        for c in 0..self.call.resamplers.len() {
-            let t = Instant::now();
-            let tail = self.call.resamplers[c].finish()?;
-            self.call.timings.decode_s += t.elapsed().as_secs_f64();
-            self.call.audio[c].samples.extend_from_slice(&tail);
-            if self.worker.vad_mode == VadMode::Silero {
-                self.call.vad.buffer(c, &tail);
-            }
-        }
+        self.flush_input()?;
         match self.worker.vad_mode {
             VadMode::Silero => {
                 let t = Instant::now();

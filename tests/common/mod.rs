@@ -75,6 +75,7 @@ pub fn worker(threads: usize) -> callqc::pipeline::call::Worker {
         whisper_threads: threads,
         onnx_threads: 1,
         agent_only: false,
+        keep_bleed: false,
     })
     .expect("models load")
 }
