@@ -722,7 +722,10 @@ impl<'a> CallSession<'a> {
             tone: &self.call.live.utterance_tone,
         };
         let mut new = Vec::new();
-        for item in self.rubric.items.iter().filter(|i| i.rule.judges_live()) {
+        for item in self.rubric.items.iter().filter(|i| {
+            // A call in progress is as long as it has been so far.
+            i.rule.judges_live() && i.applies_if.holds(&facts)
+        }) {
             for f in item.rule.as_kind().check(item, &facts) {
                 let seen = self.call.live.shown.iter().chain(&new).any(|s: &Finding| {
                     s.item_id == f.item_id

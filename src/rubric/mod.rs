@@ -76,9 +76,24 @@ pub struct Item {
     pub role: RoleScope,
     /// At most this many findings of the item deduct points.
     pub max_count: u32,
+    /// When the item is judged at all (`applies_if`).
+    pub applies_if: AppliesIf,
     pub rule: Rule,
     /// Line of the item's `id` in the rubric file (for messages that point back at the file).
     pub line: usize,
+}
+
+/// An item's `applies_if`: the calls it is judged on (all, by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AppliesIf {
+    /// Only calls at least this long (a wrong number has no closing to miss).
+    pub min_duration_s: f64,
+}
+
+impl AppliesIf {
+    pub fn holds(&self, facts: &CallFacts) -> bool {
+        facts.duration_s >= self.min_duration_s
+    }
 }
 
 /// What the rules look at: one call's transcript, speech regions and tone windows.
@@ -234,7 +249,7 @@ pub struct Score {
 /// Findings come back in time order (items in rubric order where times tie).
 pub fn check(rubric: &Rubric, facts: &CallFacts) -> (Vec<Finding>, Score) {
     let mut findings = Vec::new();
-    for item in &rubric.items {
+    for item in rubric.items.iter().filter(|i| i.applies_if.holds(facts)) {
         let mut found = item.rule.as_kind().check(item, facts);
         found.sort_by(|a, b| a.start.total_cmp(&b.start));
         findings.extend(found);

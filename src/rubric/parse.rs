@@ -24,6 +24,7 @@
 //! | `veto` | no (`false`) | 一票否决: any finding of the item sets the call's total to 0 |
 //! | `role` | no | whose speech the item looks at: `"agent"`, `"caller"` or `"both"`. Default `"both"` for `silence` and `call_duration`, `"agent"` for every other kind. A mono recording's two voices are told apart where callqc is sure (docs/mono.md); where it is not, nobody can tell who spoke, so speech counts for every scope and findings carry role `mixed` |
 //! | `max_count` | no (`1`) | at most this many findings of the item deduct points; later ones are still listed, with 0 points, so reviewers see every occurrence |
+//! | `applies_if` | no | when the item is judged at all: `{ min_duration_s = 20 }` — only on calls at least that long. A wrong number or a caller who hangs up after the greeting has no closing to miss; the default rubric sets it on `closing`, `ask_before_goodbye` and `speech_rate` |
 //! | `[items.rule]` | yes | `kind = "…"` and the kind's settings (see *Rule kinds*); `rule = { kind = "…", … }` on one line works too |
 //!
 //! ```toml
@@ -200,7 +201,14 @@ struct RawItem {
     veto: Option<bool>,
     role: Option<String>,
     max_count: Option<i64>,
+    applies_if: Option<RawAppliesIf>,
     rule: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAppliesIf {
+    min_duration_s: Option<f64>,
 }
 
 /// The text being parsed, for turning byte offsets and keys into line:column.
@@ -479,6 +487,20 @@ fn compile_item(
         }
     };
 
+    let applies_if = match raw.applies_if {
+        None => super::AppliesIf::default(),
+        Some(a) => {
+            let min_duration_s = a.min_duration_s.unwrap_or(0.0);
+            if !(min_duration_s.is_finite() && min_duration_s >= 0.0) {
+                return Err(fail(
+                    Some("applies_if"),
+                    format!("applies_if.min_duration_s must be seconds ≥ 0, not {min_duration_s}"),
+                ));
+            }
+            super::AppliesIf { min_duration_s }
+        }
+    };
+
     let Some(rule) = raw.rule else {
         return Err(fail(
             None,
@@ -555,6 +577,7 @@ fn compile_item(
         veto: raw.veto.unwrap_or(false),
         role,
         max_count,
+        applies_if,
         rule,
     })
 }
@@ -710,6 +733,41 @@ mod tests {
         ))
         .to_string();
         assert!(s.contains("max_count must be at least 1"), "{s}");
+        let s = err(&format!(
+            "{HEAD}{}",
+            one.replace(
+                "points = 1",
+                "points = 1\napplies_if = { min_duration_s = -3 }"
+            )
+        ))
+        .to_string();
+        assert!(
+            s.contains("applies_if.min_duration_s must be seconds"),
+            "{s}"
+        );
+        let s = err(&format!(
+            "{HEAD}{}",
+            one.replace(
+                "points = 1",
+                "points = 1\napplies_if = { min_duraton_s = 20 }"
+            )
+        ))
+        .to_string();
+        assert!(s.contains("unknown field `min_duraton_s`"), "{s}");
+    }
+
+    #[test]
+    fn applies_if_keeps_an_item_off_short_calls() {
+        let one = "[[items]]\nid = \"a\"\ndescription = \"a\"\npoints = 1\napplies_if = { min_duration_s = 20 }\nrule = { kind = \"call_duration\", min_s = 60 }\n";
+        let rubric = parse(&format!("{HEAD}{one}"), Path::new("rubrics/x.toml")).unwrap();
+        let facts = |duration_s| super::super::CallFacts {
+            duration_s,
+            segments: &[],
+            speech: &[],
+            tone: &[],
+        };
+        assert!(super::super::check(&rubric, &facts(11.0)).0.is_empty());
+        assert_eq!(super::super::check(&rubric, &facts(30.0)).0.len(), 1);
     }
 
     #[test]
