@@ -194,6 +194,9 @@ fn failed_calls_are_recorded_and_broken_rubrics_stop_before_work() {
     stage_calls(&calls, &["call02"]);
     std::fs::write(calls.join("broken.wav"), b"RIFF\x10\x00\x00\x00WAVEfmt ").unwrap();
     std::fs::write(calls.join("notes.wav"), "不是音频").unwrap();
+    // Other audio whose sidecar gives call02's call id again.
+    std::fs::copy(sample("call06.wav"), calls.join("other.wav")).unwrap();
+    std::fs::copy(sample("call02.json"), calls.join("other.json")).unwrap();
     let db = work.path().join("q.db");
 
     // Broken rubric: one line naming file and line, nothing stored.
@@ -216,6 +219,14 @@ fn failed_calls_are_recorded_and_broken_rubrics_stop_before_work() {
     let out = batch(&calls, &db, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert_eq!(done_calls(&db), 1);
+    // The second use of the call id is a failure of its own, and the first call's record stays.
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l.contains("FAILED")
+            && l.contains("other.wav")
+            && l.contains("call id \"call02\" is already")),
+        "{text}"
+    );
     let c = Connection::open(&db).unwrap();
     let failed: Vec<(String, String)> = c
         .prepare("SELECT path, error FROM calls WHERE status = 'failed' ORDER BY path")
@@ -225,6 +236,12 @@ fn failed_calls_are_recorded_and_broken_rubrics_stop_before_work() {
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(failed.len(), 2);
+    let stored: String = c
+        .query_row("SELECT path FROM calls WHERE status = 'done'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(stored.ends_with("call02.wav"), "{stored}");
     for (path, error) in &failed {
         assert!(error.contains(path.as_str()), "{error} should name {path}");
     }

@@ -396,6 +396,9 @@ pub struct Plan {
     pub skipped: usize,
     /// Of `to_do`, the files that could not be read while planning.
     pub unreadable: usize,
+    /// Calls left out because an earlier call of the batch has their call id with other audio:
+    /// `(path, why)`, reported as failures (the first keeps the id; nothing is replaced).
+    pub duplicates: Vec<(String, String)>,
     pub history: HashMap<String, Baseline>,
 }
 
@@ -407,9 +410,37 @@ pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan
     let mut to_do: Vec<(CallSeq, CallJob, String)> = Vec::new();
     let mut skipped = 0;
     let mut unreadable = 0;
+    let mut duplicates = Vec::new();
+    // Call id → (first file, its audio hash) among this batch's calls.
+    let mut ids: HashMap<String, (PathBuf, Option<String>)> = HashMap::new();
     for (i, job) in jobs.into_iter().enumerate() {
         let seq = i as CallSeq + 1;
-        let Ok(hash) = super::identity::file_hash(&job.path) else {
+        let hash_now = super::identity::file_hash(&job.path).ok();
+        if let Some(id) = &job.call_id {
+            match ids.get(id) {
+                Some((first, first_hash)) => {
+                    let why = if first_hash.is_some() && *first_hash == hash_now {
+                        format!(
+                            "call id \"{id}\" is listed twice with the same audio ({}); analysed once",
+                            first.display()
+                        )
+                    } else {
+                        format!(
+                            "call id \"{id}\" is already {} in this batch, with other audio: not \
+                             analysed (the second would replace the first's record); give it \
+                             its own call id",
+                            first.display()
+                        )
+                    };
+                    duplicates.push((job.path.display().to_string(), why));
+                    continue;
+                }
+                None => {
+                    ids.insert(id.clone(), (job.path.clone(), hash_now.clone()));
+                }
+            }
+        }
+        let Some(hash) = hash_now else {
             // Unreadable now: it fails in its worker like any other bad file, with the reason,
             // and the store keeps whatever analysis it already has of the call.
             let key = super::identity::call_key(job.call_id.as_deref(), None, &job.path);
@@ -435,6 +466,7 @@ pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan
         to_do,
         skipped,
         unreadable,
+        duplicates,
         history,
     })
 }
@@ -450,6 +482,8 @@ pub fn run(
     let mut totals = SummarySink::default();
     totals.summary.calls = plan.calls;
     totals.summary.skipped = plan.skipped;
+    totals.summary.failed = plan.duplicates.len();
+    totals.summary.failures = plan.duplicates.clone();
     let Plan { to_do, history, .. } = plan;
     if to_do.is_empty() {
         totals.summary.wall_s = started.elapsed().as_secs_f64();
