@@ -21,6 +21,8 @@
 //!   resumable), [`pipeline::identity`] (call keys, models key).
 //! - [`audio`]: WAV decoding (PCM, float, G.711 μ-law / A-law), telephony frames
 //!   ([`audio::frames`]), channel → role mapping, chunked resampling to 16 kHz with rubato.
+//!   [`audio::bleed`] cancels each channel's leaked copy of the other party before the VAD;
+//!   [`audio::degrade`] writes labelled degraded copies of recordings (`callqc degrade`).
 //! - [`speakers`]: a mono recording's two voices told apart (the session then names the agent
 //!   by the rubric's script, or keeps the call mixed and says why).
 //! - [`vad`]: silero VAD through ort, streaming: state kept across pushes, regions closed after
