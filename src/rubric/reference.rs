@@ -186,7 +186,7 @@ mod tests {
         assert!(md.contains("## Rubric files"));
         assert!(md.contains("## 禁语 by meaning"));
         // Every default construction is listed, and the document ends in one newline.
-        assert!(md.contains("| `{X}就是{X}` |"));
+        assert!(md.contains("| `{X}不{Y}就是{X}不{Y}` |"));
         assert!(md.ends_with("|\n") && !md.ends_with("\n\n"));
     }
 }
