@@ -241,6 +241,10 @@ async fn a_streamed_call_warns_its_own_agent_only_and_is_stored_as_batch_would()
     );
     assert!(alerts.iter().all(|a| a.frame_ms <= a.sent_ms));
     assert!(alerts.iter().any(|a| a.kind == AlertKind::Forbidden));
+    // /api/stats counts what was sent, as the store does.
+    let stats = server.server.engine.stats();
+    assert_eq!(stats.warnings, alerts.len() as u64, "{stats:?}");
+    assert_eq!(stats.samples_received, 2 * u64::from(frames));
     drop(store);
     assert_stored_as_batch_would(&server, "live-call05");
     server.server.shutdown().await;
@@ -350,6 +354,12 @@ async fn audiosocket_legs_make_one_call_and_bad_peers_do_not_disturb_it() {
     let live = store.live_call("as-call05").unwrap().unwrap();
     assert_eq!(live.samples_received.len(), 2, "one call of two legs");
     assert_eq!(live.samples_stored, live.samples_received);
+    // Both legs sent the whole file and started together: neither is padded by a whole 20 ms
+    // frame (the padding follows arrival, to the sample), and padding is not counted received.
+    let (frames, _) = wav_frames(std::path::Path::new(&live.recording));
+    assert_eq!(live.samples_received[0], live.samples_received[1]);
+    let padded = u64::from(frames) - live.samples_received[0];
+    assert!(padded < 160, "{padded} samples of padding");
     drop(store);
     assert_stored_as_batch_would(&server, "as-call05");
     server.server.shutdown().await;

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -32,11 +33,31 @@ pub struct ServeArgs {
     /// Agent ids to give tokens in the new configuration (with --new-config).
     #[arg(long, value_delimiter = ',')]
     pub agents: Vec<String>,
+    /// The rubric the new configuration names (with --new-config; written as an absolute path).
+    /// Default: rubrics/12345.toml here, else the checkout's.
+    #[arg(long, requires = "new_config")]
+    pub rubric: Option<PathBuf>,
+}
+
+/// `rubrics/12345.toml` of the working directory, else of the checkout the binary was built in.
+fn shipped_rubric() -> PathBuf {
+    let local = PathBuf::from("rubrics/12345.toml");
+    if local.is_file() {
+        return local;
+    }
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rubrics/12345.toml");
+    if built.is_file() { built } else { local }
 }
 
 pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.new_config {
-        config::write_new(path, &args.agents)?;
+        let rubric = args.rubric.clone().unwrap_or_else(shipped_rubric);
+        anyhow::ensure!(
+            rubric.is_file(),
+            "{}: no such rubric file",
+            rubric.display()
+        );
+        config::write_new(path, &args.agents, &rubric)?;
         println!(
             "wrote {} (tokens for {} agents, one PBX, one supervisor, one reviewer); keep it private",
             path.display(),
@@ -53,6 +74,7 @@ pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(a) = args.audiosocket {
         cfg.server.audiosocket = Some(a);
     }
+    cfg.check_paths()?;
     if !cfg.server.listen.ip().is_loopback() {
         eprintln!(
             "warning: listening on {} (not loopback): tokens and audio cross the network in clear unless TLS is in front (README, Live)",
@@ -74,7 +96,7 @@ pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let stopped = runtime.block_on(async {
         let server = Server::start(&cfg, engine).await?;
         println!(
             "callqc serve: http://{}/agent (agents), http://{}/supervisor (supervisors)",
@@ -85,14 +107,73 @@ pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
             println!("  AudioSocket:   {a} (register calls with POST /api/audiosocket/calls)");
         }
         println!(
-            "  recordings → {}, store → {}; Ctrl-C stops (calls in progress are kept)",
+            "  recordings → {}, store → {}; Ctrl-C or SIGTERM stops (calls in progress are kept)",
             cfg.server.recordings.display(),
             callqc::store::redacted_url(&cfg.server.db.to_string_lossy())
         );
-        tokio::signal::ctrl_c().await?;
-        eprintln!("stopping: ending calls in progress and storing them…");
-        server.shutdown().await;
-        anyhow::Ok(())
+        let mut signals = Signals::new()?;
+        let which = signals.next().await;
+        let timeout = Duration::from_secs_f64(cfg.server.stop_timeout_s);
+        eprintln!(
+            "{which}: stopping: ending the calls in progress and storing them (at most {:.0} s; again to stop at once)…",
+            timeout.as_secs_f64()
+        );
+        let stopped = tokio::select! {
+            done = tokio::time::timeout(timeout, server.shutdown()) => done.is_ok(),
+            again = signals.next() => {
+                eprintln!("{again}: stopping at once");
+                false
+            }
+        };
+        if !stopped {
+            // Recordings are on disk; the next start stores what was not (recovery).
+            eprintln!(
+                "stopped before every final pass was stored: the next `callqc serve` on these recordings stores the rest"
+            );
+        }
+        anyhow::Ok(stopped)
     })?;
+    if !stopped {
+        // The final-pass thread may still be inside whisper or ONNX Runtime: exit without
+        // waiting for it, and without the C++ libraries' exit-time destructors, which would
+        // tear down what that thread is using (a store write it had begun is a transaction
+        // that never commits; the recordings are on disk for the next start).
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: `_exit` ends the process at once; nothing after it runs.
+        unsafe { libc::_exit(0) };
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (systemd, Kubernetes, `docker stop`) and SIGINT (Ctrl-C) alike.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
 }

@@ -58,6 +58,10 @@ pub struct ServerSection {
     /// clips with them muted.
     #[serde(default = "yes")]
     pub mask_personal_data: bool,
+    /// On SIGTERM or SIGINT: seconds to end the calls in progress and store their final passes
+    /// before exiting anyway (what is left is stored at the next start).
+    #[serde(default = "default_stop_timeout_s")]
+    pub stop_timeout_s: f64,
 }
 
 fn yes() -> bool {
@@ -85,6 +89,9 @@ fn default_shed_after_s() -> f64 {
 fn default_client_queue() -> usize {
     32
 }
+fn default_stop_timeout_s() -> f64 {
+    30.0
+}
 
 impl Default for ServerSection {
     fn default() -> Self {
@@ -99,6 +106,7 @@ impl Default for ServerSection {
             shed_after_s: default_shed_after_s(),
             client_queue: default_client_queue(),
             mask_personal_data: true,
+            stop_timeout_s: default_stop_timeout_s(),
         }
     }
 }
@@ -208,6 +216,11 @@ impl ServeConfig {
         if server.shed_after_s.is_nan() || server.shed_after_s <= 0.0 {
             return Err(invalid("[server] shed_after_s must be > 0".into()));
         }
+        if !(server.stop_timeout_s >= 0.0 && server.stop_timeout_s.is_finite()) {
+            return Err(invalid(
+                "[server] stop_timeout_s must be a number of seconds ≥ 0".into(),
+            ));
+        }
         server.client_queue = server.client_queue.max(1);
         // Relative paths are relative to the config file (a postgres:// store is no path).
         let base = path.parent().unwrap_or(Path::new("."));
@@ -226,25 +239,69 @@ impl ServeConfig {
             tokens: Tokens::new(entries),
         })
     }
+
+    /// The paths the server needs before it starts: the rubric file, the SQLite store's folder.
+    /// A wrong one is named with the file and the key it came from.
+    pub fn check_paths(&self) -> Result<(), ConfigError> {
+        let wrong = |key: &str, p: &Path, what: &str| ConfigError::Invalid {
+            path: self.path.clone(),
+            message: format!("[server] {key} = {:?}: {what}", p.display().to_string()),
+        };
+        if !self.server.rubric.is_file() {
+            return Err(wrong("rubric", &self.server.rubric, "no such file"));
+        }
+        let db = &self.server.db;
+        if !crate::store::is_postgres_url(&db.to_string_lossy()) {
+            let folder = db.parent().filter(|f| !f.as_os_str().is_empty());
+            if let Some(f) = folder
+                && !f.is_dir()
+            {
+                return Err(wrong("db", db, "its folder does not exist"));
+            }
+        }
+        if self.server.recordings.exists() && !self.server.recordings.is_dir() {
+            return Err(wrong("recordings", &self.server.recordings, "not a folder"));
+        }
+        Ok(())
+    }
 }
 
 /// Write a new configuration with fresh random tokens: one PBX, one supervisor, one reviewer and
-/// each agent given. The file is created readable by its owner only and never overwritten.
-pub fn write_new(path: &Path, agents: &[String]) -> Result<(), ConfigError> {
+/// each agent given; `rubric` is the rubric file to name. Every path in it is absolute (the
+/// store and the recordings beside the file), so the file works wherever it is written. The
+/// file is created readable by its owner only and never overwritten.
+pub fn write_new(path: &Path, agents: &[String], rubric: &Path) -> Result<(), ConfigError> {
     let write_err = |cause| ConfigError::Write {
         path: path.to_path_buf(),
         cause,
     };
+    let absolute = |p: &Path| -> Result<PathBuf, ConfigError> {
+        Ok(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(write_err)?.join(p)
+        })
+    };
+    let folder = absolute(path)?
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let quoted = |p: &Path| toml_string(&p.display().to_string());
     let mut text = String::from(
         "# callqc serve configuration. Keep this file private: it holds every token.\n\
          # Relative paths are relative to this file's folder.\n\n\
          [server]\n\
          listen = \"127.0.0.1:8345\"        # HTTP: pages, ingest WebSocket, warnings\n\
-         audiosocket = \"127.0.0.1:8346\"   # Asterisk AudioSocket (TCP); remove to switch off\n\
-         db = \"callqc.db\"\n\
-         rubric = \"rubrics/12345.toml\"\n\
-         recordings = \"recordings\"\n\
-         model = \"base-q8_0\"\n\n\
+         audiosocket = \"127.0.0.1:8346\"   # Asterisk AudioSocket (TCP); remove to switch off\n",
+    );
+    text.push_str(&format!("db = {}\n", quoted(&folder.join("callqc.db"))));
+    text.push_str(&format!("rubric = {}\n", quoted(&absolute(rubric)?)));
+    text.push_str(&format!(
+        "recordings = {}\n",
+        quoted(&folder.join("recordings"))
+    ));
+    text.push_str(
+        "model = \"base-q8_0\"\n\
+         stop_timeout_s = 30               # SIGTERM / SIGINT: time to store the calls in progress\n\n\
          [tokens.ingest]\npbx = \"",
     );
     text.push_str(&random_token().map_err(write_err)?);
@@ -269,6 +326,21 @@ pub fn write_new(path: &Path, agents: &[String]) -> Result<(), ConfigError> {
     options.mode(0o600);
     let mut f = options.open(path).map_err(write_err)?;
     f.write_all(text.as_bytes()).map_err(write_err)
+}
+
+/// A TOML basic string holding `s` (paths may hold quotes or backslashes).
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn toml_key(s: &str) -> String {
@@ -310,6 +382,21 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_path_is_named_with_its_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("callqc.toml");
+        let c = ServeConfig::parse("[server]\nrubric = \"nowhere/r.toml\"\n", &p).unwrap();
+        let e = c.check_paths().unwrap_err().to_string();
+        assert!(e.starts_with(&p.display().to_string()), "{e}");
+        assert!(
+            e.contains("[server] rubric") && e.contains("nowhere/r.toml"),
+            "{e}"
+        );
+        let c = ServeConfig::parse("[server]\nstop_timeout_s = -1\n", &p).unwrap_err();
+        assert!(c.to_string().contains("stop_timeout_s"), "{c}");
+    }
+
+    #[test]
     fn bad_configs_name_the_file_and_never_echo_a_token() {
         let p = Path::new("x.toml");
         let short = ServeConfig::parse("[tokens.agents]\na = \"short\"\n", p).unwrap_err();
@@ -335,11 +422,16 @@ mod tests {
     fn a_new_config_has_distinct_random_tokens_and_loads() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("callqc.toml");
-        write_new(&p, &["1001".into(), "工号 7".into()]).unwrap();
+        let rubric = Path::new(env!("CARGO_MANIFEST_DIR")).join("rubrics/12345.toml");
+        write_new(&p, &["1001".into(), "工号 7".into()], &rubric).unwrap();
         let c = ServeConfig::load(&p).unwrap();
         assert_eq!(c.tokens.len(), 5);
+        assert_eq!(c.server.rubric, rubric);
+        assert_eq!(c.server.db, dir.path().join("callqc.db"));
+        assert_eq!(c.server.recordings, dir.path().join("recordings"));
+        c.check_paths().unwrap();
         assert!(
-            write_new(&p, &[]).is_err(),
+            write_new(&p, &[], &rubric).is_err(),
             "an existing config is never overwritten"
         );
         #[cfg(unix)]

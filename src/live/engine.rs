@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::hub::{Hub, LiveMessage, Warning};
-use super::recording::{FolderLock, Recording, channel_map, lock_folder};
+use super::recording::{FolderLock, Left, Recording, channel_map, lock_folder, record_end};
 use crate::audio::Role;
 use crate::audio::frames::FrameEncoding;
 use crate::error::{Error, Stage};
@@ -203,6 +203,13 @@ struct Inbox {
     ended: Option<(EndReason, Option<String>)>,
 }
 
+/// What [`Engine::take`] is given: audio from the PBX, or silence callqc puts before a stream.
+#[derive(Clone, Copy)]
+enum Samples {
+    Received,
+    Padding,
+}
+
 /// When audio arrived: (samples received on the longest channel, Unix ms), one entry per push.
 type Arrivals = Arc<Mutex<Vec<(u64, i64)>>>;
 
@@ -268,15 +275,23 @@ impl LiveCall {
     }
 }
 
-/// Counters for `/api/stats` and the benchmark.
+/// Counters since the server started, for `/api/stats` (docs/live-protocol.md §5) and the
+/// benchmark.
 #[derive(Debug, Default, Serialize)]
 pub struct EngineStats {
+    /// Calls accepted.
     pub calls_started: u64,
+    /// Calls ended (any reason), and recordings a stopped server left, taken at this start.
     pub calls_ended: u64,
+    /// Final passes stored.
     pub calls_stored: u64,
+    /// Final passes that failed (the call's live record is stored all the same).
     pub calls_failed: u64,
+    /// Warnings sent (each one is an `alerts` row).
     pub warnings: u64,
+    /// Utterances not decoded live under overload (the final pass decodes them).
     pub shed_utterances: u64,
+    /// Audio samples received from PBXs, all channels; silence callqc pads is not counted.
     pub samples_received: u64,
 }
 
@@ -316,7 +331,7 @@ pub struct Engine {
     stopping: AtomicBool,
     next_seq: AtomicU64,
     next_warning: Arc<AtomicU64>,
-    counters: Counters,
+    counters: Arc<Counters>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// The recordings folder, this server's while it runs.
     _recordings: FolderLock,
@@ -357,7 +372,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             next_seq: AtomicU64::new(0),
             next_warning: Arc::new(AtomicU64::new(1)),
-            counters: Counters::default(),
+            counters: Arc::default(),
             threads: Mutex::new(Vec::new()),
             _recordings: recordings,
         });
@@ -451,6 +466,7 @@ impl Engine {
             arrivals: arrivals.clone(),
             next_warning: self.next_warning.clone(),
             alerts: lock(&self.alerts).clone(),
+            counters: self.counters.clone(),
             sent: 0,
         };
         let call = Arc::new(LiveCall {
@@ -500,6 +516,16 @@ impl Engine {
         channel: usize,
         pcm: &[i16],
     ) -> Result<(), IngestError> {
+        self.take(call, channel, pcm, Samples::Received)
+    }
+
+    fn take(
+        &self,
+        call: &Arc<LiveCall>,
+        channel: usize,
+        pcm: &[i16],
+        what: Samples,
+    ) -> Result<(), IngestError> {
         // The recording is held for the whole push, so the end cannot take it between the
         // check that the call has not ended and the samples going in.
         let mut recording = lock(&call.recording);
@@ -519,14 +545,19 @@ impl Engine {
             samples: pcm.iter().map(|&s| f32::from(s) / 32768.0).collect(),
             arrived: Instant::now(),
         });
-        self.counters
-            .samples_received
-            .fetch_add(pcm.len() as u64, Ordering::Relaxed);
         let schedule = !std::mem::replace(&mut inbox.scheduled, true);
         drop(inbox);
         // Written (at a checkpoint, to disk) with only the recording locked: the stream
         // worker, which locks the inbox, does not wait for the disk.
-        rec.push(channel, pcm);
+        match what {
+            Samples::Received => {
+                self.counters
+                    .samples_received
+                    .fetch_add(pcm.len() as u64, Ordering::Relaxed);
+                rec.push(channel, pcm);
+            }
+            Samples::Padding => rec.pad(channel, pcm.len()),
+        }
         let longest = rec.received().iter().copied().max().unwrap_or(0);
         drop(recording);
         lock(&call.arrivals).push((longest, now_ms()));
@@ -536,16 +567,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Pad a channel with silence up to the longest one (a leg that connects late starts at the
-    /// call's time, not at zero).
+    /// Before a stream's first audio: silence for the time since the call's first audio arrived
+    /// (of any stream), to the sample, so that a leg that connects late starts at the call's
+    /// time and legs that start together get none (see [`Recording::gap_at`]). The silence is
+    /// in the recording and the analysis, not in what counts as received.
     pub fn align(&self, call: &Arc<LiveCall>, channel: usize) -> Result<(), IngestError> {
-        let gap = {
-            let received = call.received();
-            let longest = received.iter().copied().max().unwrap_or(0);
-            longest.saturating_sub(received.get(channel).copied().unwrap_or(0)) as usize
-        };
+        let gap = lock(&call.recording)
+            .as_ref()
+            .map_or(0, |r| r.gap_at(channel, Instant::now()));
         if gap > 0 {
-            self.push(call, channel, &vec![0; gap])?;
+            self.take(call, channel, &vec![0; gap], Samples::Padding)?;
         }
         Ok(())
     }
@@ -836,6 +867,11 @@ impl Engine {
             shed_utterances: shed,
             alerts,
         };
+        // Before the final pass is queued: a server stopped before it is stored stores the call
+        // at its next start with this record.
+        if let Err(e) = record_end(&path, &record) {
+            tracing::error!("call {}: {e}", call.start.call_id);
+        }
         let job = CallJob {
             path,
             agent_id: Some(call.start.agent_id.clone()),
@@ -1037,35 +1073,47 @@ fn call_info(start: &CallStart) -> CallInfo {
     }
 }
 
-/// The final passes of the calls a stopped server left in progress (see
-/// [`super::recording::recover`]): each is stored as a live call that ended with the server
-/// (`shutdown`), with the audio up to its recording's last checkpoint and the warnings it got.
+/// The final passes of the calls a stopped server left without a stored call (see
+/// [`super::recording::recover`]): a call that was in progress is stored as one that ended with
+/// the server (`shutdown`), with the audio up to its recording's last checkpoint; a call that had
+/// ended is stored with the live record written at its end (or, if the server stopped before
+/// that too, as `shutdown` with the whole recording). Either way with the warnings it got.
 fn recovered_jobs(recordings: &Path, store: &Store) -> Vec<FinalJob> {
-    super::recording::recover(recordings)
+    let stored = |call_key: &str| store.live_call(call_key).is_ok_and(|r| r.is_some());
+    super::recording::recover(recordings, stored)
         .into_iter()
         .map(|r| {
             let alerts = store.alerts(&r.call_id).map_or(0, |a| a.len());
             let samples = vec![r.frames; r.channels];
-            let record = LiveCallRecord {
-                call_key: r.call_id.clone(),
-                agent_id: Some(r.agent_id.clone()),
-                protocol: r.protocol,
-                peer: r.peer,
-                started_ms: r.started_ms,
-                ended_ms: r.ended_ms,
-                end_reason: EndReason::Shutdown,
-                error: Some(
+            let why = match r.left {
+                Left::InProgress => {
                     "callqc stopped before the call ended; recovered at the next start with the \
                      audio up to its recording's last checkpoint"
-                        .into(),
-                ),
-                recording: r.path.display().to_string(),
-                sample_rate: r.sample_rate,
-                encoding: r.encoding,
-                samples_received: samples.clone(),
-                samples_stored: samples,
-                shed_utterances: 0,
-                alerts,
+                }
+                Left::Ended => {
+                    "callqc stopped after the call ended, before its final pass was stored; \
+                     stored at the next start"
+                }
+            };
+            let record = match r.end {
+                Some(end) => LiveCallRecord { alerts, ..end },
+                None => LiveCallRecord {
+                    call_key: r.call_id.clone(),
+                    agent_id: Some(r.agent_id.clone()),
+                    protocol: r.protocol,
+                    peer: r.peer,
+                    started_ms: r.started_ms,
+                    ended_ms: r.ended_ms,
+                    end_reason: EndReason::Shutdown,
+                    error: Some(why.into()),
+                    recording: r.path.display().to_string(),
+                    sample_rate: r.sample_rate,
+                    encoding: r.encoding,
+                    samples_received: samples.clone(),
+                    samples_stored: samples,
+                    shed_utterances: 0,
+                    alerts,
+                },
             };
             let job = CallJob {
                 path: r.path,
@@ -1089,6 +1137,7 @@ struct LiveSink {
     arrivals: Arrivals,
     next_warning: Arc<AtomicU64>,
     alerts: Option<mpsc::Sender<AlertRecord>>,
+    counters: Arc<Counters>,
     sent: usize,
 }
 
@@ -1139,6 +1188,7 @@ impl LiveSink {
         };
         let d = self.hub.warning(w);
         self.sent += 1;
+        self.counters.warnings.fetch_add(1, Ordering::Relaxed);
         if let Some(tx) = &self.alerts {
             let _ = tx.send(AlertRecord {
                 agent_pages: d.agent_pages,

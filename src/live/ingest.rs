@@ -139,18 +139,36 @@ impl Deinterleaver {
     }
 }
 
+/// How long callqc waits for the peer's half of a close handshake before it drops the TCP
+/// connection anyway.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Close a connection the server ends: a close frame with `code`, then the peer's answering
+/// close frame awaited (RFC 6455 §5.5.1), then the TCP connection closed.
 async fn close_with(mut socket: WebSocket, code: u16, reason: String) {
-    // A close reason is at most 123 bytes.
+    // A close reason is at most 123 bytes, cut on a character boundary.
     let mut reason = reason;
     while reason.len() > 123 {
         reason.pop();
     }
-    let _ = socket
+    if socket
         .send(Message::Close(Some(CloseFrame {
             code,
             reason: reason.into(),
         })))
-        .await;
+        .await
+        .is_ok()
+    {
+        finish_close(&mut socket).await;
+    }
+}
+
+/// Complete a close handshake: after the peer's close frame, the next read sends the echo that
+/// the WebSocket layer queued for it; after ours, reading ends at the peer's answer. Frames
+/// that still come are read and dropped; at most [`CLOSE_TIMEOUT`].
+async fn finish_close(socket: &mut WebSocket) {
+    let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, socket.recv()).await {}
 }
 
 /// One PBX connection, from the metadata to the end of the call.
@@ -237,13 +255,15 @@ pub async fn pbx_connection(
         tracing::warn!("ingest {peer_s}: {e}");
     }
     engine.end(&call, reason, error.clone());
-    if reason == EndReason::Error || reason == EndReason::Shutdown {
-        let code = if reason == EndReason::Shutdown {
-            close::GOING_AWAY
-        } else {
-            close::BAD_DATA
-        };
-        close_with(socket, code, error.unwrap_or_default()).await;
+    match reason {
+        // The PBX closed: echo its close frame.
+        EndReason::Hangup => finish_close(&mut socket).await,
+        EndReason::Shutdown => {
+            close_with(socket, close::GOING_AWAY, error.unwrap_or_default()).await
+        }
+        EndReason::Error => close_with(socket, close::BAD_DATA, error.unwrap_or_default()).await,
+        // The connection is gone: nobody to close it with.
+        EndReason::Vanished => {}
     }
 }
 
@@ -376,20 +396,38 @@ pub async fn page_connection(state: AppState, mut socket: WebSocket, peer: Socke
         hub.send_to(&client, &hub.snapshot());
     }
     let mut shutdown = state.shutdown.clone();
-    loop {
+    let end = loop {
         tokio::select! {
             out = client.next() => match out {
-                Some(json) => if socket.send(Message::Text(json.to_string().into())).await.is_err() { break },
-                None => break,
+                Some(json) => if socket.send(Message::Text(json.to_string().into())).await.is_err() { break PageEnd::Gone },
+                None => break PageEnd::Stopping,
             },
             msg = socket.recv() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                None | Some(Err(_)) => break PageEnd::Gone,
+                Some(Ok(Message::Close(_))) => break PageEnd::Closed,
                 Some(Ok(_)) => {}
             },
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => break PageEnd::Stopping,
         }
-    }
+    };
     hub.unsubscribe(&client);
+    match end {
+        PageEnd::Closed => finish_close(&mut socket).await,
+        PageEnd::Stopping => {
+            close_with(socket, close::GOING_AWAY, "callqc is stopping".into()).await;
+        }
+        PageEnd::Gone => {}
+    }
+}
+
+/// Why a page's connection ends.
+enum PageEnd {
+    /// The page sent a close frame.
+    Closed,
+    /// The server is stopping.
+    Stopping,
+    /// The connection broke.
+    Gone,
 }
 
 #[cfg(test)]

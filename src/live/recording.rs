@@ -5,7 +5,10 @@
 //! `<recordings>/<UTC date>/<call id>.wav.part`, a WAV file whose header is brought up to date
 //! at every checkpoint (each second of audio on every channel), so it is readable up to its last
 //! checkpoint whatever happens to the process; its `NAME.json` sidecar is written when the call
-//! begins. When the call ends the rest is written and the file renamed to `.wav`.
+//! begins. When the call ends the rest is written, the file renamed to `.wav`, and the call's
+//! live record (how it ended, what was received) added to the sidecar ([`record_end`]); the
+//! final pass then stores it. A server stopped between the two leaves a `.wav` with no stored
+//! call, and [`recover`] finds that too.
 //!
 //! Why not keep the call in memory and write it at the end (as callqc did): a long call held
 //! 32 KB per second of 8 kHz stereo until it ended, and a crash of the server lost every call
@@ -21,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::CallStart;
 use crate::audio::{ChannelMap, Role};
-use crate::store::IngestProtocol;
+use crate::store::{IngestProtocol, LiveCallRecord};
 
 /// Seconds of audio on every channel between two checkpoints.
 const CHECKPOINT_S: u32 = 1;
@@ -62,6 +65,15 @@ struct LiveSidecar {
     protocol: IngestProtocol,
     peer: String,
     encoding: String,
+    /// The recording's format, so that a call stopped before its first checkpoint is still
+    /// stored (with no audio). 0 in sidecars of versions before it.
+    #[serde(default)]
+    sample_rate: u32,
+    #[serde(default)]
+    channels: u16,
+    /// How the call ended, added when it did ([`record_end`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end: Option<LiveCallRecord>,
 }
 
 type Writer = hound::WavWriter<BufWriter<File>>;
@@ -80,7 +92,12 @@ pub struct Recording {
     writer: Option<Writer>,
     /// Samples received and not yet in the file, per channel.
     unwritten: Vec<Vec<i16>>,
+    /// Samples on each channel's timeline: received plus [`Recording::pad`]ded.
     received: Vec<u64>,
+    /// Silence put before a channel's first audio (it began after the call's).
+    padded: Vec<u64>,
+    /// When the call's first audio (of any channel) arrived.
+    began: Option<std::time::Instant>,
     /// Frames (one sample of every channel) in the file as of its last checkpoint.
     checkpointed: u64,
     /// Frames written since the last checkpoint.
@@ -93,6 +110,7 @@ pub struct Recording {
 /// What a finished recording holds.
 pub struct Finished {
     pub path: PathBuf,
+    /// Samples received from the PBX, per channel (padding not counted).
     pub received: Vec<u64>,
     /// Samples received that are in the file, per channel.
     pub stored: Vec<u64>,
@@ -122,11 +140,16 @@ impl Recording {
                 protocol: start.protocol,
                 peer: start.peer.clone(),
                 encoding: format!("{:?}", start.encoding),
+                sample_rate: start.sample_rate,
+                channels: channels as u16,
+                end: None,
             },
             sidecar_written: false,
             writer: None,
             unwritten: vec![Vec::new(); channels],
             received: vec![0; channels],
+            padded: vec![0; channels],
+            began: None,
             checkpointed: 0,
             since_checkpoint: 0,
             error: None,
@@ -163,13 +186,40 @@ impl Recording {
         Ok(())
     }
 
-    /// Samples received per channel.
+    /// Samples on each channel's timeline (received and padded).
     pub fn received(&self) -> &[u64] {
         &self.received
     }
 
+    /// The silence a channel whose first audio arrives `now` needs before it, so that it
+    /// starts at the call's time: the time since the call's first audio, to the sample, less
+    /// what the channel already holds. None for streams whose first audio arrives together
+    /// (within a sample's time).
+    pub fn gap_at(&self, channel: usize, now: std::time::Instant) -> usize {
+        let Some(began) = self.began else { return 0 };
+        let due = (now.saturating_duration_since(began).as_secs_f64()
+            * f64::from(self.spec.sample_rate))
+        .floor() as u64;
+        due.saturating_sub(self.received.get(channel).copied().unwrap_or(0)) as usize
+    }
+
+    /// `n` samples of silence on one channel, before its first audio (not counted as received).
+    pub fn pad(&mut self, channel: usize, n: usize) {
+        if channel < self.padded.len() {
+            self.padded[channel] += n as u64;
+            self.append(channel, &vec![0; n]);
+        }
+    }
+
     /// Samples of one channel (`channel` < the call's channels: the caller checks).
     pub fn push(&mut self, channel: usize, pcm: &[i16]) {
+        if self.began.is_none() && !pcm.is_empty() {
+            self.began = Some(std::time::Instant::now());
+        }
+        self.append(channel, pcm);
+    }
+
+    fn append(&mut self, channel: usize, pcm: &[i16]) {
         let Some(buf) = self.unwritten.get_mut(channel) else {
             return;
         };
@@ -252,9 +302,14 @@ impl Recording {
             self.checkpointed = 0;
         }
         let frames = self.checkpointed;
+        let padded = &self.padded;
         Finished {
-            stored: self.received.iter().map(|&r| r.min(frames)).collect(),
-            received: self.received,
+            stored: (self.received.iter().zip(padded))
+                .map(|(&r, &p)| r.min(frames).saturating_sub(p))
+                .collect(),
+            received: (self.received.iter().zip(padded))
+                .map(|(&r, &p)| r - p)
+                .collect(),
             path: self.path,
             error,
         }
@@ -303,70 +358,186 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, String> {
     Ok(FolderLock { _file: file })
 }
 
-/// A call whose server stopped without ending it, as found on disk at the next start.
+/// Add the call's live record to the sidecar of its finished recording `path` (written to a
+/// temporary file and renamed, so a kill leaves the old sidecar or the new one, whole).
+pub(super) fn record_end(path: &Path, record: &LiveCallRecord) -> Result<(), String> {
+    let sidecar = path.with_extension("json");
+    let at = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", sidecar.display());
+    let text = std::fs::read_to_string(&sidecar).map_err(|e| at("cannot read", &e))?;
+    let mut side: LiveSidecar =
+        serde_json::from_str(&text).map_err(|e| at("not a live sidecar", &e))?;
+    side.end = Some(record.clone());
+    let json = serde_json::to_string_pretty(&side).map_err(|e| at("cannot write", &e))?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json).map_err(|e| at("cannot write", &e))?;
+    std::fs::rename(&tmp, &sidecar).map_err(|e| at("cannot rename", &e))
+}
+
+/// How far a recording a stopped server left had got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// Still `.wav.part`: the call was in progress; kept up to its last checkpoint.
+    InProgress,
+    /// A whole `.wav`: the call had ended, its final pass had not been stored.
+    Ended,
+}
+
+/// A recording a stopped server left without a stored call, as found at the next start.
 pub struct Recovered {
+    pub left: Left,
     pub path: PathBuf,
     pub call_id: String,
     pub agent_id: String,
     pub channel_map: ChannelMap,
     pub started_ms: i64,
+    /// When the file was last written (the call's end, or the server's).
     pub ended_ms: i64,
     pub protocol: IngestProtocol,
     pub peer: String,
     pub encoding: String,
     pub sample_rate: u32,
     pub channels: usize,
-    /// Frames of the recording as of its last checkpoint (what is kept of every channel).
+    /// Frames of the recording (as of its last checkpoint, for one left in progress).
     pub frames: u64,
+    /// The live record written when the call ended, if the server got that far.
+    pub end: Option<LiveCallRecord>,
 }
 
-/// Turn every `.wav.part` a stopped server left under `dir` (`<dir>/<date>/`) into a `.wav`
-/// holding the audio up to its last checkpoint. A file that cannot be read (the server stopped
-/// before its first checkpoint) or has no sidecar is reported and left as it is.
-pub fn recover(dir: &Path) -> Vec<Recovered> {
+/// Every recording under `dir` (`<dir>/<date>/`) that a stopped server left without a stored
+/// call: each `.wav.part` is turned into a `.wav` holding the audio up to its last checkpoint,
+/// and each finished `.wav` with a live sidecar for whose call `is_stored` says no is taken as
+/// it is. A file that cannot be read (stopped before its first checkpoint) or has no sidecar
+/// is reported and left as it is.
+pub fn recover(dir: &Path, is_stored: impl Fn(&str) -> bool) -> Vec<Recovered> {
     let mut found = Vec::new();
     let Ok(days) = std::fs::read_dir(dir) else {
         return found;
     };
-    let mut parts: Vec<PathBuf> = days
+    let mut files: Vec<PathBuf> = days
         .flatten()
         .filter(|d| d.path().is_dir())
         .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
         .map(|f| f.path())
-        .filter(|p| p.to_string_lossy().ends_with(".wav.part"))
         .collect();
-    parts.sort();
-    for part in parts {
-        match recover_one(&part) {
+    files.sort();
+    for file in files {
+        let name = file.to_string_lossy();
+        let outcome = if name.ends_with(".wav.part") {
+            recover_part(&file)
+        } else if name.ends_with(".wav") && file.with_extension("json").is_file() {
+            match finished(&file) {
+                Ok(r) if is_stored(&r.call_id) => continue,
+                other => other,
+            }
+        } else {
+            continue;
+        };
+        match outcome {
             Ok(r) => {
-                tracing::warn!(
-                    "call {}: the server stopped while it ran; recovered {:.1} s of audio from {}",
-                    r.call_id,
-                    r.frames as f64 / f64::from(r.sample_rate.max(1)),
-                    part.display()
-                );
+                let seconds = r.frames as f64 / f64::from(r.sample_rate.max(1));
+                match r.left {
+                    Left::InProgress => tracing::warn!(
+                        "call {}: the server stopped while it ran; recovered {seconds:.1} s of audio from {}",
+                        r.call_id,
+                        file.display()
+                    ),
+                    Left::Ended => tracing::warn!(
+                        "call {}: the server stopped before its final pass was stored; storing {} ({seconds:.1} s)",
+                        r.call_id,
+                        file.display()
+                    ),
+                }
                 found.push(r);
             }
-            Err(e) => tracing::error!("{}: not recovered: {e}", part.display()),
+            Err(e) => tracing::error!("{}: not recovered: {e}", file.display()),
         }
     }
     found
 }
 
-fn recover_one(part: &Path) -> Result<Recovered, String> {
-    // `X.wav.part` → `X.wav`, sidecar `X.json`.
-    let path = part.with_extension("");
+fn sidecar_of(path: &Path) -> Result<LiveSidecar, String> {
     let sidecar = std::fs::read_to_string(path.with_extension("json"))
         .map_err(|e| format!("no sidecar: {e}"))?;
-    let side: LiveSidecar =
-        serde_json::from_str(&sidecar).map_err(|e| format!("not a live sidecar: {e}"))?;
-    let ended_ms = std::fs::metadata(part)
+    serde_json::from_str(&sidecar).map_err(|e| format!("not a live sidecar: {e}"))
+}
+
+fn modified_ms(path: &Path, otherwise: i64) -> i64 {
+    std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(side.started_ms, |d| d.as_millis() as i64);
-    let mut reader =
-        hound::WavReader::open(part).map_err(|e| format!("unreadable (no checkpoint?): {e}"))?;
+        .map_or(otherwise, |d| d.as_millis() as i64)
+}
+
+fn recovered(
+    left: Left,
+    path: PathBuf,
+    side: LiveSidecar,
+    spec: hound::WavSpec,
+    frames: u64,
+    ended_ms: i64,
+) -> Recovered {
+    Recovered {
+        left,
+        path,
+        call_id: side.call_id,
+        agent_id: side.agent_id,
+        channel_map: side.channel_map,
+        started_ms: side.started_ms,
+        ended_ms,
+        protocol: side.protocol,
+        peer: side.peer,
+        encoding: side.encoding,
+        sample_rate: spec.sample_rate,
+        channels: usize::from(spec.channels),
+        frames,
+        end: side.end,
+    }
+}
+
+/// A finished recording, read as it is (its header is whole).
+fn finished(path: &Path) -> Result<Recovered, String> {
+    let side = sidecar_of(path)?;
+    let reader = hound::WavReader::open(path).map_err(|e| format!("unreadable: {e}"))?;
+    let (spec, frames) = (reader.spec(), u64::from(reader.duration()));
+    let ended_ms = modified_ms(path, side.started_ms);
+    Ok(recovered(
+        Left::Ended,
+        path.to_path_buf(),
+        side,
+        spec,
+        frames,
+        ended_ms,
+    ))
+}
+
+fn recover_part(part: &Path) -> Result<Recovered, String> {
+    // `X.wav.part` → `X.wav`, sidecar `X.json`.
+    let path = part.with_extension("");
+    let side = sidecar_of(&path)?;
+    let ended_ms = modified_ms(part, side.started_ms);
+    let mut reader = match hound::WavReader::open(part) {
+        Ok(r) => r,
+        // Stopped before its first checkpoint: the call is stored, with no audio.
+        Err(e) if side.sample_rate > 0 && side.channels > 0 => {
+            let spec = hound::WavSpec {
+                channels: side.channels,
+                sample_rate: side.sample_rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            tracing::warn!(
+                "{}: no checkpoint ({e}): the call is stored with no audio",
+                part.display()
+            );
+            hound::WavWriter::create(&path, spec)
+                .and_then(|w| w.finalize())
+                .map_err(|e| format!("cannot write an empty recording: {e}"))?;
+            std::fs::remove_file(part).map_err(|e| format!("cannot remove: {e}"))?;
+            return Ok(recovered(Left::InProgress, path, side, spec, 0, ended_ms));
+        }
+        Err(e) => return Err(format!("unreadable (no checkpoint?): {e}")),
+    };
     let spec = reader.spec();
     if spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
         return Err("not a callqc recording (16-bit PCM)".into());
@@ -401,20 +572,14 @@ fn recover_one(part: &Path) -> Result<Recovered, String> {
     };
     std::fs::rename(&copy, &path).map_err(|e| format!("cannot rename: {e}"))?;
     std::fs::remove_file(part).map_err(|e| format!("cannot remove: {e}"))?;
-    Ok(Recovered {
+    Ok(recovered(
+        Left::InProgress,
         path,
-        call_id: side.call_id,
-        agent_id: side.agent_id,
-        channel_map: side.channel_map,
-        started_ms: side.started_ms,
-        ended_ms,
-        protocol: side.protocol,
-        peer: side.peer,
-        encoding: side.encoding,
-        sample_rate: spec.sample_rate,
-        channels: usize::from(spec.channels),
+        side,
+        spec,
         frames,
-    })
+        ended_ms,
+    ))
 }
 
 #[cfg(test)]
@@ -495,9 +660,18 @@ mod tests {
         stream(&mut early, 10);
         std::mem::forget(early);
 
-        let found = recover(dir.path());
-        assert_eq!(found.len(), 1, "only the checkpointed call is recovered");
+        let found = recover(dir.path(), |_| false);
+        assert_eq!(
+            found.len(),
+            2,
+            "{:?}",
+            found.iter().map(|r| &r.call_id).collect::<Vec<_>>()
+        );
+        // The call stopped before its first checkpoint is kept, with no audio.
+        assert_eq!((found[1].call_id.as_str(), found[1].frames), ("c-3", 0));
         let r = &found[0];
+        assert_eq!(r.left, Left::InProgress);
+        assert!(r.end.is_none());
         assert_eq!(r.call_id, "c-2");
         assert_eq!((r.frames, r.channels, r.sample_rate), (16_000, 2, 8000));
         assert_eq!(r.protocol, IngestProtocol::WebSocket);
@@ -508,8 +682,65 @@ mod tests {
         let day = dir.path().join("2025-12-01");
         assert!(!day.join("c-2.wav.part").exists());
         assert!(!day.join("c-2.wav.recovering").exists());
-        // Nothing to recover the second time.
-        assert!(recover(dir.path()).is_empty());
+        // The second time it is a finished recording: taken again only while its call is not
+        // stored.
+        let again = recover(dir.path(), |_| false);
+        assert_eq!(again.len(), 2);
+        assert_eq!((again[0].left, again[0].frames), (Left::Ended, 16_000));
+        assert!(recover(dir.path(), |id| id == "c-2" || id == "c-3").is_empty());
+    }
+
+    #[test]
+    fn a_call_that_ended_before_its_final_pass_is_recovered_with_its_end_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recording::create(dir.path(), &start("c-4"), 1_764_579_000_000);
+        stream(&mut rec, 100);
+        let done = rec.finish();
+        let record = LiveCallRecord {
+            call_key: "c-4".into(),
+            agent_id: Some("1001".into()),
+            protocol: IngestProtocol::WebSocket,
+            peer: "127.0.0.1:5000".into(),
+            started_ms: 1_764_579_000_000,
+            ended_ms: 1_764_579_002_000,
+            end_reason: crate::store::EndReason::Hangup,
+            error: None,
+            recording: done.path.display().to_string(),
+            sample_rate: 8000,
+            encoding: "Pcmu".into(),
+            samples_received: done.received.clone(),
+            samples_stored: done.stored.clone(),
+            shed_utterances: 0,
+            alerts: 2,
+        };
+        record_end(&done.path, &record).unwrap();
+        let found = recover(dir.path(), |_| false);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].left, Left::Ended);
+        assert_eq!(found[0].end.as_ref(), Some(&record));
+        assert_eq!(found[0].frames, 16_000);
+        assert!(recover(dir.path(), |id| id == "c-4").is_empty());
+    }
+
+    #[test]
+    fn a_late_stream_is_padded_by_arrival_time_and_the_padding_is_not_received() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recording::create(dir.path(), &start("c-5"), 1_764_579_000_000);
+        assert_eq!(rec.gap_at(1, std::time::Instant::now()), 0, "no audio yet");
+        rec.push(0, &[5; 160]);
+        let began = rec.began.unwrap();
+        // The other stream's first audio at the same instant needs nothing; 0.5 s later, 0.5 s.
+        assert_eq!(rec.gap_at(1, began), 0);
+        let half = began + std::time::Duration::from_millis(500);
+        assert_eq!(rec.gap_at(1, half), 4000);
+        rec.pad(1, 4000);
+        rec.push(1, &[9; 160]);
+        let done = rec.finish();
+        assert_eq!(done.received, vec![160, 160]);
+        assert_eq!(done.stored, vec![160, 160]);
+        let frames = wav_frames(&done.path);
+        assert_eq!(frames.len(), 4160);
+        assert_eq!(frames[4000], [0, 9]);
     }
 
     #[test]

@@ -366,7 +366,11 @@ async fn stream_ws(
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let reader = tokio::spawn(async move {
+        // RFC 6455: the server answers the end of the call with a close frame of its own; a
+        // connection dropped without one is what a client sees as 1006.
+        let mut closed = false;
         while let Some(Ok(msg)) = incoming.next().await {
+            closed |= matches!(msg, Message::Close(_));
             if let (Message::Text(t), Some(tx)) = (&msg, &warnings)
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(t)
             {
@@ -383,7 +387,11 @@ async fn stream_ws(
                 ));
             }
         }
-        Ok(())
+        if closed {
+            Ok(())
+        } else {
+            Err("the server dropped the connection without a close frame (1006)".to_string())
+        }
     });
     let (per_frame, n) = p.frames();
     let started = tokio::time::Instant::now();

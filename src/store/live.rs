@@ -1,13 +1,15 @@
 //! Live calls and the warnings pushed while they ran.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::db::{DbError, args};
 use super::types::{AlertKind, EndReason, IngestProtocol};
 use super::{Store, StoreError};
 
-/// How one streamed call went (its analysis is the `calls` row with the same key).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// How one streamed call went (its analysis is the `calls` row with the same key). Also written
+/// into the recording's sidecar when the call ends, so a server stopped before the final pass
+/// stores it at its next start as it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveCallRecord {
     pub call_key: String,
     pub agent_id: Option<String>,
