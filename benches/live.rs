@@ -7,6 +7,10 @@
 //! streamed, at the lowest level: shedding under overload drops live warnings, never audio). A warning's latency is the client's: from sending the frame that ends the
 //! warning's evidence to receiving the warning. `CALLQC_LIVE_SOAK_S=1800` then keeps
 //! `CALLQC_LIVE_SOAK_LEVEL` (default 8) calls going for that long and samples resident memory.
+//! Each level's row also compares live tone with the final pass: of the final pass's agitation
+//! findings, how many a live tone warning overlapped, and live tone warnings it has none for.
+//! `CALLQC_LIVE_TONE_DIRS=DIR,…` (folders of `callqc degrade samples --out …`) does the same on
+//! those recordings.
 //! Prints the CPU and its SIMD flags first: figures depend on them.
 
 #[path = "../tests/live_support/mod.rs"]
@@ -19,6 +23,8 @@ use support_cpu::cpu;
 use std::time::{Duration, Instant};
 
 use callqc::live::simulate::{self, Protocol, ReceivedWarning};
+use callqc::rubric::rules::Kind;
+use callqc::store::{AlertKind, Store};
 
 /// Samples with warnings (禁语 + agitation, agitation) and without; a level's calls alternate
 /// between them, so every level has warnings to time and clean speech to load the workers.
@@ -65,12 +71,55 @@ fn fmt(s: &simulate::LatencySummary) -> String {
     }
 }
 
-/// One round of `level` concurrent calls: every warning, and the warnings per sample name.
+/// Live tone against the final pass, over calls already stored: (the final pass's agitation
+/// findings, how many of them a live tone warning overlapped (±1 s), live tone warnings that
+/// overlapped none).
+fn tone_recall(db: &std::path::Path, call_ids: &[String]) -> (usize, usize, usize) {
+    let store = Store::open(db).expect("store");
+    let (mut finals, mut warned, mut extra) = (0, 0, 0);
+    for id in call_ids {
+        let Ok(call) = store.find_call(id) else {
+            continue;
+        };
+        let found: Vec<(f64, f64)> = store
+            .findings(call, None)
+            .unwrap_or_default()
+            .iter()
+            .filter(|f| f.kind == Kind::AgentTone)
+            .map(|f| (f.start - 1.0, f.end + 1.0))
+            .collect();
+        let live: Vec<(f64, f64)> = store
+            .alerts(id)
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a.kind == AlertKind::Tone)
+            .map(|a| (a.evidence_start_s, a.evidence_end_s))
+            .collect();
+        let overlaps = |a: (f64, f64), b: (f64, f64)| a.0 < b.1 && b.0 < a.1;
+        finals += found.len();
+        warned += found
+            .iter()
+            .filter(|&&f| live.iter().any(|&l| overlaps(f, l)))
+            .count();
+        extra += live
+            .iter()
+            .filter(|&&l| !found.iter().any(|&f| overlaps(f, l)))
+            .count();
+    }
+    (finals, warned, extra)
+}
+
+/// One round of `level` concurrent calls: every warning, the warnings per sample name, the
+/// call ids.
 async fn round(
     server: &live_support::TestServer,
     level: usize,
     tag: &str,
-) -> (Vec<ReceivedWarning>, Vec<(&'static str, usize)>) {
+) -> (
+    Vec<ReceivedWarning>,
+    Vec<(&'static str, usize)>,
+    Vec<String>,
+) {
     let calls = (0..level)
         .map(|i| live_support::sample(sample_name(i)))
         .collect();
@@ -87,9 +136,11 @@ async fn round(
         .enumerate()
         .map(|(i, r)| (sample_name(i), r.warnings.len()))
         .collect();
+    let ids = reports.iter().map(|r| r.call_id.clone()).collect();
     (
         reports.into_iter().flat_map(|r| r.warnings).collect(),
         counts,
+        ids,
     )
 }
 
@@ -121,15 +172,16 @@ fn main() {
             server.server.engine.config().live_workers,
             server.server.engine.config().live_worker.whisper_threads
         );
-        println!("| concurrent calls | 禁语 p50 ms | 禁语 p95 ms | 禁语 max ms | 禁语 n | tone p50 ms | tone p95 ms | tone max ms | tone n | all p95 ms | warnings missed | utterances shed | RSS MB after |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| concurrent calls | 禁语 p50 ms | 禁语 p95 ms | 禁语 max ms | 禁语 n | tone p50 ms | tone p95 ms | tone max ms | tone n | all p95 ms | warnings missed | tone: final findings warned live | tone: live warnings the final pass has not | utterances shed | RSS MB after |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut sustained = 0;
         // Warnings each sample gets when streamed alone: what a loaded server must also show.
         let mut reference: std::collections::HashMap<&str, usize> = Default::default();
         for &level in &levels {
             let shed0 = server.server.engine.stats().shed_utterances;
-            let (warnings, counts) = round(&server, level, &format!("l{level}")).await;
+            let (warnings, counts, ids) = round(&server, level, &format!("l{level}")).await;
             server.wait_stored().await;
+            let (finals, warned, extra) = tone_recall(&server.db(), &ids);
             let mut missed = 0;
             for (name, n) in counts {
                 let want = *reference.entry(name).or_insert(n);
@@ -139,7 +191,7 @@ fn main() {
             let all = simulate::summarize(&warnings);
             let shed = server.server.engine.stats().shed_utterances - shed0;
             println!(
-                "| {level} | {} | {} | {:.0} | {missed} | {shed} | {:.0} |",
+                "| {level} | {} | {} | {:.0} | {missed} | {warned}/{finals} | {extra} | {shed} | {:.0} |",
                 fmt(&by("forbidden")),
                 fmt(&by("tone")),
                 all.p95_ms,
@@ -195,6 +247,50 @@ fn main() {
                 s.p50_ms,
                 s.p95_ms,
                 s.warnings
+            );
+        }
+        // Live tone against the final pass on other recordings (the degraded copies of
+        // `callqc degrade samples --out DIR`): the calls with agitation and two without, from
+        // each folder, streamed at real time four at a time.
+        let tone_dirs = std::env::var("CALLQC_LIVE_TONE_DIRS").unwrap_or_default();
+        let tone_dirs: Vec<&str> = tone_dirs.split(',').filter(|d| !d.is_empty()).collect();
+        if !tone_dirs.is_empty() {
+            println!("\n| recordings | tone: final findings warned live | tone: live warnings the final pass has not | tone p95 ms | 禁语 p95 ms |");
+            println!("|---|---:|---:|---:|---:|");
+        }
+        for (k, dir) in tone_dirs.iter().enumerate() {
+            let dir = std::path::Path::new(dir);
+            let calls: Vec<simulate::SimCall> = ["call03", "call05", "call01", "call02"]
+                .iter()
+                .map(|n| dir.join(format!("{n}.wav")))
+                .filter(|p| p.exists())
+                .map(|path| {
+                    let side: serde_json::Value = serde_json::from_str(
+                        &std::fs::read_to_string(path.with_extension("json")).unwrap(),
+                    )
+                    .unwrap();
+                    simulate::SimCall {
+                        path,
+                        agent_id: side["agent_id"].as_str().unwrap_or("6618").to_string(),
+                        channel_map: Default::default(),
+                    }
+                })
+                .collect();
+            let mut opts = server.options(Protocol::Ws, 1.0);
+            opts.call_prefix = format!("bench-tone{k}-");
+            let n = calls.len();
+            let reports = simulate::simulate(calls, &opts, n).await;
+            server.wait_stored().await;
+            let ids: Vec<String> = reports.iter().map(|r| r.call_id.clone()).collect();
+            let (finals, warned, extra) = tone_recall(&server.db(), &ids);
+            let warnings: Vec<ReceivedWarning> =
+                reports.into_iter().flat_map(|r| r.warnings).collect();
+            let p95 = |k: &str| simulate::summarize(warnings.iter().filter(|w| w.kind == k)).p95_ms;
+            println!(
+                "| {} | {warned}/{finals} | {extra} | {:.0} | {:.0} |",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                p95("tone"),
+                p95("forbidden")
             );
         }
         // Final passes still queued after a soak finish in shutdown (it waits for them).
