@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use callqc::audio::degrade::Lcg;
 use callqc::store::{EndReason, Store};
 use live_support::*;
 
@@ -125,19 +126,6 @@ async fn stream(addr: String, id: String, pcm: Arc<Vec<i16>>, seconds: f64) -> S
     out
 }
 
-/// A small deterministic generator (the seed is printed, so a failure can be replayed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// The end of serve's log, for a failure's message.
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -237,15 +225,15 @@ async fn killed_or_stopped_at_random_moments_every_accepted_call_is_stored_exact
         let mut tasks = Vec::new();
         for k in 0..4 {
             let id = format!("r{round}-c{k}");
-            let seconds = 3.0 + 6.0 * rng.next();
-            let delay = Duration::from_secs_f64(0.4 * k as f64 * rng.next());
+            let seconds = 3.0 + 6.0 * rng.unit();
+            let delay = Duration::from_secs_f64(0.4 * k as f64 * rng.unit());
             let (addr, pcm) = (s.addr.clone(), pcm.clone());
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 (id.clone(), stream(addr, id, pcm, seconds).await)
             }));
         }
-        let at = Duration::from_secs_f64(0.3 + 2.5 * rng.next());
+        let at = Duration::from_secs_f64(0.3 + 2.5 * rng.unit());
         tokio::time::sleep(at).await;
         let kill_at = Instant::now();
         if sigterm {

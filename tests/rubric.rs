@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use callqc::asr::Segment;
 use callqc::audio::Role;
+use callqc::audio::degrade::Lcg;
 use callqc::eval::{GroundTruth, TruthUtterance};
 use callqc::rubric::{self, CallFacts, Finding, Rubric};
 use callqc::tone::ToneWindow;
@@ -427,19 +428,6 @@ fn announced_hold_is_what_keeps_the_hold_from_being_dead_air() {
     assert!(holds > 0, "no labelled hold in the samples");
 }
 
-/// A small deterministic generator (the test must fail the same way every time).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Whisper-style homophone substitutions seen on telephone Mandarin.
 const HOMOPHONES: &[(char, char)] = &[
     ('为', '未'),
@@ -503,7 +491,7 @@ const TRADITIONAL: &[(char, char)] = &[
 /// The utterance as a weak recogniser might write it: digits as written or read (一 sometimes
 /// 幺), some characters Traditional, some replaced by homophones, `drop` of them left out.
 fn corrupt(u: &TruthUtterance, rng: &mut Lcg, drop: f64) -> String {
-    let source = if rng.next() < 0.5 {
+    let source = if rng.unit() < 0.5 {
         &u.text
     } else {
         u.spoken()
@@ -511,10 +499,10 @@ fn corrupt(u: &TruthUtterance, rng: &mut Lcg, drop: f64) -> String {
     let mut out = String::new();
     for c in source.chars() {
         let is_han = ('\u{4e00}'..='\u{9fff}').contains(&c);
-        if is_han && rng.next() < drop {
+        if is_han && rng.unit() < drop {
             continue;
         }
-        let r = rng.next();
+        let r = rng.unit();
         let c = if c == '一' && r < 0.3 {
             '幺'
         } else if r < 0.15 {

@@ -179,15 +179,26 @@ fn to_io_json(e: serde_json::Error) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-/// A small deterministic generator (so copies are the same everywhere).
-struct Lcg(u64);
+/// A small deterministic generator (so copies are the same everywhere; the tests use it for
+/// replayable randomness too).
+pub struct Lcg(pub u64);
 
 impl Lcg {
-    fn uniform(&mut self) -> f32 {
+    /// Uniform in [0, 1), 53 bits.
+    pub fn unit(&mut self) -> f64 {
+        self.step();
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn step(&mut self) {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
+    }
+
+    fn uniform(&mut self) -> f32 {
+        self.step();
         ((self.0 >> 40) as f32) / ((1u64 << 24) as f32)
     }
     /// Roughly normal (the sum of four uniforms), unit variance.
