@@ -55,8 +55,9 @@ fn serve(config: &Path, log: &Path) -> Serve {
             break rest.split('/').next().unwrap().to_string();
         }
     };
-    // The rest of what it prints, read so that its stdout stays open.
-    std::thread::spawn(move || lines.for_each(drop));
+    // The rest of what it prints is not read: a server whose stdout reader went away must
+    // keep serving (the log's "panicked" check at the end).
+    drop(lines);
     Serve { child, addr }
 }
 

@@ -98,19 +98,28 @@ pub fn run(opts: &GlobalOpts, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let stopped = runtime.block_on(async {
         let server = Server::start(&cfg, engine).await?;
-        println!(
-            "callqc serve: http://{}/agent (agents), http://{}/supervisor (supervisors)",
+        // The banner is written once and its errors ignored: a server whose stdout was closed
+        // (a pipe whose reader went away, a service manager's) must keep serving.
+        let mut banner = format!(
+            "callqc serve: http://{}/agent (agents), http://{}/supervisor (supervisors)\n",
             server.http, server.http
         );
-        println!("  PBX WebSocket: ws://{}/ingest", server.http);
+        banner.push_str(&format!("  PBX WebSocket: ws://{}/ingest\n", server.http));
         if let Some(a) = server.audiosocket {
-            println!("  AudioSocket:   {a} (register calls with POST /api/audiosocket/calls)");
+            banner.push_str(&format!(
+                "  AudioSocket:   {a} (register calls with POST /api/audiosocket/calls)\n"
+            ));
         }
-        println!(
-            "  recordings → {}, store → {}; Ctrl-C or SIGTERM stops (calls in progress are kept)",
+        banner.push_str(&format!(
+            "  recordings → {}, store → {}; Ctrl-C or SIGTERM stops (calls in progress are kept)\n",
             cfg.server.recordings.display(),
             callqc::store::redacted_url(&cfg.server.db.to_string_lossy())
-        );
+        ));
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        }
         let mut signals = Signals::new()?;
         let which = signals.next().await;
         let timeout = Duration::from_secs_f64(cfg.server.stop_timeout_s);
