@@ -135,16 +135,7 @@ fn tail(log: &Path) -> String {
 }
 
 fn recordings(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("recordings"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|d| d.path().is_dir())
-        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
-        .map(|f| f.path())
-        .collect();
-    files.sort();
-    files
+    callqc::live::recording::recording_files(&dir.join("recordings"))
 }
 
 fn stored(db: &Path, id: &str) -> bool {

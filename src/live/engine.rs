@@ -262,14 +262,6 @@ impl LiveCall {
         lock(&self.inbox)
     }
 
-    /// Samples received per channel (empty once the call is finished).
-    pub fn received(&self) -> Vec<u64> {
-        lock(&self.recording)
-            .as_ref()
-            .map(|r| r.received().to_vec())
-            .unwrap_or_default()
-    }
-
     pub fn key(&self) -> &str {
         &self.start.call_id
     }

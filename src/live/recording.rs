@@ -410,17 +410,7 @@ pub struct Recovered {
 /// is reported and left as it is.
 pub fn recover(dir: &Path, is_stored: impl Fn(&str) -> bool) -> Vec<Recovered> {
     let mut found = Vec::new();
-    let Ok(days) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    let mut files: Vec<PathBuf> = days
-        .flatten()
-        .filter(|d| d.path().is_dir())
-        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
-        .map(|f| f.path())
-        .collect();
-    files.sort();
-    for file in files {
+    for file in recording_files(dir) {
         let name = file.to_string_lossy();
         let outcome = if name.ends_with(".wav.part") {
             recover_part(&file)
@@ -453,6 +443,22 @@ pub fn recover(dir: &Path, is_stored: impl Fn(&str) -> bool) -> Vec<Recovered> {
         }
     }
     found
+}
+
+/// Every file in the day folders of the recordings folder `dir`, sorted (none if it cannot be
+/// read).
+pub fn recording_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(days) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = days
+        .flatten()
+        .filter(|d| d.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|f| f.path())
+        .collect();
+    files.sort();
+    files
 }
 
 fn sidecar_of(path: &Path) -> Result<LiveSidecar, String> {
