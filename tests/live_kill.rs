@@ -9,7 +9,6 @@ mod live_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,51 +20,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use callqc::audio::degrade::Lcg;
 use callqc::store::{EndReason, Store};
 use live_support::*;
-
-/// A `callqc serve` process on the test configuration.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-fn serve(config: &Path, log: &Path) -> Serve {
-    use std::io::BufRead;
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callqc"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .arg("--models")
-        .arg(models_dir())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve printed its address (see the log)")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("callqc serve: http://") {
-            break rest.split('/').next().unwrap().to_string();
-        }
-    };
-    // The rest of what it prints is not read: a server whose stdout reader went away must
-    // keep serving (the log's "panicked" check at the end).
-    drop(lines);
-    Serve { child, addr }
-}
-
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: a signal to the child this test started (still a process: it has not been
-    // waited for).
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
-}
 
 /// How one streamed call went, as its PBX saw it.
 #[derive(Debug, Default, Clone)]
@@ -127,13 +81,6 @@ async fn stream(addr: String, id: String, pcm: Arc<Vec<i16>>, seconds: f64) -> S
     out
 }
 
-/// The end of serve's log, for a failure's message.
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
 fn recordings(dir: &Path) -> Vec<PathBuf> {
     callqc::live::recording::recording_files(&dir.join("recordings"))
 }
@@ -181,7 +128,7 @@ async fn killed_or_stopped_at_random_moments_every_accepted_call_is_stored_exact
     // Killed between a call's end and its stored row: the recording is whole, the final pass
     // has not stored it yet.
     {
-        let mut s = serve(&config, &log);
+        let mut s = ServeProcess::start(&config, &log);
         let got = stream(s.addr.clone(), "ended-unstored".into(), pcm.clone(), 20.0).await;
         assert!(got.hung_up && got.close.is_some(), "{got:?}");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -200,7 +147,7 @@ async fn killed_or_stopped_at_random_moments_every_accepted_call_is_stored_exact
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        signal(&s.child, libc::SIGKILL);
+        s.signal(libc::SIGKILL);
         s.child.wait().unwrap();
         assert!(
             !stored(&db, "ended-unstored"),
@@ -212,7 +159,7 @@ async fn killed_or_stopped_at_random_moments_every_accepted_call_is_stored_exact
 
     for round in 0..rounds {
         let sigterm = round % 2 == 1;
-        let mut s = serve(&config, &log);
+        let mut s = ServeProcess::start(&config, &log);
         let page = tokio::spawn(page_close_code(s.addr.clone()));
         let mut tasks = Vec::new();
         for k in 0..4 {
@@ -229,19 +176,19 @@ async fn killed_or_stopped_at_random_moments_every_accepted_call_is_stored_exact
         tokio::time::sleep(at).await;
         let kill_at = Instant::now();
         if sigterm {
-            signal(&s.child, libc::SIGTERM);
+            s.signal(libc::SIGTERM);
             let status = tokio::task::spawn_blocking(move || s.child.wait().unwrap())
                 .await
                 .unwrap();
             assert!(
                 status.success(),
                 "SIGTERM: serve exited with {status}; its log:\n{}",
-                tail(&log)
+                log_tail(&log)
             );
             // stop_timeout_s = 4, plus the close handshakes.
             assert!(kill_at.elapsed() < Duration::from_secs(15));
         } else {
-            signal(&s.child, libc::SIGKILL);
+            s.signal(libc::SIGKILL);
             s.child.wait().unwrap();
         }
         let mut ended = Vec::new();
@@ -278,7 +225,7 @@ async fn killed_or_stopped_at_random_moments_every_accepted_call_is_stored_exact
     }
 
     // The last start stores what the others left; then a SIGTERM with nothing pending.
-    let mut s = serve(&config, &log);
+    let mut s = ServeProcess::start(&config, &log);
     let accepted: Vec<&str> = calls
         .iter()
         .filter(|(_, c)| c.accepted)
@@ -289,11 +236,11 @@ async fn killed_or_stopped_at_random_moments_every_accepted_call_is_stored_exact
         assert!(
             Instant::now() < deadline,
             "not stored after 300 s; serve's log:\n{}",
-            tail(&log)
+            log_tail(&log)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    signal(&s.child, libc::SIGTERM);
+    s.signal(libc::SIGTERM);
     assert!(s.child.wait().unwrap().success());
 
     let store = Store::open(&db).unwrap();
@@ -330,7 +277,7 @@ async fn killed_or_stopped_at_random_moments_every_accepted_call_is_stored_exact
     assert!(
         !log_text.contains("panicked"),
         "serve panicked:\n{}",
-        tail(&log)
+        log_tail(&log)
     );
     println!("{} calls accepted, every one stored once", accepted.len());
 }

@@ -415,6 +415,15 @@ pub fn recover(dir: &Path, is_stored: impl Fn(&str) -> bool) -> Vec<Recovered> {
         let outcome = if name.ends_with(".wav.part") {
             recover_part(&file)
         } else if name.ends_with(".wav") && file.with_extension("json").is_file() {
+            // A recording is named after its call (`recording_path`): a stored call is skipped
+            // without reading its files, so a start on a year of recordings costs one lookup
+            // per file.
+            if file
+                .file_stem()
+                .is_some_and(|stem| is_stored(&stem.to_string_lossy()))
+            {
+                continue;
+            }
             match finished(&file) {
                 Ok(r) if is_stored(&r.call_id) => continue,
                 other => other,

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -80,6 +81,10 @@ pub struct CallReport {
     pub agent_id: String,
     pub audio_s: f64,
     pub warnings: Vec<ReceivedWarning>,
+    /// The server took the call: its `accepted` reply (WebSocket), or the registered streams'
+    /// first audio written (AudioSocket, which has no reply). A call the server accepted must
+    /// be stored, however it ends.
+    pub accepted: bool,
     pub error: Option<String>,
 }
 
@@ -199,6 +204,7 @@ pub async fn run_call(call: &SimCall, call_id: String, opts: &SimulateOptions) -
         agent_id: call.agent_id.clone(),
         audio_s: 0.0,
         warnings: Vec::new(),
+        accepted: false,
         error: None,
     };
     let prepared = match prepare(call, opts.max_audio_s) {
@@ -223,6 +229,7 @@ pub async fn run_call(call: &SimCall, call_id: String, opts: &SimulateOptions) -
         None => None,
     };
     let started = Instant::now();
+    let accepted = Arc::new(AtomicBool::new(false));
     let streamed = match opts.protocol {
         Protocol::Ws => {
             stream_ws(
@@ -231,11 +238,15 @@ pub async fn run_call(call: &SimCall, call_id: String, opts: &SimulateOptions) -
                 call,
                 opts,
                 watcher.is_none().then_some(tx.clone()),
+                accepted.clone(),
             )
             .await
         }
-        Protocol::Audiosocket => stream_audiosocket(&prepared, &call_id, call, opts).await,
+        Protocol::Audiosocket => {
+            stream_audiosocket(&prepared, &call_id, call, opts, &accepted).await
+        }
     };
+    report.accepted = accepted.load(Ordering::Relaxed);
     drop(tx);
     if let Err(e) = streamed {
         report.error = Some(e);
@@ -328,6 +339,7 @@ async fn stream_ws(
     call: &SimCall,
     opts: &SimulateOptions,
     warnings: Option<tokio::sync::mpsc::UnboundedSender<(serde_json::Value, Instant)>>,
+    accepted: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let url = ws_url(&opts.server, "/ingest");
     let mut request = url
@@ -371,10 +383,15 @@ async fn stream_ws(
         let mut closed = false;
         while let Some(Ok(msg)) = incoming.next().await {
             closed |= matches!(msg, Message::Close(_));
-            if let (Message::Text(t), Some(tx)) = (&msg, &warnings)
+            if let Message::Text(t) = &msg
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(t)
             {
-                let _ = tx.send((v, Instant::now()));
+                if v["type"] == "accepted" {
+                    accepted.store(true, Ordering::Relaxed);
+                }
+                if let Some(tx) = &warnings {
+                    let _ = tx.send((v, Instant::now()));
+                }
             }
             if let Message::Close(Some(c)) = &msg
                 && c.code
@@ -474,6 +491,7 @@ async fn stream_audiosocket(
     call_id: &str,
     call: &SimCall,
     opts: &SimulateOptions,
+    accepted: &AtomicBool,
 ) -> Result<(), String> {
     let addr = opts.audiosocket.ok_or_else(|| {
         "AudioSocket: no address (--audiosocket, or [server] audiosocket in the config)".to_string()
@@ -534,6 +552,7 @@ async fn stream_audiosocket(
                 .await
                 .map_err(|e| format!("{addr}: {e}"))?;
         }
+        accepted.store(true, Ordering::Relaxed);
     }
     for (_, s) in legs.iter_mut() {
         let _ = s.write_all(&audiosocket::encode(0x00, &[])).await;

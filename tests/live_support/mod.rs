@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -197,4 +198,60 @@ impl Drop for Page {
 pub fn wav_frames(path: &Path) -> (u32, u16) {
     let r = hound::WavReader::open(path).unwrap();
     (r.duration(), r.spec().channels)
+}
+
+/// A `callqc serve` process (the built binary) on a configuration, as a service manager runs
+/// it; its stderr is appended to a log file.
+pub struct ServeProcess {
+    pub child: Child,
+    /// The HTTP and WebSocket address it printed.
+    pub addr: String,
+}
+
+impl ServeProcess {
+    pub fn start(config: &Path, log: &Path) -> ServeProcess {
+        use std::io::BufRead;
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callqc"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .arg("--models")
+            .arg(models_dir())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("serve printed its address (see the log)")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("callqc serve: http://") {
+                break rest.split('/').next().unwrap().to_string();
+            }
+        };
+        // The rest of what it prints is not read: a server whose stdout reader went away must
+        // keep serving.
+        drop(lines);
+        ServeProcess { child, addr }
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: a signal to the child this process started (still a process: it has not
+        // been waited for).
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, sig) }, 0);
+    }
+}
+
+/// The end of a log file, for a failure's message.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
