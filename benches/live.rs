@@ -11,6 +11,10 @@
 //! findings, how many a live tone warning overlapped, and live tone warnings it has none for.
 //! `CALLQC_LIVE_TONE_DIRS=DIR,…` (folders of `callqc degrade samples --out …`) does the same on
 //! those recordings.
+//! `CALLQC_LIVE_SIGTERM_SOAK_S=600` runs `callqc serve` as a process (the built binary, as a
+//! service manager runs it), keeps `CALLQC_LIVE_SOAK_LEVEL` calls going for that long, sends it
+//! SIGTERM in the middle of a round, starts it again and goes on, then stops and starts it once
+//! more; every call it accepted must be stored once, with the audio it received.
 //! Prints the CPU and its SIMD flags first: figures depend on them.
 
 #[path = "../tests/live_support/mod.rs"]
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 use callqc::live::simulate::{self, Protocol, ReceivedWarning};
 use callqc::rubric::rules::Kind;
 use callqc::store::{AlertKind, Store};
+use live_support::ServeProcess;
 
 /// Samples with warnings (禁语 + agitation, agitation) and without; a level's calls alternate
 /// between them, so every level has warnings to time and clean speech to load the workers.
@@ -172,8 +177,10 @@ fn main() {
             server.server.engine.config().live_workers,
             server.server.engine.config().live_worker.whisper_threads
         );
-        println!("| concurrent calls | 禁语 p50 ms | 禁语 p95 ms | 禁语 max ms | 禁语 n | tone p50 ms | tone p95 ms | tone max ms | tone n | all p95 ms | warnings missed | tone: final findings warned live | tone: live warnings the final pass has not | utterances shed | RSS MB after |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        if !levels.is_empty() {
+            println!("| concurrent calls | 禁语 p50 ms | 禁语 p95 ms | 禁语 max ms | 禁语 n | tone p50 ms | tone p95 ms | tone max ms | tone n | all p95 ms | warnings missed | tone: final findings warned live | tone: live warnings the final pass has not | utterances shed | RSS MB after |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        }
         let mut sustained = 0;
         // Warnings each sample gets when streamed alone: what a loaded server must also show.
         let mut reference: std::collections::HashMap<&str, usize> = Default::default();
@@ -202,9 +209,11 @@ fn main() {
             }
             sustained = level;
         }
-        println!(
-            "\nhighest level with p95 ≤ 2 s and no warning missed: {sustained} concurrent real-time stereo calls"
-        );
+        if !levels.is_empty() {
+            println!(
+                "\nhighest level with p95 ≤ 2 s and no warning missed: {sustained} concurrent real-time stereo calls"
+            );
+        }
 
         if soak_s > 0 {
             println!("\nsoak: {soak_level} concurrent calls for {soak_s} s; resident memory after each round:");
@@ -295,5 +304,144 @@ fn main() {
         }
         // Final passes still queued after a soak finish in shutdown (it waits for them).
         server.server.shutdown().await;
+        let stop_soak_s: u64 = std::env::var("CALLQC_LIVE_SIGTERM_SOAK_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if stop_soak_s > 0 {
+            sigterm_soak(stop_soak_s, soak_level).await;
+        }
     });
+}
+
+/// A SIGTERM to `serve` and its exit: (seconds from the signal to the exit, its status, whether
+/// it stored every final pass before leaving, from its log).
+async fn sigterm(serve: ServeProcess, log: &std::path::Path) -> (f64, String, bool) {
+    let before = std::fs::read_to_string(log).unwrap_or_default().len();
+    let at = Instant::now();
+    serve.signal(libc::SIGTERM);
+    let mut child = serve.child;
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .map_or_else(|e| e.to_string(), |s| s.to_string());
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    let all = !said[before.min(said.len())..].contains("stopped before every final pass");
+    (at.elapsed().as_secs_f64(), status, all)
+}
+
+/// The soak with a SIGTERM in the middle (see the crate doc).
+async fn sigterm_soak(seconds: u64, level: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = live_support::write_config(dir.path(), "callqc.db", "");
+    let db = dir.path().join("callqc.db");
+    let log = dir.path().join("serve.log");
+    println!(
+        "\nsoak with a SIGTERM: `callqc serve` as a process (stop_timeout_s 30), {level} concurrent calls for {seconds} s"
+    );
+    let mut serve = ServeProcess::start(&config, &log);
+    let started = Instant::now();
+    let half = Duration::from_secs(seconds / 2);
+    let mut reports = Vec::new();
+    let mut stops = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let calls = (0..level)
+            .map(|k| live_support::sample(sample_name(i * level + k)))
+            .collect();
+        let opts = simulate::SimulateOptions {
+            server: format!("http://{}", serve.addr),
+            audiosocket: None,
+            protocol: Protocol::Ws,
+            speed: 1.0,
+            ingest_token: live_support::INGEST.into(),
+            supervisor_token: Some(live_support::SUPERVISOR.into()),
+            call_prefix: format!("stop-soak{i}-"),
+            max_audio_s: None,
+        };
+        let mut task = tokio::spawn(async move { simulate::simulate(calls, &opts, level).await });
+        i += 1;
+        if stops.is_empty() {
+            // The SIGTERM lands in the middle of the round that spans the soak's half-way mark.
+            tokio::select! {
+                r = &mut task => {
+                    reports.extend(r.unwrap());
+                    continue;
+                }
+                _ = tokio::time::sleep(half.saturating_sub(started.elapsed())) => {}
+            }
+            let at = started.elapsed().as_secs_f64();
+            let (took, status, all) = sigterm(serve, &log).await;
+            stops.push(format!(
+                "SIGTERM at {at:.0} s with {level} calls streaming: exited ({status}) after {took:.1} s, {}",
+                if all { "every final pass stored" } else { "the rest left for the next start" }
+            ));
+            serve = ServeProcess::start(&config, &log);
+        }
+        reports.extend(task.await.unwrap());
+    }
+    let (took, status, all) = sigterm(serve, &log).await;
+    stops.push(format!(
+        "SIGTERM at the end: exited ({status}) after {took:.1} s, {}",
+        if all {
+            "every final pass stored"
+        } else {
+            "the rest left for the next start"
+        }
+    ));
+    // The next start stores what the stops left.
+    let accepted: Vec<&simulate::CallReport> = reports.iter().filter(|r| r.accepted).collect();
+    let serve = ServeProcess::start(&config, &log);
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let stored = |store: &Store| {
+        accepted
+            .iter()
+            .filter(|r| store.live_call(&r.call_id).is_ok_and(|c| c.is_some()))
+            .count()
+    };
+    while Instant::now() < deadline && Store::open(&db).map_or(0, |s| stored(&s)) < accepted.len() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (took, status, _) = sigterm(serve, &log).await;
+    stops.push(format!(
+        "restarted to store what was left, then SIGTERM: exited ({status}) after {took:.1} s"
+    ));
+
+    let store = Store::open(&db).unwrap();
+    let (mut lost, mut no_analysis, mut hangup, mut shutdown, mut audio_short) = (0, 0, 0, 0, 0);
+    for r in &accepted {
+        let Ok(Some(live)) = store.live_call(&r.call_id) else {
+            lost += 1;
+            eprintln!("{}: accepted but not stored", r.call_id);
+            continue;
+        };
+        no_analysis += usize::from(store.find_call(&r.call_id).is_err());
+        match live.end_reason {
+            callqc::store::EndReason::Hangup => hangup += 1,
+            callqc::store::EndReason::Shutdown => shutdown += 1,
+            _ => {}
+        }
+        // Every sample received is in the recording the analysis read.
+        audio_short += usize::from(live.samples_stored != live.samples_received);
+    }
+    for s in &stops {
+        println!("  {s}");
+    }
+    println!(
+        "| calls streamed | accepted | stored | lost | without analysis | ended: hangup | ended: shutdown | recording shorter than received | serve panicked |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let panicked = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("panicked");
+    println!(
+        "| {} | {} | {} | {lost} | {no_analysis} | {hangup} | {shutdown} | {audio_short} | {} |",
+        reports.len(),
+        accepted.len(),
+        stored(&store),
+        if panicked { "yes (see the log)" } else { "no" }
+    );
+    if lost + no_analysis + audio_short > 0 || panicked {
+        println!("serve's log:\n{}", live_support::log_tail(&log));
+    }
 }
