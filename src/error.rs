@@ -23,8 +23,21 @@ pub enum Error {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
-    #[error(transparent)]
-    Batch(#[from] crate::pipeline::batch::BatchError),
+    /// A batch input (file, folder, sidecar) that cannot be used.
+    #[error("{path}: {reason}")]
+    Input { path: PathBuf, reason: String },
+    /// A manifest line that cannot be used.
+    #[error("{path}:{line}: {reason}")]
+    Manifest {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// A worker's models could not be loaded.
+    #[error("loading models: {0}")]
+    Models(Box<Error>),
+    #[error("starting the worker threads: {0}")]
+    Pool(#[from] rayon::ThreadPoolBuildError),
     #[error(transparent)]
     Provision(#[from] crate::provision::ProvisionError),
     /// A stage of one call failed; `call` names the file or the live peer.

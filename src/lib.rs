@@ -9,51 +9,63 @@
 //!        │ live:  whisper per finished utterance, tone, live rules ─▶ Segment / Finding (Live)
 //!        │ finish: packed whisper windows, whole-call tone, every rule ─▶ Segment / Finding (Final), Ended
 //!        ▼
-//!   CallEvent ─▶ dyn CallSink ─┬─ store::StoreSink (one transaction per call, at its end)
+//!   CallEvent ─▶ dyn CallSink ─┬─ pipeline::sinks::StoreSink (one transaction per call, at its end)
 //!                              ├─ the CLI's progress bar and transcript printer
 //!                              └─ VecSink (tests, eval)
 //! ```
 //!
 //! ## Layout
+//! Rooms from the top down; a room imports only rooms below it, and no two files import each
+//! other round a circle (`scripts/check-imports.py`, run by `scripts/test.sh`, holds the layers).
+//! - [`live`]: `callqc serve` — [`live::server`] (router, start and stop), [`live::state`] (what
+//!   every handler sees), [`live::ingest`] (the PBX and page WebSockets, close handshakes),
+//!   [`live::audiosocket`], [`live::call`] (a call as its PBX announces it, its checks),
+//!   [`live::engine`] (calls in progress, stream and decoding workers, shedding, the final pass,
+//!   the live sink), [`live::recording`] (each call's WAV as it arrives; recovery at the next
+//!   start), [`live::hub`] (who sees which warning), [`live::auth`] (tokens),
+//!   [`live::config`] (`callqc.toml`, time-outs), [`live::trainer`] (the trainer pages' API),
+//!   [`live::simulate`] (a PBX in a box), [`live::pages`].
+//! - [`train`]: training workflows above the models they train: [`train::sentences`] fits the
+//!   sentence scorer, writes it as ONNX and learns from trainers' verdicts; [`train::tone`]
+//!   refits the tone model from verdicts (`tone fit`).
 //! - [`pipeline`]: [`pipeline::session`] (frames in, events out; the only place that knows the
 //!   order of the stages), [`pipeline::events`] (the events and the [`pipeline::events::CallSink`]
-//!   seam), [`pipeline::call`] (a worker's models, loaded once), [`pipeline::batch`] (parallel,
-//!   resumable), [`pipeline::identity`] (call keys, models key).
-//! - [`audio`]: WAV decoding (PCM, float, G.711 μ-law / A-law), telephony frames
-//!   ([`audio::frames`]), channel → role mapping, chunked resampling to 16 kHz with rubato.
-//!   [`audio::bleed`] cancels each channel's leaked copy of the other party before the VAD;
-//!   [`audio::degrade`] writes labelled degraded copies of recordings (`callqc degrade`).
-//! - [`speakers`]: a mono recording's two voices told apart (the session then names the agent
-//!   by the rubric's script, or keeps the call mixed and says why).
-//! - [`vad`]: silero VAD through ort, streaming: state kept across pushes, regions closed after
-//!   the hang-over, forced cut at the maximum length (silence and talk-over are measured from
-//!   these, never from ASR times).
-//! - [`asr`]: whisper through whisper-rs — `pack` groups regions into ≤ 28 s windows and maps
-//!   times back, `whisper` runs one model + state per worker, `guard` converts to Simplified and
-//!   drops hallucinations with a reason.
-//! - [`tone`]: prosodic features relative to the agent's own baseline, the ONNX tone model (a
-//!   documented prior, refittable with `tone fit`), the drop-in contract for waveform models, and
-//!   a streaming window for live use.
+//!   seam), [`pipeline::sinks`] (the consumers: the store's writer, a list, a channel, a tee),
+//!   [`pipeline::call`] (a worker's models, loaded once), [`pipeline::analyze`] (tone and rubric
+//!   as plain functions, also for `rescore`), [`pipeline::batch`] (parallel, resumable),
+//!   [`pipeline::distributed`] (many machines on one PostgreSQL queue), [`pipeline::identity`]
+//!   (call keys, models key).
+//! - [`report`]: what trainers take away — per-call export folders (transcript, findings, WAV
+//!   clips, one offline HTML page) and the period report (inline SVG charts).
+//! - [`error`]: the crate's one [`Error`], composed of every room's own error type.
+//! - [`eval`]: ground truth vs output — CER and QC-label precision / recall.
+//!   [`review`]: calibration agreement (share and Cohen's kappa) between reviewers.
+//! - [`store`]: the [`store::Store`] on SQLite or PostgreSQL — schema with migrations, one
+//!   transaction per call (typed rows in, never events), reads, trainers' verdicts and their
+//!   history, the queries behind `flagged`, `rules stats` and the report; all SQL lives here.
 //! - [`rubric`]: rubric files, the pinyin / edit-distance phrase matcher, one file per rule kind
 //!   (each kind says whether it can judge a call in progress), 禁语 by meaning —
 //!   [`rubric::grammar`] (constructions with slots) and [`rubric::sentence`] (the learned
 //!   sentence scorer through ort) — and [`rubric::corpus`] (labelled sentences, `check-text`).
-//! - [`train`]: training workflows above the models they train: [`train::sentences`] fits the
-//!   sentence scorer, writes it as ONNX and learns from trainers' verdicts.
-//! - [`store`]: the [`store::Store`] on SQLite or PostgreSQL — schema with
-//!   migrations, one transaction per call, reads, trainers' verdicts and their history, the
-//!   queries behind `flagged`, `rules stats` and the report; all SQL lives here.
-//! - [`review`]: calibration agreement (share and Cohen's kappa) between reviewers.
-//! - [`report`]: what trainers take away — per-call export folders (transcript, findings, WAV
-//!   clips, one offline HTML page) and the period report (inline SVG charts).
-//! - [`eval`]: ground truth vs output — CER and QC-label precision / recall.
-//! - [`provision`]: the CTranslate2 → ggml whisper converter (reader, writer, mel filters,
-//!   quantisation).
-//! - [`onnx`]: the one ONNX Runtime environment and session building; [`onnx::writer`] encodes
-//!   the ONNX files callqc writes itself (the tone prior, the sentence scorer).
-//! - [`settings`]: where models live; how `--threads` is split between workers and whisper.
-//! - [`text`]: Chinese normalisation shared by ASR, evaluation and rubric matching.
-//! - [`error`]: the crate's one [`Error`]; [`time`]: millisecond rounding of times in output.
+//!   [`speakers`]: a mono recording's two voices told apart (the session then names the agent
+//!   by the rubric's script, or keeps the call mixed and says why).
+//! - [`asr`]: whisper through whisper-rs — `pack` groups regions into ≤ 28 s windows and maps
+//!   times back, `whisper` runs one model + state per worker, `guard` converts to Simplified and
+//!   drops hallucinations with a reason. [`tone`]: prosodic features relative to the agent's own
+//!   baseline, the ONNX tone model (a documented prior), the drop-in contract for waveform
+//!   models, and a streaming window for live use.
+//! - [`vad`]: silero VAD through ort, streaming: state kept across pushes, regions closed after
+//!   the hang-over, forced cut at the maximum length (silence and talk-over are measured from
+//!   these, never from ASR times).
+//! - [`audio`]: WAV decoding (PCM, float, G.711 μ-law / A-law), telephony frames
+//!   ([`audio::frames`]), channel → role mapping, chunked resampling to 16 kHz with rubato.
+//!   [`audio::bleed`] cancels each channel's leaked copy of the other party before the VAD;
+//!   [`audio::degrade`] writes labelled degraded copies of recordings (`callqc degrade`).
+//! - At the bottom: [`onnx`] (the one ONNX Runtime environment; [`onnx::writer`] encodes the
+//!   ONNX files callqc writes itself), [`provision`] (the CTranslate2 → ggml whisper converter),
+//!   [`settings`] (where models live; how `--threads` is split), [`text`] (Chinese
+//!   normalisation), [`redact`] (masking personal data in what is shown and exported),
+//!   [`time`] (millisecond rounding, dates).
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is a thin layer: one file per subcommand, typed errors
 //! from the library reported as one line each.

@@ -37,6 +37,16 @@
 use crate::tone::features::{FrameAnalysis, HOP_S};
 use crate::vad::SpeechRegion;
 
+/// How the speakers of a mono recording were attributed (this module): two voices, one
+/// named the agent because it says the script, or one mixed speaker and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RoleSeparation {
+    /// The agent's and the caller's turns are known; else the call stays one mixed speaker.
+    pub separated: bool,
+    /// For people: the evidence for the attribution, or the reason there is none.
+    pub note: String,
+}
+
 /// Chunk length for voice vectors (seconds; regions are cut into equal chunks near this).
 pub const CHUNK_S: f64 = 0.5;
 /// Voiced active frames (10 ms) a chunk needs for a voice vector.

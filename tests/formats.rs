@@ -12,8 +12,9 @@ use callqc::audio::decode::{decode_bytes, decode_file};
 use callqc::audio::{AudioError, Encoding, Role};
 use callqc::eval::{GroundTruth, call_cer};
 use callqc::pipeline::call::Worker;
-use callqc::pipeline::events::{CallEvent, Pass, Source, VecSink};
+use callqc::pipeline::events::{CallEvent, Pass, Source};
 use callqc::pipeline::session::{CallJob, SessionMode, analyze_recording};
+use callqc::pipeline::sinks::VecSink;
 
 /// Edits and reference characters of `file`'s transcript against `truth`.
 fn cer_of(w: &mut Worker, truth: &GroundTruth, file: &Path) -> (usize, usize) {

@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use callqc::live::audiosocket;
 use callqc::live::simulate::{self, Protocol};
 use callqc::pipeline::call::Worker;
-use callqc::pipeline::events::{Pass, Source, VecSink};
+use callqc::pipeline::events::{Pass, Source};
 use callqc::pipeline::session::{CallJob, SessionMode, analyze_recording};
+use callqc::pipeline::sinks::VecSink;
 use callqc::store::{AlertKind, EndReason, Store};
 use live_support::*;
 

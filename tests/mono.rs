@@ -12,8 +12,9 @@ use callqc::audio::Role;
 use callqc::audio::decode::decode_file;
 use callqc::eval::GroundTruth;
 use callqc::pipeline::call::Worker;
-use callqc::pipeline::events::{CallEvent, Pass, RoleSeparation, Source, VecSink};
+use callqc::pipeline::events::{CallEvent, Pass, RoleSeparation, Source};
 use callqc::pipeline::session::{CallJob, SessionMode, analyze_recording};
+use callqc::pipeline::sinks::VecSink;
 use callqc::rubric::Rubric;
 use callqc::vad::SpeechRegions;
 

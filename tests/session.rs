@@ -3,14 +3,16 @@
 
 mod common;
 
+use callqc::audio::AudioFormat;
 use callqc::audio::Role;
 use callqc::audio::roles::role_channels;
 use callqc::eval::{self, LabelledCall};
 use callqc::pipeline::call::Worker;
-use callqc::pipeline::events::{CallEvent, CallInfo, Pass, Source, VecSink};
+use callqc::pipeline::events::{CallEvent, CallInfo, Pass, Source};
 use callqc::pipeline::session::{
-    AudioFormat, AudioRetention, CallJob, CallSession, SessionMode, analyze_recording,
+    AudioRetention, CallJob, CallSession, SessionMode, analyze_recording,
 };
+use callqc::pipeline::sinks::VecSink;
 use callqc::rubric;
 use callqc::rubric::Kind;
 use callqc::vad::SpeechRegion;

@@ -455,23 +455,21 @@ pub struct Written {
     pub dirs: Vec<(PathBuf, usize)>,
 }
 
-/// Write a degraded copy of every labelled call of `dir` under `out/<condition>/`.
+/// Write a degraded copy of every labelled call, given as (audio, ground-truth JSON) paths (the
+/// caller lists them: `eval::find_labelled_calls`), under `out/<condition>/`.
 pub fn write_copies(
-    dir: &Path,
+    calls: &[(PathBuf, PathBuf)],
     out: &Path,
     conditions: &[Condition],
 ) -> Result<Written, DegradeError> {
-    let calls =
-        crate::eval::find_labelled_calls(dir).map_err(|e| input_error(dir, e.to_string()))?;
     let loaded: Vec<(String, Call)> = calls
         .iter()
-        .map(|c| {
-            let name = c
-                .json_path
+        .map(|(audio, json)| {
+            let name = json
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            read_call(&c.audio_path, &c.json_path).map(|call| (name, call))
+            read_call(audio, json).map(|call| (name, call))
         })
         .collect::<Result<_, _>>()?;
     let mut written = Written::default();

@@ -179,3 +179,22 @@ pub enum AudioError {
     #[error("{path}: resampling failed: {reason}")]
     Resample { path: PathBuf, reason: String },
 }
+
+/// How the audio is stored, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AudioFormat {
+    pub sample_rate: u32,
+    /// Channels of the source (a stereo file mixed to one role still says 2).
+    pub channels: usize,
+    pub encoding: Encoding,
+}
+
+impl From<frames::FrameEncoding> for Encoding {
+    fn from(e: frames::FrameEncoding) -> Encoding {
+        match e {
+            frames::FrameEncoding::L16 => Encoding::PcmInt { bits: 16 },
+            frames::FrameEncoding::Pcmu => Encoding::MuLaw,
+            frames::FrameEncoding::Pcma => Encoding::ALaw,
+        }
+    }
+}

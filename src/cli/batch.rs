@@ -12,11 +12,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use callqc::audio::ChannelMap;
 use callqc::pipeline::batch::{self, BatchConfig, BatchSummary};
-use callqc::pipeline::events::{CallEvent, CallSeq, CallSink, Tee};
+use callqc::pipeline::events::{CallEvent, CallSeq, CallSink};
 use callqc::pipeline::identity::ModelsIdentity;
+use callqc::pipeline::sinks::{StoreSink, Tee};
 use callqc::rubric;
 use callqc::settings::Parallelism;
-use callqc::store::{RunTotals, Store, StoreSink};
+use callqc::store::{RunTotals, Store};
 
 use super::{AsrArgs, GlobalOpts};
 
@@ -96,7 +97,7 @@ pub fn run(opts: &GlobalOpts, args: BatchArgs) -> anyhow::Result<ExitCode> {
         models_key: models.key.clone(),
     };
     if callqc::store::is_postgres_url(&args.db.to_string_lossy()) {
-        return super::queue::batch_on_postgres(&args, &cfg);
+        return super::queue::batch_on_postgres(&jobs, &args.db, args.json, &cfg);
     }
     let mut store = Store::open(&args.db)?;
     if args.dry_run {

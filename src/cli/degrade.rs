@@ -42,7 +42,11 @@ pub fn run(_opts: &GlobalOpts, args: DegradeArgs) -> anyhow::Result<ExitCode> {
             names.join(", ")
         );
     }
-    let written = degrade::write_copies(&args.dir, &args.out, &chosen)?;
+    let calls: Vec<_> = callqc::eval::find_labelled_calls(&args.dir)?
+        .into_iter()
+        .map(|c| (c.audio_path, c.json_path))
+        .collect();
+    let written = degrade::write_copies(&calls, &args.out, &chosen)?;
     for (dir, n) in &written.dirs {
         println!("{n:>3} calls  {}", dir.display());
     }

@@ -11,7 +11,7 @@ use anyhow::bail;
 use clap::Args;
 
 use callqc::audio::ChannelMap;
-use callqc::pipeline::batch::{self, BatchConfig};
+use callqc::pipeline::batch::{self, BatchConfig, CallJob};
 use callqc::pipeline::distributed::{self, QueueConfig, Until, WorkSummary};
 use callqc::pipeline::identity::ModelsIdentity;
 use callqc::rubric;
@@ -210,15 +210,16 @@ fn print_work(s: &WorkSummary, json: bool, name: &str) -> anyhow::Result<()> {
 /// `batch` on PostgreSQL: enqueue the calls as one batch, then work on this machine until
 /// every call of the batch is stored or failed (other machines' workers may share it).
 pub fn batch_on_postgres(
-    a: &super::batch::BatchArgs,
+    jobs: &[CallJob],
+    db: &Path,
+    json: bool,
     cfg: &BatchConfig,
 ) -> anyhow::Result<ExitCode> {
-    let jobs = batch::collect_jobs(&a.paths, a.channels)?;
-    let mut store = Store::open(&a.db)?;
-    let force = a.force;
+    let mut store = Store::open(db)?;
+    let force = cfg.force;
     let (models_key, rubric_hash) = (cfg.models_key.clone(), cfg.rubric.source_hash.clone());
-    let probe = Store::open(&a.db)?;
-    let e = distributed::enqueue(&mut store, &jobs, |key, hash| {
+    let probe = Store::open(db)?;
+    let e = distributed::enqueue(&mut store, jobs, |key, hash| {
         Ok(force || !probe.is_done(key, hash, &models_key, &rubric_hash)?)
     })?;
     print_enqueued("batch", &store, jobs.len(), &e);
@@ -232,8 +233,8 @@ pub fn batch_on_postgres(
         Until::Drained(vec![e.batch_id]),
         force,
     );
-    let summary = distributed::work(&a.db, cfg, &q, stop_on_signals())?;
-    print_work(&summary, a.json, &q.name)?;
+    let summary = distributed::work(db, cfg, &q, stop_on_signals())?;
+    print_work(&summary, json, &q.name)?;
     let failed = store.progress()?.failures;
     for (key, why) in &failed {
         println!("  FAILED {key}: {why}");

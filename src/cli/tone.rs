@@ -1,5 +1,5 @@
 //! `callqc tone …`: write the prior tone model (set-up runs it), and refit it from trainers'
-//! verdicts (`tone fit`, see [`callqc::tone::fit`]).
+//! verdicts (`tone fit`, see [`callqc::train::tone`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 
 use callqc::eval;
 use callqc::store::Store;
-use callqc::tone::{fit, model};
+use callqc::tone::model;
+use callqc::train::tone as fit;
 
 use super::GlobalOpts;
 

@@ -9,10 +9,11 @@ use clap::Args;
 use serde::Serialize;
 
 use callqc::asr::{DroppedSegment, Segment};
+use callqc::audio::AudioFormat;
 use callqc::audio::{ChannelMap, Role};
 use callqc::pipeline::call::Worker;
 use callqc::pipeline::events::{CallEvent, CallSeq, CallSink, Pass};
-use callqc::pipeline::session::{AudioFormat, CallJob, SessionMode, analyze_recording};
+use callqc::pipeline::session::{CallJob, SessionMode, analyze_recording};
 use callqc::rubric::Rubric;
 use callqc::settings::Parallelism;
 use callqc::time::round_ms;

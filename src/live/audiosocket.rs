@@ -14,7 +14,8 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::engine::{CallStart, Engine, IngestError, LiveCall};
+use super::call::{CallStart, IngestError};
+use super::engine::{Engine, LiveCall};
 use crate::audio::Role;
 use crate::audio::frames::FrameEncoding;
 use crate::store::{EndReason, IngestProtocol};
@@ -399,14 +400,14 @@ async fn read_leg(
     let mut first_audio = true;
     loop {
         let msg = tokio::select! {
-            m = tokio::time::timeout(super::ingest::IDLE_TIMEOUT, read_message(stream, buf)) => m,
+            m = tokio::time::timeout(super::config::IDLE_TIMEOUT, read_message(stream, buf)) => m,
             _ = shutdown.changed() => return LegEnd::Done(EndReason::Shutdown, None),
         };
         let (kind, n) = match msg {
             Err(_) => {
                 return LegEnd::Done(
                     EndReason::Vanished,
-                    Some(format!("no message for {:?}", super::ingest::IDLE_TIMEOUT)),
+                    Some(format!("no message for {:?}", super::config::IDLE_TIMEOUT)),
                 );
             }
             // "Socket closure is also sufficient" to end a stream.

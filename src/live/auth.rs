@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use axum::http::{HeaderMap, header};
+
 /// Someone the configuration file lets in.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Identity {
@@ -116,6 +118,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= x ^ y;
     }
     std::hint::black_box(diff) == 0
+}
+
+/// The identity of an `Authorization: Bearer …` header, if it has one that matches.
+pub fn bearer(tokens: &Tokens, headers: &HeaderMap) -> Option<Identity> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    tokens.identify(token)
 }
 
 #[cfg(test)]

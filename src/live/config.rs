@@ -5,12 +5,18 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::auth::{Identity, Tokens};
 
 /// The shortest token accepted: 16 characters (a random 128-bit token in hex is 32).
+/// How long a PBX may take to send its metadata, and stay silent mid-call, before callqc
+/// gives up on it (a silent call still sends frames: silence is samples, not nothing).
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 pub const MIN_TOKEN_LEN: usize = 16;
 
 /// The parsed configuration file.

@@ -30,22 +30,21 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::call::{CallStart, IngestError};
 use super::hub::{Hub, LiveMessage, Warning};
 use super::recording::{FolderLock, Left, Recording, channel_map, lock_folder, record_end};
-use crate::audio::Role;
-use crate::audio::frames::FrameEncoding;
+use crate::audio::AudioFormat;
 use crate::error::{Error, Stage};
 use crate::pipeline::batch::agent_histories;
 use crate::pipeline::call::{Worker, WorkerConfig};
 use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass, Source};
 use crate::pipeline::session::analyze_recording;
 use crate::pipeline::session::{
-    AudioFormat, AudioRetention, CallJob, CallSession, CallState, LiveUtterance, SessionMode,
+    AudioRetention, CallJob, CallSession, CallState, LiveUtterance, SessionMode,
 };
+use crate::pipeline::sinks::StoreSink;
 use crate::rubric::{Finding, Kind, Rubric};
-use crate::store::{
-    AlertKind, AlertRecord, EndReason, IngestProtocol, LiveCallRecord, Store, StoreSink,
-};
+use crate::store::{AlertKind, AlertRecord, EndReason, LiveCallRecord, Store};
 
 /// The encoder-context floor of live utterance decoding (see [`EngineConfig::for_config`]).
 pub const LIVE_MIN_CTX_FRAMES: u32 = 192;
@@ -111,73 +110,6 @@ impl EngineConfig {
             recordings: cfg.server.recordings.clone(),
             shed_after: Duration::from_secs_f64(cfg.server.shed_after_s),
         })
-    }
-}
-
-/// Why a PBX's stream was refused or stopped; sent back to it and logged with its address.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum IngestError {
-    #[error("metadata: {0}")]
-    Metadata(String),
-    #[error("call {0} is already streaming")]
-    Duplicate(String),
-    #[error("call {0}: frames after the end of the call")]
-    AfterEnd(String),
-    #[error("call {call}: {message}")]
-    Frame { call: String, message: String },
-    #[error("the server is shutting down")]
-    ShuttingDown,
-}
-
-/// A live call as announced by its PBX.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CallStart {
-    pub call_id: String,
-    pub agent_id: String,
-    /// Role of each channel, in the order samples are pushed.
-    pub roles: Vec<Role>,
-    pub sample_rate: u32,
-    pub encoding: FrameEncoding,
-    pub protocol: IngestProtocol,
-    pub peer: String,
-}
-
-impl CallStart {
-    /// Checks every field a PBX controls (the call id becomes a file name).
-    pub fn validate(&self) -> Result<(), IngestError> {
-        let bad = |m: String| Err(IngestError::Metadata(m));
-        let id_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
-                && !s.starts_with('.')
-        };
-        if !id_ok(&self.call_id) {
-            return bad(format!(
-                "call_id {:?} must be 1–128 letters, digits or - _ . : @ (not starting with .)",
-                self.call_id
-            ));
-        }
-        if !id_ok(&self.agent_id) {
-            return bad(format!(
-                "agent_id {:?} must be 1–128 letters, digits or - _ . : @",
-                self.agent_id
-            ));
-        }
-        if !matches!(
-            self.sample_rate,
-            8000 | 12000 | 16000 | 24000 | 32000 | 44100 | 48000
-        ) {
-            return bad(format!(
-                "sample rate {} is not a telephony rate (8000 or 16000)",
-                self.sample_rate
-            ));
-        }
-        if self.roles.is_empty() || self.roles.len() > 2 {
-            return bad(format!("{} channels: 1 or 2 expected", self.roles.len()));
-        }
-        Ok(())
     }
 }
 
@@ -1259,6 +1191,9 @@ impl CallSink for LiveSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::Role;
+    use crate::audio::frames::FrameEncoding;
+    use crate::store::IngestProtocol;
 
     #[test]
     fn evidence_phrases() {

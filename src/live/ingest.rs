@@ -11,17 +11,14 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use serde::Deserialize;
 
 use super::auth::Identity;
-use super::engine::{CallStart, Engine, IngestError, LiveCall};
+use super::call::{CallStart, IngestError};
+use super::config::{IDLE_TIMEOUT, METADATA_TIMEOUT};
+use super::engine::{Engine, LiveCall};
 use super::hub::Subscriber;
-use super::server::AppState;
+use super::state::AppState;
 use crate::audio::Role;
 use crate::audio::frames::FrameEncoding;
 use crate::store::{EndReason, IngestProtocol};
-
-/// How long a PBX may take to send its metadata, and stay silent mid-call, before callqc
-/// gives up on it (a silent call still sends frames: silence is samples, not nothing).
-pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// WebSocket close codes callqc sends (4000–4999 are the application's).
 pub mod close {

@@ -13,6 +13,7 @@
 //!
 //! - [`config`]: `callqc.toml` (listen addresses, models, rubric, recordings, tokens).
 //! - [`auth`]: tokens → [`auth::Identity`], compared in constant time.
+//! - [`call`]: a call as its PBX announces it, its checks, why a stream is refused.
 //! - [`engine`]: calls in progress, the stream and decoding workers, shedding, the final pass,
 //!   alerts.
 //! - [`recording`]: each call's WAV, written as its audio arrives; what a killed server left,
@@ -20,6 +21,7 @@
 //! - [`hub`]: per-subscriber bounded queues; who sees what.
 //! - [`ingest`]: the PBX WebSocket and the desktop pages' WebSocket.
 //! - [`audiosocket`]: Asterisk AudioSocket messages and listener.
+//! - [`state`]: what every HTTP handler sees (engine, tokens, registry, the trainer store).
 //! - [`server`]: the axum router and the server's start and stop.
 //! - [`simulate`]: a PBX in a box (`callqc simulate`), for trying, testing and benchmarking.
 //! - [`pages`]: the agent and supervisor pages.
@@ -28,6 +30,7 @@
 
 pub mod audiosocket;
 pub mod auth;
+pub mod call;
 pub mod config;
 pub mod engine;
 pub mod hub;
@@ -36,4 +39,5 @@ pub mod pages;
 pub mod recording;
 pub mod server;
 pub mod simulate;
+pub mod state;
 pub mod trainer;

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::CallStart;
+use super::call::CallStart;
 use crate::audio::{ChannelMap, Role};
 use crate::store::{IngestProtocol, LiveCallRecord};
 

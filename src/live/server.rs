@@ -15,21 +15,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::audiosocket::{self, Registration, Registry};
-use super::auth::{Identity, Tokens};
+use super::auth::{Identity, bearer};
 use super::config::ServeConfig;
 use super::engine::{Engine, EngineConfig};
 use super::hub::Hub;
 use super::ingest;
-
-/// What every handler sees.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Arc<Engine>,
-    pub tokens: Arc<Tokens>,
-    pub registry: Arc<Registry>,
-    pub trainer: super::trainer::Shared,
-    pub shutdown: watch::Receiver<bool>,
-}
+use super::state::{AppState, TrainerStore, refuse};
 
 /// The largest WebSocket message accepted from a PBX (a 20 ms stereo L16 frame at 16 kHz is
 /// 1,280 bytes; a second of it is 64 KB).
@@ -62,7 +53,7 @@ impl Server {
         // async threads, like every store call of the pages.
         let (db, mask) = (engine.db.clone(), config.server.mask_personal_data);
         let trainer = Arc::new(
-            tokio::task::spawn_blocking(move || super::trainer::TrainerStore::open(&db, mask))
+            tokio::task::spawn_blocking(move || TrainerStore::open(&db, mask))
                 .await
                 .map_err(|e| crate::Error::Serve(format!("opening the store: {e}")))??,
         );
@@ -173,15 +164,6 @@ async fn page(html: &'static str) -> Response {
     r
 }
 
-/// The identity of an `Authorization: Bearer …` header, if it has one that matches.
-pub(super) fn bearer(tokens: &Tokens, headers: &HeaderMap) -> Option<Identity> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
-    tokens.identify(token)
-}
-
 async fn ingest_upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -205,10 +187,6 @@ async fn events_upgrade(
 ) -> Response {
     ws.max_message_size(64 * 1024)
         .on_upgrade(move |socket| ingest::page_connection(state, socket, peer))
-}
-
-pub(super) fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({"error": message}))).into_response()
 }
 
 async fn register_audiosocket(

@@ -6,7 +6,6 @@
 //! the token's reviewer name, never a name the page sends.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::Body;
@@ -16,31 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::auth::Identity;
-use super::server::{AppState, bearer, refuse};
+use super::auth::bearer;
+use super::state::{AppState, refuse};
 use crate::report::export::{clip_span, clip_wav};
 use crate::store::{
     FlaggedOrder, FlaggedQuery, Period, ReviewState, Source, Store, StoreError, VerdictAction,
 };
-
-/// The store the trainer pages read and write (its own connection: SQLite in WAL mode lets it
-/// read while the final pass writes).
-pub struct TrainerStore {
-    store: Mutex<Store>,
-    /// Seconds around a finding in its clip.
-    pub clip_margin_s: f64,
-    /// Mask personal data in what the pages show, and mute it in clips.
-    pub mask: bool,
-}
-
-impl TrainerStore {
-    pub fn open(db: &std::path::Path, mask: bool) -> crate::Result<TrainerStore> {
-        Ok(TrainerStore {
-            store: Mutex::new(Store::open(db)?),
-            clip_margin_s: 1.0,
-            mask,
-        })
-    }
-}
 
 /// A refused request: its status and the message the page shows.
 pub struct ApiError {
@@ -332,6 +312,3 @@ pub async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Err(r) => r.into_response(),
     }
 }
-
-/// Keep the trainer store type reachable for the server's state.
-pub type Shared = Arc<TrainerStore>;

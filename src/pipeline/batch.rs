@@ -19,36 +19,16 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::call::{Worker, WorkerConfig};
-use super::events::{CallEvent, CallSeq, CallSink, ChannelSink, Pass, Source};
+use super::events::{CallEvent, CallSeq, CallSink, Pass, Source};
 pub use super::session::CallJob;
 use super::session::{SessionMode, analyze_recording};
+use super::sinks::ChannelSink;
 use crate::audio::ChannelMap;
+use crate::error::Error;
 use crate::rubric::Rubric;
 use crate::settings::{Parallelism, SpareCores};
 use crate::store::{Store, StoreError};
 use crate::tone::Baseline;
-
-/// Errors that stop a batch before any work (bad inputs, models, database).
-#[derive(Debug, thiserror::Error)]
-pub enum BatchError {
-    #[error("{path}: {reason}")]
-    Input { path: PathBuf, reason: String },
-    #[error("{path}:{line}: {reason}")]
-    Manifest {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("loading models: {0}")]
-    Models(Box<crate::Error>),
-    #[error("starting the worker threads: {0}")]
-    Pool(#[from] rayon::ThreadPoolBuildError),
-    /// A sink (the store's writer, a printer) refused an event.
-    #[error(transparent)]
-    Sink(Box<crate::Error>),
-}
 
 /// Extra keys callqc reads from a `NAME.json` beside the audio (unknown keys are ignored: the
 /// ground-truth files carry many more).
@@ -182,9 +162,9 @@ pub fn parse_manifest_line<'a>(
 
 /// Read a manifest line by line (a night's 100,000-line list is never held whole); paths are
 /// relative to the manifest's folder.
-fn parse_manifest(path: &Path, default_map: ChannelMap) -> Result<Vec<CallJob>, BatchError> {
+fn parse_manifest(path: &Path, default_map: ChannelMap) -> Result<Vec<CallJob>, Error> {
     use std::io::BufRead;
-    let input = |reason: String| BatchError::Input {
+    let input = |reason: String| Error::Input {
         path: path.to_path_buf(),
         reason,
     };
@@ -195,7 +175,7 @@ fn parse_manifest(path: &Path, default_map: ChannelMap) -> Result<Vec<CallJob>, 
     let mut line = String::new();
     for i in 0.. {
         line.clear();
-        let at = |reason: String| BatchError::Manifest {
+        let at = |reason: String| Error::Manifest {
             path: path.to_path_buf(),
             line: i + 1,
             reason,
@@ -224,15 +204,12 @@ fn parse_manifest(path: &Path, default_map: ChannelMap) -> Result<Vec<CallJob>, 
 }
 
 /// Expand the command line's PATHs into calls (files, folders, manifests), without duplicates.
-pub fn collect_jobs(
-    inputs: &[PathBuf],
-    default_map: ChannelMap,
-) -> Result<Vec<CallJob>, BatchError> {
+pub fn collect_jobs(inputs: &[PathBuf], default_map: ChannelMap) -> Result<Vec<CallJob>, Error> {
     let mut jobs = Vec::new();
     for input in inputs {
         if input.is_dir() {
             let mut files = Vec::new();
-            recordings_under(input, &mut files).map_err(|e| BatchError::Input {
+            recordings_under(input, &mut files).map_err(|e| Error::Input {
                 path: input.clone(),
                 reason: e.to_string(),
             })?;
@@ -246,7 +223,7 @@ pub fn collect_jobs(
         } else if input.exists() {
             jobs.push(with_sidecar(input, default_map));
         } else {
-            return Err(BatchError::Input {
+            return Err(Error::Input {
                 path: input.clone(),
                 reason: "no such file or directory".into(),
             });
@@ -404,7 +381,7 @@ pub struct Plan {
 
 /// Identify every call and leave out those already analysed from the same audio, models and
 /// rubric (all of them with `force`); read the agents' histories from calls outside the batch.
-pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan, BatchError> {
+pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan, Error> {
     let rubric_hash = &cfg.rubric.source_hash;
     let calls = jobs.len();
     let mut to_do: Vec<(CallSeq, CallJob, String)> = Vec::new();
@@ -473,11 +450,7 @@ pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan
 
 /// Run a planned batch: every call's events go to `sink` (the store's sink, a progress
 /// display…) on this thread, in order per call. Returns when every call has ended or failed.
-pub fn run(
-    plan: Plan,
-    cfg: &BatchConfig,
-    sink: &mut dyn CallSink,
-) -> Result<BatchSummary, BatchError> {
+pub fn run(plan: Plan, cfg: &BatchConfig, sink: &mut dyn CallSink) -> Result<BatchSummary, Error> {
     let started = Instant::now();
     let mut totals = SummarySink::default();
     totals.summary.calls = plan.calls;
@@ -497,7 +470,7 @@ pub fn run(
     // A worker left without a call (the batch's tail) lends its core to one that has one.
     let spare = Arc::new(SpareCores::new(par.workers));
     for _ in 0..par.workers {
-        let mut w = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(Box::new(e)))?;
+        let mut w = Worker::load(&cfg.worker).map_err(|e| Error::Models(Box::new(e)))?;
         w.spare = Some(spare.clone());
         workers.push(Mutex::new(w));
     }
@@ -509,7 +482,7 @@ pub fn run(
     // 4. Workers analyse; this thread feeds each event to the sinks as it arrives.
     let (tx, rx) = mpsc::channel::<(CallSeq, CallEvent)>();
     let rubric = cfg.rubric.clone();
-    std::thread::scope(|scope| -> Result<(), BatchError> {
+    std::thread::scope(|scope| -> Result<(), Error> {
         let workers = &workers;
         let history = &history;
         let spare = &spare;
@@ -543,10 +516,7 @@ pub fn run(
         });
         for (seq, event) in rx {
             let t = Instant::now();
-            sink.event(seq, &event).map_err(|e| match e {
-                crate::Error::Store(s) => BatchError::Store(s),
-                other => BatchError::Sink(Box::new(other)),
-            })?;
+            sink.event(seq, &event)?;
             totals.event(seq, &event).ok();
             if matches!(event, CallEvent::Ended(_)) {
                 totals.summary.stages.store += t.elapsed().as_secs_f64();

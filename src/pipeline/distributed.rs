@@ -18,15 +18,17 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::batch::{BatchConfig, BatchError, agent_histories};
+use super::batch::{BatchConfig, agent_histories};
 use super::call::Worker;
-use super::events::{CallEvent, CallSink, Source, VecSink};
+use super::events::{CallEvent, CallSink, Source};
 use super::identity;
 use super::session::{CallJob, SessionMode, analyze_recording};
+use super::sinks::{StoreSink, VecSink};
 use crate::audio::ChannelMap;
+use crate::error::Error;
 use crate::settings::SpareCores;
 use crate::store::queue::{Enqueued, QueuedCall};
-use crate::store::{Lease, Store, StoreError, StoreSink};
+use crate::store::{Lease, Store, StoreError};
 use crate::tone::Baseline;
 
 /// A call's particulars as the queue keeps them (the job's JSON).
@@ -72,7 +74,7 @@ pub fn enqueue(
     store: &mut Store,
     jobs: &[CallJob],
     again: impl Fn(&str, &str) -> Result<bool, StoreError>,
-) -> Result<Enqueued, BatchError> {
+) -> Result<Enqueued, Error> {
     let mut calls = Vec::with_capacity(jobs.len());
     for job in jobs {
         let hash = identity::file_hash(&job.path).ok();
@@ -192,11 +194,11 @@ pub fn work(
     cfg: &BatchConfig,
     q: &QueueConfig,
     stop: &AtomicBool,
-) -> Result<WorkSummary, BatchError> {
+) -> Result<WorkSummary, Error> {
     let started = Instant::now();
     let n = cfg.parallelism.workers.max(1);
     let spare = Arc::new(SpareCores::new(n));
-    let results: Vec<Result<WorkSummary, BatchError>> = std::thread::scope(|scope| {
+    let results: Vec<Result<WorkSummary, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
             .map(|i| {
                 let mut q = q.clone();
@@ -211,7 +213,7 @@ pub fn work(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(BatchError::Input {
+                    Err(Error::Input {
                         path: db.to_path_buf(),
                         reason: "a queue worker thread panicked".into(),
                     })
@@ -234,10 +236,10 @@ fn work_one(
     q: &QueueConfig,
     stop: &AtomicBool,
     spare: Arc<SpareCores>,
-) -> Result<WorkSummary, BatchError> {
+) -> Result<WorkSummary, Error> {
     let mut store = patiently(PATIENCE, stop, || Store::open(db))?;
     let beat_store = Arc::new(patiently(PATIENCE, stop, || Store::open(db))?);
-    let mut worker = Worker::load(&cfg.worker).map_err(|e| BatchError::Models(Box::new(e)))?;
+    let mut worker = Worker::load(&cfg.worker).map_err(|e| Error::Models(Box::new(e)))?;
     worker.spare = Some(spare.clone());
     patiently(PATIENCE, stop, || store.register_worker(&q.name))?;
     let mut summary = WorkSummary::default();

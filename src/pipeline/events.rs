@@ -12,30 +12,21 @@
 //! parallel), so every event comes with the [`CallSeq`] its session was given.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 use serde::Serialize;
 
-use super::session::AudioFormat;
 use crate::asr::{DroppedSegment, Segment};
+use crate::audio::AudioFormat;
 use crate::audio::{ChannelMap, Role};
 use crate::rubric::{Finding, Score};
+pub use crate::speakers::RoleSeparation;
+pub use crate::store::Source;
 use crate::time::round_ms;
 use crate::tone::{Baseline, ToneSummary, ToneWindow};
 use crate::vad::{SpeechRegion, SpeechRegions};
 
 /// Which call of a run an event belongs to (assigned by whoever starts the sessions).
 pub type CallSeq = u64;
-
-/// Where a call's audio came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// A recording analysed by `batch`, `eval` or `transcribe`.
-    Batch,
-    /// A call streamed in while it ran (`serve`).
-    Live,
-}
 
 /// Which analysis produced a result: the quick one while the call runs, or the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,16 +84,6 @@ pub struct CallEnd {
     /// The agent's in-call voice baseline (the store merges it into the agent's history).
     pub tone_baseline: Option<Baseline>,
     pub timings: StageTimings,
-}
-
-/// How the speakers of a mono recording were attributed ([`crate::speakers`]): two voices, one
-/// named the agent because it says the script, or one mixed speaker and why.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct RoleSeparation {
-    /// The agent's and the caller's turns are known; else the call stays one mixed speaker.
-    pub separated: bool,
-    /// For people: the evidence for the attribution, or the reason there is none.
-    pub note: String,
 }
 
 /// One thing the analysis found out about a call.
@@ -171,94 +152,5 @@ pub trait CallSink {
 impl<S: CallSink + ?Sized> CallSink for &mut S {
     fn event(&mut self, call: CallSeq, event: &CallEvent) -> Result<(), crate::Error> {
         (**self).event(call, event)
-    }
-}
-
-/// Keeps every event (tests, `eval`).
-#[derive(Debug, Default)]
-pub struct VecSink {
-    pub events: Vec<(CallSeq, CallEvent)>,
-}
-
-impl CallSink for VecSink {
-    fn event(&mut self, call: CallSeq, event: &CallEvent) -> Result<(), crate::Error> {
-        self.events.push((call, event.clone()));
-        Ok(())
-    }
-}
-
-impl VecSink {
-    /// The events, without their call numbers.
-    pub fn iter(&self) -> impl Iterator<Item = &CallEvent> {
-        self.events.iter().map(|(_, e)| e)
-    }
-
-    /// Findings of one pass, with the audio time they were emitted at.
-    pub fn findings(&self, pass: Pass) -> Vec<(&Finding, f64)> {
-        self.iter()
-            .filter_map(|e| match e {
-                CallEvent::Finding {
-                    pass: p,
-                    finding,
-                    at_audio_s,
-                } if *p == pass => Some((finding, *at_audio_s)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Segments of one pass.
-    pub fn segments(&self, pass: Pass) -> Vec<&Segment> {
-        self.iter()
-            .filter_map(|e| match e {
-                CallEvent::Segment {
-                    pass: p, segment, ..
-                } if *p == pass => Some(segment),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Closed speech regions per role, in the order they closed.
-    pub fn regions(&self, role: Role) -> Vec<SpeechRegion> {
-        self.iter()
-            .filter_map(|e| match e {
-                CallEvent::RegionClosed {
-                    role: r, region, ..
-                } if *r == role => Some(*region),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The call's end, if it ended.
-    pub fn end(&self) -> Option<&CallEnd> {
-        self.iter().find_map(|e| match e {
-            CallEvent::Ended(end) => Some(end),
-            _ => None,
-        })
-    }
-}
-
-/// Sends events to another thread (batch workers → the thread that owns the store).
-pub struct ChannelSink(pub mpsc::Sender<(CallSeq, CallEvent)>);
-
-impl CallSink for ChannelSink {
-    fn event(&mut self, call: CallSeq, event: &CallEvent) -> Result<(), crate::Error> {
-        self.0
-            .send((call, event.clone()))
-            .map_err(|_| crate::Error::SinkClosed)
-    }
-}
-
-/// Passes every event to each of several sinks, in order.
-pub struct Tee<'a>(pub Vec<&'a mut dyn CallSink>);
-
-impl CallSink for Tee<'_> {
-    fn event(&mut self, call: CallSeq, event: &CallEvent) -> Result<(), crate::Error> {
-        for sink in &mut self.0 {
-            sink.event(call, event)?;
-        }
-        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 //! - [`session`]: one call, frames in, typed events out — the only place that knows the order of
 //!   the stages; a recording is "push the file, finish" ([`session::analyze_recording`]);
 //! - [`events`]: the events and the [`events::CallSink`] seam every consumer implements;
+//! - [`sinks`]: the consumers: the store's writer, an in-memory list, a channel, a tee;
 //! - [`call`]: a worker's models, loaded once and reused for every call;
 //! - [`analyze`]: the tone and rubric stages as plain functions (also used by `rescore`);
 //! - [`batch`]: many recordings in parallel, resumable, into the caller's sinks;
@@ -17,3 +18,4 @@ pub mod distributed;
 pub mod events;
 pub mod identity;
 pub mod session;
+pub mod sinks;

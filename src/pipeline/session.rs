@@ -32,7 +32,7 @@ use crate::audio::bleed::BleedCanceller;
 use crate::audio::frames::FrameEncoding;
 use crate::audio::resample::StreamResampler;
 use crate::audio::roles::into_role_channels;
-use crate::audio::{ChannelMap, Encoding, Role, RoleAudio};
+use crate::audio::{AudioFormat, ChannelMap, Role, RoleAudio};
 use crate::error::{Error, Stage};
 use crate::rubric::{CallFacts, Finding, Rubric};
 use crate::speakers::{self, TwoVoices, VoiceSplit};
@@ -77,25 +77,6 @@ const KEEP_BEFORE_OPEN_S: usize = 1;
 /// Kept audio is trimmed in steps of this many seconds, not on every frame (each trim moves
 /// what is kept).
 const TRIM_STEP_S: usize = 5;
-
-/// How the audio is stored, for the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct AudioFormat {
-    pub sample_rate: u32,
-    /// Channels of the source (a stereo file mixed to one role still says 2).
-    pub channels: usize,
-    pub encoding: Encoding,
-}
-
-impl From<FrameEncoding> for Encoding {
-    fn from(e: FrameEncoding) -> Encoding {
-        match e {
-            FrameEncoding::L16 => Encoding::PcmInt { bits: 16 },
-            FrameEncoding::Pcmu => Encoding::MuLaw,
-            FrameEncoding::Pcma => Encoding::ALaw,
-        }
-    }
-}
 
 /// Provisional results of a live session.
 #[derive(Default)]

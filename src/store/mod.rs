@@ -1,6 +1,8 @@
 //! Storage: every call, its transcript, tone windows, findings, scores and failures.
 //!
-//! [`Store`] is the interface the rest of callqc uses (all SQL lives under `store/`). It runs on
+//! [`Store`] is the interface the rest of callqc uses (all SQL lives under `store/`): typed
+//! calls only ([`Store::save_call`] takes a [`CallMeta`] and its [`CallRows`]); the sink that
+//! turns a session's events into them is `pipeline::sinks::StoreSink`. It runs on
 //! SQLite (a file: the embedded default, one machine) or PostgreSQL (`postgres://…`: one store
 //! and work queue shared by many machines). The store's logic — what a transaction holds, how
 //! verdicts carry over, how a score is recomputed — is written once; [`db`] is the seam where
@@ -15,8 +17,6 @@
 //! - [`read`]: what `rescore`, `show`, `eval` and `tone fit` read back;
 //! - [`review`]: trainers' verdicts, appeals and their rulings, calibration rounds, the history;
 //! - [`query`]: flagged calls under filters, per-rule precision, the report's figures;
-//! - [`sink`]: the [`CallSink`](crate::pipeline::events::CallSink) that turns a session's events
-//!   into one stored call;
 //! - [`types`]: the closed sets the tables hold (status, review state, source, role).
 //!
 //! SQLite runs in WAL mode with a busy timeout (30 s; `CALLQC_DB_BUSY_TIMEOUT_MS`), so trainers
@@ -30,7 +30,6 @@ pub mod queue;
 pub mod read;
 pub mod review;
 pub mod schema;
-pub mod sink;
 pub mod types;
 pub mod write;
 
@@ -40,7 +39,6 @@ pub use query::{
 };
 pub use read::{RawText, StoredCall, StoredFinding, StoredScore, ToneFeatureRow};
 pub use review::{CalibrationRecord, FindingOfCall, VerdictRecord};
-pub use sink::StoreSink;
 pub use types::{
     AlertKind, AppealState, CallStatus, EndReason, IngestProtocol, Kind, ReviewState, Source,
     VerdictAction,

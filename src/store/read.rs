@@ -7,7 +7,7 @@ use super::types::{AppealState, CallStatus, Kind, ReviewState, Source};
 use super::{Store, StoreError};
 use crate::asr::Segment;
 use crate::audio::Role;
-use crate::pipeline::events::RoleSeparation;
+use crate::speakers::RoleSeparation;
 use crate::tone::{Baseline, ToneWindow};
 use crate::vad::{SpeechRegion, SpeechRegions};
 

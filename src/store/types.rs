@@ -126,27 +126,15 @@ text_enum! {
     }
 }
 
-pub use crate::pipeline::events::Source;
-
-impl std::str::FromStr for Source {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "batch" => Ok(Source::Batch),
-            "live" => Ok(Source::Live),
-            other => Err(format!("unknown source '{other}' (batch or live)")),
-        }
+text_enum! {
+    /// Where a call's audio came from.
+    Source {
+        /// A recording analysed by `batch`, `eval` or `transcribe`.
+        Batch = "batch",
+        /// A call streamed in while it ran (`serve`).
+        Live = "live",
     }
 }
-
-crate::store::db::text_value!(
-    Source,
-    |s: &Source| match s {
-        Source::Batch => "batch",
-        Source::Live => "live",
-    },
-    |s: &str| s.parse()
-);
 
 crate::store::db::text_value!(
     crate::audio::Role,

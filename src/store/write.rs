@@ -9,8 +9,8 @@ use super::types::{AppealState, CallStatus, ReviewState, Source};
 use super::{RunTotals, Store, StoreError};
 use crate::asr::Segment;
 use crate::audio::{ChannelMap, Encoding};
-use crate::pipeline::events::RoleSeparation;
 use crate::rubric::{Finding, Score};
+use crate::speakers::RoleSeparation;
 use crate::tone::{Baseline, ToneWindow};
 use crate::vad::SpeechRegions;
 

@@ -18,7 +18,6 @@
 //!   and a call-level [`ToneSummary`].
 
 pub mod features;
-pub mod fit;
 pub mod live;
 pub mod model;
 

@@ -19,10 +19,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::features::N_FEATURES;
-use super::model::LinearToneParams;
 use crate::eval::LabelledCall;
 use crate::store::{ReviewState, Store, StoreError};
+use crate::tone::features::N_FEATURES;
+use crate::tone::model::LinearToneParams;
 
 /// Index of the agitated logit in [`super::model::LABELS`].
 const AGITATED: usize = 2;

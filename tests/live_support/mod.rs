@@ -245,7 +245,10 @@ impl ServeProcess {
     pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: a signal to the child this process started (still a process: it has not
         // been waited for).
-        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, sig) }, 0);
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
+            0
+        );
     }
 }
 

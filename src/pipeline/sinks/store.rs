@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use super::Store;
-use super::write::{CallMeta, CallRows};
 use crate::asr::Segment;
-use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass, RoleSeparation};
+use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass};
 use crate::rubric::Finding;
+use crate::speakers::RoleSeparation;
+use crate::store::{CallMeta, CallRows, Store};
 use crate::tone::ToneWindow;
 use crate::vad::SpeechRegions;
 
