@@ -194,13 +194,13 @@ fn main() {
                 let want = *reference.entry(name).or_insert(n);
                 missed += want.saturating_sub(n);
             }
-            let by = |k: &str| simulate::summarize(warnings.iter().filter(|w| w.kind == k));
+            let by = |k: AlertKind| simulate::summarize(warnings.iter().filter(|w| w.kind == Some(k)));
             let all = simulate::summarize(&warnings);
             let shed = server.server.engine.stats().shed_utterances - shed0;
             println!(
                 "| {level} | {} | {} | {:.0} | {missed} | {warned}/{finals} | {extra} | {shed} | {:.0} |",
-                fmt(&by("forbidden")),
-                fmt(&by("tone")),
+                fmt(&by(AlertKind::Forbidden)),
+                fmt(&by(AlertKind::Tone)),
                 all.p95_ms,
                 rss_mb()
             );
@@ -294,12 +294,14 @@ fn main() {
             let (finals, warned, extra) = tone_recall(&server.db(), &ids);
             let warnings: Vec<ReceivedWarning> =
                 reports.into_iter().flat_map(|r| r.warnings).collect();
-            let p95 = |k: &str| simulate::summarize(warnings.iter().filter(|w| w.kind == k)).p95_ms;
+            let p95 = |k: AlertKind| {
+                simulate::summarize(warnings.iter().filter(|w| w.kind == Some(k))).p95_ms
+            };
             println!(
                 "| {} | {warned}/{finals} | {extra} | {:.0} | {:.0} |",
                 dir.file_name().unwrap_or_default().to_string_lossy(),
-                p95("tone"),
-                p95("forbidden")
+                p95(AlertKind::Tone),
+                p95(AlertKind::Forbidden)
             );
         }
         // Final passes still queued after a soak finish in shutdown (it waits for them).

@@ -64,7 +64,8 @@ pub enum Error {
 }
 
 /// The stages of the analysis, for messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stage {
     Decode,
     Vad,
@@ -86,6 +87,14 @@ impl std::fmt::Display for Stage {
 }
 
 impl Error {
+    /// The analysis stage this error happened in, if it is a call's stage error.
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            Error::Call { stage, .. } => Some(*stage),
+            _ => None,
+        }
+    }
+
     /// Wrap a stage error with the call it happened to.
     pub fn in_call(call: impl std::fmt::Display, stage: Stage, source: impl Into<Error>) -> Error {
         Error::Call {

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::asr::Transcript;
 use crate::audio::{ChannelMap, Role};
-use crate::rubric::Kind;
+use crate::rubric::rules::Rule;
+use crate::rubric::scope::Position;
+use crate::rubric::{Kind, Rubric};
 use crate::text::CerCount;
 
 /// One labelled utterance.
@@ -286,6 +288,40 @@ pub struct FoundIssue {
     pub points: f64,
     /// Within the rules, recorded for trainers (never a deduction).
     pub observation: bool,
+    /// Where the item's rule looks (`required_phrase`: the greeting looks at the start, the
+    /// closing at the end); `Anywhere` for other kinds.
+    pub position: Position,
+}
+
+impl FoundIssue {
+    /// A finding of `rubric`'s item `item_id`, with the position its rule looks at.
+    pub fn new(
+        rubric: &Rubric,
+        kind: Kind,
+        item_id: &str,
+        (start, end): (f64, f64),
+        points: f64,
+        observation: bool,
+    ) -> FoundIssue {
+        let position = rubric
+            .items
+            .iter()
+            .find(|i| i.id == item_id)
+            .and_then(|i| match &i.rule {
+                Rule::RequiredPhrase(r) => Some(r.window.position),
+                _ => None,
+            })
+            .unwrap_or_default();
+        FoundIssue {
+            kind,
+            item_id: item_id.to_string(),
+            start,
+            end,
+            points,
+            observation,
+            position,
+        }
+    }
 }
 
 /// The label categories of the ground truth. `hold` is recall only: a labelled announced hold
@@ -301,15 +337,16 @@ pub const LABEL_KINDS: [&str; 7] = [
     "hold",
 ];
 
-/// Which label category a finding speaks to. A `required_phrase` finding is a greeting when it
-/// lies in the first half of the call, else a closing (the two positions rubrics use).
+/// Which label category a finding speaks to. A `required_phrase` finding is a greeting when its
+/// rule looks at the start of the call, a closing when it looks at the end; a rule that looks
+/// anywhere is judged by where the finding lies (first half: greeting).
 fn category(f: &FoundIssue, duration_s: f64) -> Option<&'static str> {
     if f.observation {
         return None;
     }
     match f.kind {
-        Kind::RequiredPhrase if f.item_id.contains("greet") => Some("greeting"),
-        Kind::RequiredPhrase if f.item_id.contains("clos") => Some("closing"),
+        Kind::RequiredPhrase if f.position == Position::Start => Some("greeting"),
+        Kind::RequiredPhrase if f.position == Position::End => Some("closing"),
         Kind::RequiredPhrase if f.start < duration_s / 2.0 => Some("greeting"),
         Kind::RequiredPhrase => Some("closing"),
         Kind::ForbiddenPhrase => Some("forbidden"),
@@ -502,6 +539,12 @@ mod label_tests {
             start,
             end,
             points: 2.0,
+            // As the default rubric's greeting and closing look.
+            position: match id {
+                "greeting" => Position::Start,
+                "closing" => Position::End,
+                _ => Position::Anywhere,
+            },
         }
     }
 

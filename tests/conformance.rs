@@ -8,6 +8,7 @@
 //! `flagged`, `rules stats` and `report`; live calls and alerts; voice histories.
 
 use callqc::asr::Segment;
+use callqc::audio::frames::FrameEncoding;
 use callqc::audio::{ChannelMap, Encoding, Role};
 use callqc::pipeline::identity::call_key;
 use callqc::rubric::{Finding, Score};
@@ -432,7 +433,7 @@ fn queries_answer_the_same(store: &mut Store) -> Value {
         error: Some("connection reset".into()),
         recording: "/rec/q2.wav".into(),
         sample_rate: 8000,
-        encoding: "pcmu".into(),
+        encoding: FrameEncoding::Pcmu,
         samples_received: vec![480_000, 480_000],
         samples_stored: vec![480_000, 480_000],
         shed_utterances: 1,

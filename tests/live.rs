@@ -191,7 +191,11 @@ async fn a_streamed_call_warns_its_own_agent_only_and_is_stored_as_batch_would()
     assert_eq!(report.error, None);
     server.wait_stored().await;
 
-    let kinds: Vec<&str> = report.warnings.iter().map(|w| w.kind.as_str()).collect();
+    let kinds: Vec<&str> = report
+        .warnings
+        .iter()
+        .filter_map(|w| w.kind.map(AlertKind::as_str))
+        .collect();
     assert!(kinds.contains(&"forbidden"), "{kinds:?}");
     assert!(kinds.contains(&"tone"), "{kinds:?}");
     let texts: Vec<String> = agent
@@ -338,7 +342,11 @@ async fn audiosocket_legs_make_one_call_and_bad_peers_do_not_disturb_it() {
     .await;
     assert_eq!(report.error, None);
     server.wait_stored().await;
-    let kinds: Vec<&str> = report.warnings.iter().map(|w| w.kind.as_str()).collect();
+    let kinds: Vec<&str> = report
+        .warnings
+        .iter()
+        .filter_map(|w| w.kind.map(AlertKind::as_str))
+        .collect();
     assert!(kinds.contains(&"forbidden"), "{kinds:?}");
 
     let store = Store::open(&server.db()).unwrap();
@@ -527,7 +535,10 @@ async fn under_overload_live_decoding_is_shed_and_counted_but_no_audio_is_lost()
     assert_eq!(report.error, None);
     server.wait_stored().await;
     assert!(
-        report.warnings.iter().all(|w| w.kind != "forbidden"),
+        report
+            .warnings
+            .iter()
+            .all(|w| w.kind != Some(AlertKind::Forbidden)),
         "a shed utterance was decoded live"
     );
     let stats = server.server.engine.stats();

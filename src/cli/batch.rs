@@ -66,7 +66,7 @@ impl CallSink for Progress {
     fn event(&mut self, _call: CallSeq, event: &CallEvent) -> Result<(), callqc::Error> {
         match event {
             CallEvent::Ended(end) => self.audio_s += end.duration_s,
-            CallEvent::Failed { error } => self.bar.println(format!("failed: {error}")),
+            CallEvent::Failed { error, .. } => self.bar.println(format!("failed: {error}")),
             _ => return Ok(()),
         }
         let wall = self.started.elapsed().as_secs_f64().max(1e-6);

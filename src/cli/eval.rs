@@ -83,13 +83,15 @@ fn from_store(
     let found = store
         .findings(id, Some(&rubric.name))?
         .into_iter()
-        .map(|f| FoundIssue {
-            kind: f.kind,
-            item_id: f.item_id,
-            start: f.start,
-            end: f.end,
-            points: f.points,
-            observation: f.observation,
+        .map(|f| {
+            FoundIssue::new(
+                rubric,
+                f.kind,
+                &f.item_id,
+                (f.start, f.end),
+                f.points,
+                f.observation,
+            )
         })
         .collect();
     Ok(Some(Evaluated {
@@ -140,13 +142,15 @@ fn analyse_here(
         found: sink
             .findings(Pass::Final)
             .into_iter()
-            .map(|(f, _)| FoundIssue {
-                kind: f.kind,
-                item_id: f.item_id.clone(),
-                start: f.start,
-                end: f.end,
-                points: f.points,
-                observation: f.observation,
+            .map(|(f, _)| {
+                FoundIssue::new(
+                    rubric,
+                    f.kind,
+                    &f.item_id,
+                    (f.start, f.end),
+                    f.points,
+                    f.observation,
+                )
             })
             .collect(),
         duration_s: end.duration_s,

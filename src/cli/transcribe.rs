@@ -117,7 +117,7 @@ impl CallSink for Printer {
                     print_human(&mut out, &self.current, self.show_dropped).map_err(io)?;
                 }
             }
-            CallEvent::Failed { error } => {
+            CallEvent::Failed { error, .. } => {
                 self.failed += 1;
                 eprintln!("error: {error}");
                 if self.json {

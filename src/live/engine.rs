@@ -785,7 +785,7 @@ impl Engine {
             error,
             recording: path.display().to_string(),
             sample_rate: rate,
-            encoding: format!("{:?}", call.start.encoding),
+            encoding: call.start.encoding,
             samples_received: received,
             samples_stored: stored,
             shed_utterances: shed,
@@ -1124,25 +1124,23 @@ impl LiveSink {
     }
 }
 
-/// The pop-up for a provisional finding: 禁语 with the phrase, tone, silence; other kinds none.
+/// The pop-up for a provisional finding: its kind's live heading (`rule_kinds!`) and the text
+/// (禁语 with the phrase, tone, silence with its length); kinds with no live heading pop up none.
 fn warning_text(f: &Finding) -> Option<(AlertKind, String, String)> {
-    match f.kind {
+    let title = f.kind.info().live_title?.to_string();
+    let (kind, text) = match f.kind {
         Kind::ForbiddenPhrase => {
             let phrase = bracketed(&f.evidence).unwrap_or_else(|| f.description.clone());
-            Some((
-                AlertKind::Forbidden,
-                "禁语提醒".into(),
-                format!("「{phrase}」"),
-            ))
+            (AlertKind::Forbidden, format!("「{phrase}」"))
         }
-        Kind::AgentTone => Some((AlertKind::Tone, "语气提醒".into(), "请注意语气".into())),
-        Kind::Silence => Some((
+        Kind::AgentTone => (AlertKind::Tone, "请注意语气".into()),
+        Kind::Silence => (
             AlertKind::Silence,
-            "静音提醒".into(),
             format!("已静音 {:.0} 秒，请及时回应来电人", f.end - f.start),
-        )),
-        _ => None,
-    }
+        ),
+        _ => return None,
+    };
+    Some((kind, title, text))
 }
 
 /// The text inside the first 【…】 of an evidence string.
@@ -1179,7 +1177,7 @@ impl CallSink for LiveSink {
             } => self
                 .hub
                 .tone(&self.call_id, &self.agent_id, window.end, window.p_agitated),
-            CallEvent::Failed { error } => {
+            CallEvent::Failed { error, .. } => {
                 tracing::warn!("call {}: {error}", self.call_id);
             }
             _ => {}

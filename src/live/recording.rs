@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::call::CallStart;
+use crate::audio::frames::FrameEncoding;
 use crate::audio::{ChannelMap, Role};
-use crate::store::{IngestProtocol, LiveCallRecord};
+use crate::store::{IngestProtocol, LiveCallRecord, Source};
 
 /// Seconds of audio on every channel between two checkpoints.
 const CHECKPOINT_S: u32 = 1;
@@ -59,12 +60,12 @@ struct LiveSidecar {
     call_id: String,
     agent_id: String,
     channel_map: ChannelMap,
-    source: String,
+    source: Source,
     started_at: String,
     started_ms: i64,
     protocol: IngestProtocol,
     peer: String,
-    encoding: String,
+    encoding: FrameEncoding,
     /// The recording's format, so that a call stopped before its first checkpoint is still
     /// stored (with no audio). 0 in sidecars of versions before it.
     #[serde(default)]
@@ -134,12 +135,12 @@ impl Recording {
                 call_id: start.call_id.clone(),
                 agent_id: start.agent_id.clone(),
                 channel_map: channel_map(&start.roles),
-                source: "live".into(),
+                source: Source::Live,
                 started_at: crate::time::iso_utc(started_ms),
                 started_ms,
                 protocol: start.protocol,
                 peer: start.peer.clone(),
-                encoding: format!("{:?}", start.encoding),
+                encoding: start.encoding,
                 sample_rate: start.sample_rate,
                 channels: channels as u16,
                 end: None,
@@ -394,7 +395,7 @@ pub struct Recovered {
     pub ended_ms: i64,
     pub protocol: IngestProtocol,
     pub peer: String,
-    pub encoding: String,
+    pub encoding: FrameEncoding,
     pub sample_rate: u32,
     pub channels: usize,
     /// Frames of the recording (as of its last checkpoint, for one left in progress).
@@ -690,7 +691,7 @@ mod tests {
         assert_eq!(r.call_id, "c-2");
         assert_eq!((r.frames, r.channels, r.sample_rate), (16_000, 2, 8000));
         assert_eq!(r.protocol, IngestProtocol::WebSocket);
-        assert_eq!(r.encoding, "Pcmu");
+        assert_eq!(r.encoding, FrameEncoding::Pcmu);
         let frames = wav_frames(&r.path);
         assert_eq!(frames.len(), 16_000);
         assert!(frames.iter().all(|[a, b]| *a == -*b));
@@ -722,7 +723,7 @@ mod tests {
             error: None,
             recording: done.path.display().to_string(),
             sample_rate: 8000,
-            encoding: "Pcmu".into(),
+            encoding: FrameEncoding::Pcmu,
             samples_received: done.received.clone(),
             samples_stored: done.stored.clone(),
             shed_utterances: 0,

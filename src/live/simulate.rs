@@ -22,6 +22,7 @@ use super::audiosocket;
 use super::config::random_token;
 use crate::audio::frames::FrameEncoding;
 use crate::audio::{ChannelMap, Role};
+use crate::store::AlertKind;
 
 /// How the simulated PBX streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -63,7 +64,8 @@ pub struct SimCall {
 /// A warning as the simulated PBX (or supervisor) saw it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedWarning {
-    pub kind: String,
+    /// `None`: a kind this client does not know (a newer server's).
+    pub kind: Option<AlertKind>,
     pub title: String,
     pub text: String,
     pub evidence_end_s: f64,
@@ -262,7 +264,7 @@ pub async fn run_call(call: &SimCall, call_id: String, opts: &SimulateOptions) -
                 let end = msg["evidence_end_s"].as_f64().unwrap_or(0.0);
                 let sent_at = started + Duration::from_secs_f64(end / opts.speed.max(1e-3));
                 report.warnings.push(ReceivedWarning {
-                    kind: msg["kind"].as_str().unwrap_or_default().to_string(),
+                    kind: msg["kind"].as_str().and_then(|k| k.parse().ok()),
                     title: msg["title"].as_str().unwrap_or_default().to_string(),
                     text: msg["text"].as_str().unwrap_or_default().to_string(),
                     evidence_end_s: end,

@@ -329,7 +329,7 @@ impl CallSink for SummarySink {
                 s.stages.rules += t.rules_s;
                 s.spread_calls += t.asr_spread as usize;
             }
-            CallEvent::Failed { error } => {
+            CallEvent::Failed { error, .. } => {
                 s.failed += 1;
                 let path = self.paths.get(&call).cloned().unwrap_or_default();
                 s.failures.push((path.display().to_string(), error.clone()));

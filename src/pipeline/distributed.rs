@@ -331,6 +331,7 @@ fn work_on(
                     seq,
                     &CallEvent::Failed {
                         error: format!("queued job {} is unreadable: {reason}", lease.job_id),
+                        stage: None,
                     },
                 )
                 .ok();

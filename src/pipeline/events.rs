@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::asr::{DroppedSegment, Segment};
 use crate::audio::AudioFormat;
 use crate::audio::{ChannelMap, Role};
+use crate::error::Stage;
 use crate::rubric::{Finding, Score};
 pub use crate::speakers::RoleSeparation;
 pub use crate::store::Source;
@@ -139,6 +140,9 @@ pub enum CallEvent {
     /// The call could not be analysed; the error names the file or peer and the stage.
     Failed {
         error: String,
+        /// The stage that failed, when a stage did (not for unreadable queue jobs or sessions
+        /// used wrongly).
+        stage: Option<Stage>,
     },
 }
 

@@ -859,6 +859,7 @@ impl<'a> CallSession<'a> {
     pub fn fail(&mut self, error: &Error) -> crate::Result<()> {
         self.emit(CallEvent::Failed {
             error: error.to_string(),
+            stage: error.stage(),
         })
     }
 
@@ -1037,6 +1038,7 @@ pub fn analyze_recording(
             seq,
             &CallEvent::Failed {
                 error: e.to_string(),
+                stage: e.stage(),
             },
         )?;
         Err(e)

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::db::{DbError, args};
 use super::types::{AlertKind, EndReason, IngestProtocol};
 use super::{Store, StoreError};
+use crate::audio::frames::FrameEncoding;
 
 /// How one streamed call went (its analysis is the `calls` row with the same key). Also written
 /// into the recording's sidecar when the call ends, so a server stopped before the final pass
@@ -21,7 +22,7 @@ pub struct LiveCallRecord {
     pub error: Option<String>,
     pub recording: String,
     pub sample_rate: u32,
-    pub encoding: String,
+    pub encoding: FrameEncoding,
     pub samples_received: Vec<u64>,
     pub samples_stored: Vec<u64>,
     pub shed_utterances: usize,

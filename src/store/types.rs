@@ -136,6 +136,23 @@ text_enum! {
     }
 }
 
+// A live call's frame encoding, as the live tables have always held it ("L16", "Pcmu",
+// "Pcma": the names its JSON form also has).
+crate::store::db::text_value!(
+    crate::audio::frames::FrameEncoding,
+    |e: &crate::audio::frames::FrameEncoding| match e {
+        crate::audio::frames::FrameEncoding::L16 => "L16",
+        crate::audio::frames::FrameEncoding::Pcmu => "Pcmu",
+        crate::audio::frames::FrameEncoding::Pcma => "Pcma",
+    },
+    |s: &str| match s {
+        "L16" => Ok(crate::audio::frames::FrameEncoding::L16),
+        "Pcmu" => Ok(crate::audio::frames::FrameEncoding::Pcmu),
+        "Pcma" => Ok(crate::audio::frames::FrameEncoding::Pcma),
+        other => Err(format!("unknown frame encoding '{other}'")),
+    }
+);
+
 crate::store::db::text_value!(
     crate::audio::Role,
     |r: &crate::audio::Role| r.as_str(),

@@ -130,7 +130,7 @@ impl CallSink for StoreSink<'_> {
                     },
                 )?;
             }
-            CallEvent::Failed { error } => {
+            CallEvent::Failed { error, .. } => {
                 if let Some(p) = self.pending.remove(&call) {
                     let meta = self.meta(&p.info);
                     self.store.save_failure(&meta, error)?;

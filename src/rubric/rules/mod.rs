@@ -1,19 +1,10 @@
 //! Rule kinds: one file per kind, each opening with its reference doc.
 //!
 //! A kind is a [`RuleKind`] (what it checks, given one item and one call) plus a compile step
-//! from the item's `[items.rule]` table. [`KINDS`] lists them all: parsing looks kinds up there,
-//! and `docs/rubric.md` is generated from the `//!` docs of the files it names, so a new kind
-//! needs a file, a [`Rule`] variant and a [`KINDS`] entry — and its doc appears in the reference.
-
-pub mod agent_tone;
-pub mod call_duration;
-pub mod forbidden_phrase;
-pub mod keywords;
-pub mod order;
-pub mod required_phrase;
-pub mod silence;
-pub mod speech_rate;
-pub mod talk_over;
+//! from the item's `[items.rule]` table. The `rule_kinds!` list below is the one place kinds are
+//! named: it declares each kind's module and generates [`Kind`], [`Rule`] and [`KINDS`] (which
+//! parsing looks kinds up in, the tests walk, and `docs/rubric.md` is generated from, out of the
+//! `//!` docs of each kind's file). Adding a kind is its file plus one line of that list.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,38 +19,76 @@ pub trait RuleKind: std::fmt::Debug + Send + Sync {
     fn check(&self, item: &Item, facts: &CallFacts) -> Vec<Finding>;
 }
 
-/// The closed set of rule kinds: what `kind = "…"` names in a rubric file and what a finding
-/// says produced it (stored as the same snake_case name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    RequiredPhrase,
-    ForbiddenPhrase,
-    Keywords,
-    Order,
-    Silence,
-    TalkOver,
-    SpeechRate,
-    CallDuration,
-    AgentTone,
+/// One line per kind: `Variant(module::Type) = "name", default role, live warning title` (the
+/// pop-up heading a live finding of the kind gets; `None`: the kind judges only whole calls).
+macro_rules! rule_kinds {
+    ($($variant:ident($module:ident :: $ty:ident) = $name:literal, $role:ident, $live:expr;)+) => {
+        $(pub mod $module;)+
+
+        /// The closed set of rule kinds: what `kind = "…"` names in a rubric file and what a
+        /// finding says produced it (stored as the same snake_case name).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Kind {
+            $($variant,)+
+        }
+
+        impl Kind {
+            /// The kind's name in rubric files and in the store.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => $name,)+
+                }
+            }
+        }
+
+        /// A compiled rule of one of the known kinds.
+        #[derive(Debug, Clone)]
+        pub enum Rule {
+            $($variant($module::$ty),)+
+        }
+
+        impl Rule {
+            pub fn as_kind(&self) -> &dyn RuleKind {
+                match self {
+                    $(Rule::$variant(r) => r,)+
+                }
+            }
+
+            /// Which kind this rule is.
+            pub fn kind(&self) -> Kind {
+                match self {
+                    $(Rule::$variant(_) => Kind::$variant,)+
+                }
+            }
+        }
+
+        /// Every rule kind, in reference order.
+        pub const KINDS: &[KindInfo] = &[
+            $(KindInfo {
+                kind: Kind::$variant,
+                source: include_str!(concat!(stringify!($module), ".rs")),
+                default_role: RoleScope::$role,
+                live_title: $live,
+                compile: |t, cx| $module::$ty::compile(t, cx).map(Rule::$variant),
+            },)+
+        ];
+    };
+}
+
+rule_kinds! {
+    RequiredPhrase(required_phrase::RequiredPhrase) = "required_phrase", Agent, None;
+    ForbiddenPhrase(forbidden_phrase::ForbiddenPhrase) = "forbidden_phrase", Agent, Some("禁语提醒");
+    Keywords(keywords::Keywords) = "keywords", Agent, None;
+    Order(order::Order) = "order", Agent, None;
+    Silence(silence::Silence) = "silence", Both, Some("静音提醒");
+    TalkOver(talk_over::TalkOver) = "talk_over", Agent, None;
+    SpeechRate(speech_rate::SpeechRate) = "speech_rate", Agent, None;
+    CallDuration(call_duration::CallDuration) = "call_duration", Both, None;
+    AgentTone(agent_tone::AgentTone) = "agent_tone", Agent, Some("语气提醒");
 }
 
 impl Kind {
-    /// The kind's name in rubric files and in the store.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::RequiredPhrase => "required_phrase",
-            Kind::ForbiddenPhrase => "forbidden_phrase",
-            Kind::Keywords => "keywords",
-            Kind::Order => "order",
-            Kind::Silence => "silence",
-            Kind::TalkOver => "talk_over",
-            Kind::SpeechRate => "speech_rate",
-            Kind::CallDuration => "call_duration",
-            Kind::AgentTone => "agent_tone",
-        }
-    }
-
     /// The kind called `name`, if there is one.
     pub fn from_name(name: &str) -> Option<Kind> {
         KINDS.iter().map(|k| k.kind).find(|k| k.name() == name)
@@ -70,7 +99,7 @@ impl Kind {
         KINDS
             .iter()
             .find(|k| k.kind == self)
-            .expect("every Kind has a KINDS entry (tested)")
+            .expect("every Kind has a KINDS entry (generated together)")
     }
 }
 
@@ -80,53 +109,10 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// A compiled rule of one of the known kinds.
-#[derive(Debug, Clone)]
-pub enum Rule {
-    RequiredPhrase(required_phrase::RequiredPhrase),
-    ForbiddenPhrase(forbidden_phrase::ForbiddenPhrase),
-    Keywords(keywords::Keywords),
-    Order(order::Order),
-    Silence(silence::Silence),
-    TalkOver(talk_over::TalkOver),
-    SpeechRate(speech_rate::SpeechRate),
-    CallDuration(call_duration::CallDuration),
-    AgentTone(agent_tone::AgentTone),
-}
-
 impl Rule {
-    pub fn as_kind(&self) -> &dyn RuleKind {
-        match self {
-            Rule::RequiredPhrase(r) => r,
-            Rule::ForbiddenPhrase(r) => r,
-            Rule::Keywords(r) => r,
-            Rule::Order(r) => r,
-            Rule::Silence(r) => r,
-            Rule::TalkOver(r) => r,
-            Rule::SpeechRate(r) => r,
-            Rule::CallDuration(r) => r,
-            Rule::AgentTone(r) => r,
-        }
-    }
-
     /// Whether this rule can judge a call in progress ([`KindInfo::live`]).
     pub fn judges_live(&self) -> bool {
-        self.kind().info().live
-    }
-
-    /// Which kind this rule is.
-    pub fn kind(&self) -> Kind {
-        match self {
-            Rule::RequiredPhrase(_) => Kind::RequiredPhrase,
-            Rule::ForbiddenPhrase(_) => Kind::ForbiddenPhrase,
-            Rule::Keywords(_) => Kind::Keywords,
-            Rule::Order(_) => Kind::Order,
-            Rule::Silence(_) => Kind::Silence,
-            Rule::TalkOver(_) => Kind::TalkOver,
-            Rule::SpeechRate(_) => Kind::SpeechRate,
-            Rule::CallDuration(_) => Kind::CallDuration,
-            Rule::AgentTone(_) => Kind::AgentTone,
-        }
+        self.kind().info().live()
     }
 }
 
@@ -138,87 +124,24 @@ pub struct KindInfo {
     pub source: &'static str,
     /// The role scope when the item gives none.
     pub default_role: RoleScope,
-    /// The kind can judge a call in progress: its evidence is complete as soon as an utterance,
-    /// a tone stretch or a pause is (forbidden phrases, agent tone, silence). A live session runs
+    /// The heading of the live warning a provisional finding of this kind pops up, for kinds
+    /// that can judge a call in progress: their evidence is complete as soon as an utterance, a
+    /// tone stretch or a pause is (forbidden phrases, agent tone, silence). A live session runs
     /// these on what it has so far and emits provisional findings; every kind runs at the end.
-    pub live: bool,
+    pub live_title: Option<&'static str>,
     compile: fn(toml::Table, &Compile) -> Result<Rule, RuleError>,
 }
 
 impl KindInfo {
+    /// The kind can judge a call in progress (it has a live warning).
+    pub fn live(&self) -> bool {
+        self.live_title.is_some()
+    }
+
     pub(crate) fn compile(&self, table: toml::Table, cx: &Compile) -> Result<Rule, RuleError> {
         (self.compile)(table, cx)
     }
 }
-
-/// Every rule kind, in reference order.
-pub const KINDS: &[KindInfo] = &[
-    KindInfo {
-        kind: Kind::RequiredPhrase,
-        source: include_str!("required_phrase.rs"),
-        default_role: RoleScope::Agent,
-        live: false,
-        compile: |t, cx| required_phrase::RequiredPhrase::compile(t, cx).map(Rule::RequiredPhrase),
-    },
-    KindInfo {
-        kind: Kind::ForbiddenPhrase,
-        source: include_str!("forbidden_phrase.rs"),
-        default_role: RoleScope::Agent,
-        live: true,
-        compile: |t, cx| {
-            forbidden_phrase::ForbiddenPhrase::compile(t, cx).map(Rule::ForbiddenPhrase)
-        },
-    },
-    KindInfo {
-        kind: Kind::Keywords,
-        source: include_str!("keywords.rs"),
-        default_role: RoleScope::Agent,
-        live: false,
-        compile: |t, cx| keywords::Keywords::compile(t, cx).map(Rule::Keywords),
-    },
-    KindInfo {
-        kind: Kind::Order,
-        source: include_str!("order.rs"),
-        default_role: RoleScope::Agent,
-        live: false,
-        compile: |t, cx| order::Order::compile(t, cx).map(Rule::Order),
-    },
-    KindInfo {
-        kind: Kind::Silence,
-        source: include_str!("silence.rs"),
-        default_role: RoleScope::Both,
-        live: true,
-        compile: |t, cx| silence::Silence::compile(t, cx).map(Rule::Silence),
-    },
-    KindInfo {
-        kind: Kind::TalkOver,
-        source: include_str!("talk_over.rs"),
-        default_role: RoleScope::Agent,
-        live: false,
-        compile: |t, cx| talk_over::TalkOver::compile(t, cx).map(Rule::TalkOver),
-    },
-    KindInfo {
-        kind: Kind::SpeechRate,
-        source: include_str!("speech_rate.rs"),
-        default_role: RoleScope::Agent,
-        live: false,
-        compile: |t, cx| speech_rate::SpeechRate::compile(t, cx).map(Rule::SpeechRate),
-    },
-    KindInfo {
-        kind: Kind::CallDuration,
-        source: include_str!("call_duration.rs"),
-        default_role: RoleScope::Both,
-        live: false,
-        compile: |t, cx| call_duration::CallDuration::compile(t, cx).map(Rule::CallDuration),
-    },
-    KindInfo {
-        kind: Kind::AgentTone,
-        source: include_str!("agent_tone.rs"),
-        default_role: RoleScope::Agent,
-        live: true,
-        compile: |t, cx| agent_tone::AgentTone::compile(t, cx).map(Rule::AgentTone),
-    },
-];
 
 /// The kind called `name`.
 pub fn kind(name: &str) -> Option<&'static KindInfo> {
