@@ -21,7 +21,7 @@ from collections import defaultdict
 
 # Bottom first. Rooms on one line are one layer: they may not import each other.
 LAYERS = [
-    ["time", "text", "settings", "redact", "onnx", "provision"],
+    ["time", "sync", "text", "settings", "redact", "onnx", "provision"],
     ["audio"],
     ["vad"],
     ["asr", "tone"],

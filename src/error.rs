@@ -55,12 +55,46 @@ pub enum Error {
     /// The consumer of a session's events went away (the batch's writer thread ended).
     #[error("the event consumer has stopped")]
     SinkClosed,
-    /// A session was used after it ended, or fed a channel it does not have.
+    /// A session was fed a channel its call does not have.
+    #[error("{call}: no channel {channel} (the call has {channels})")]
+    NoChannel {
+        call: String,
+        channel: usize,
+        channels: usize,
+    },
+    /// A call began without the facts a session needs (its audio format, a channel).
+    #[error("{call}: {missing}")]
+    IncompleteCall { call: String, missing: &'static str },
+    /// A session asked for what a live session does not keep: the whole call's audio.
+    #[error(
+        "{call}: the session kept only its open utterances' audio; analyse the call's recording"
+    )]
+    AudioNotKept { call: String },
+    /// Whisper was asked of a worker loaded without it (a live stream worker).
+    #[error("{call}: this worker has no whisper model loaded")]
+    NoRecognizer { call: String },
+    /// The live server could not start a thread.
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        name: String,
+        source: std::io::Error,
+    },
+    /// The live server could not listen on an address.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// A blocking start-up step of the live server (opening the store, starting the engine)
+    /// ended without an answer (it panicked).
+    #[error("{step}: {source}")]
+    StartUp {
+        step: &'static str,
+        source: tokio::task::JoinError,
+    },
+    /// The live server's recordings folder cannot be used (not writable, or another server's).
     #[error("{0}")]
-    Session(String),
-    /// The live server could not start or go on (listen address, threads, configuration).
-    #[error("{0}")]
-    Serve(String),
+    Recordings(String),
 }
 
 /// The stages of the analysis, for messages.

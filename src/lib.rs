@@ -20,8 +20,9 @@
 //! - [`live`]: `callqc serve` — [`live::server`] (router, start and stop), [`live::state`] (what
 //!   every handler sees), [`live::ingest`] (the PBX and page WebSockets, close handshakes),
 //!   [`live::audiosocket`], [`live::call`] (a call as its PBX announces it, its checks),
-//!   [`live::engine`] (calls in progress, stream and decoding workers, shedding, the final pass,
-//!   the live sink), [`live::recording`] (each call's WAV as it arrives; recovery at the next
+//!   [`live::engine`] (calls in progress, stream and decoding workers, shedding, the final
+//!   worker), [`live::sink`] (the live pass's consumer of events: pop-ups and alert records),
+//!   [`live::final_pass`] (what a final pass works on; recovered calls), [`live::recording`] (each call's WAV as it arrives; recovery at the next
 //!   start), [`live::hub`] (who sees which warning), [`live::auth`] (tokens),
 //!   [`live::config`] (`callqc.toml`, time-outs), [`live::trainer`] (the trainer pages' API),
 //!   [`live::simulate`] (a PBX in a box), [`live::pages`].
@@ -65,7 +66,7 @@
 //!   ONNX files callqc writes itself), [`provision`] (the CTranslate2 → ggml whisper converter),
 //!   [`settings`] (where models live; how `--threads` is split), [`text`] (Chinese
 //!   normalisation), [`redact`] (masking personal data in what is shown and exported),
-//!   [`time`] (millisecond rounding, dates).
+//!   [`time`] (millisecond rounding, dates), [`sync`] (locks that outlive a panicking holder).
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is a thin layer: one file per subcommand, typed errors
 //! from the library reported as one line each.
@@ -85,6 +86,7 @@ pub mod rubric;
 pub mod settings;
 pub mod speakers;
 pub mod store;
+pub mod sync;
 
 pub mod text;
 pub mod time;

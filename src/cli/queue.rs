@@ -217,10 +217,9 @@ pub fn batch_on_postgres(
 ) -> anyhow::Result<ExitCode> {
     let mut store = Store::open(db)?;
     let force = cfg.force;
-    let (models_key, rubric_hash) = (cfg.models_key.clone(), cfg.rubric.source_hash.clone());
     let probe = Store::open(db)?;
     let e = distributed::enqueue(&mut store, jobs, |key, hash| {
-        Ok(force || !probe.is_done(key, hash, &models_key, &rubric_hash)?)
+        Ok(force || !cfg.already_analysed(&probe, key, hash)?)
     })?;
     print_enqueued("batch", &store, jobs.len(), &e);
     let q = queue_config(

@@ -7,7 +7,9 @@
 //! docs/live-protocol.md is the specification.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -165,10 +167,6 @@ pub struct Registry {
 
 /// A registration nobody connected to is forgotten after this long.
 const REGISTRATION_TTL: Duration = Duration::from_secs(600);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 impl Registry {
     pub fn register(&self, r: Registration, peer: &str) -> Result<(), IngestError> {

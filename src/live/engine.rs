@@ -26,25 +26,29 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
+
+use crate::sync::lock;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::call::{CallStart, IngestError};
-use super::hub::{Hub, LiveMessage, Warning};
-use super::recording::{FolderLock, Left, Recording, channel_map, lock_folder, record_end};
+use super::final_pass::{FinalJob, recovered_jobs};
+use super::hub::Hub;
+use super::recording::{FolderLock, Recording, channel_map, lock_folder, record_end};
+use super::sink::{Arrivals, LiveSink};
 use crate::audio::AudioFormat;
 use crate::error::{Error, Stage};
 use crate::pipeline::batch::agent_histories;
 use crate::pipeline::call::{Worker, WorkerConfig};
-use crate::pipeline::events::{CallEvent, CallInfo, CallSeq, CallSink, Pass, Source};
+use crate::pipeline::events::{CallInfo, CallSeq, Source};
 use crate::pipeline::session::analyze_recording;
 use crate::pipeline::session::{
-    AudioRetention, CallJob, CallSession, CallState, LiveUtterance, SessionMode,
+    AudioRetention, CallSession, CallState, LiveUtterance, SessionMode,
 };
 use crate::pipeline::sinks::StoreSink;
-use crate::rubric::{Finding, Kind, Rubric};
-use crate::store::{AlertKind, AlertRecord, EndReason, LiveCallRecord, Store};
+use crate::rubric::Rubric;
+use crate::store::{AlertRecord, EndReason, LiveCallRecord, Store};
 
 /// The encoder-context floor of live utterance decoding (see [`EngineConfig::for_config`]).
 pub const LIVE_MIN_CTX_FRAMES: u32 = 192;
@@ -115,10 +119,6 @@ impl EngineConfig {
 
 pub use crate::time::now_ms;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Audio received, waiting for analysis.
 struct Chunk {
     channel: usize,
@@ -141,9 +141,6 @@ enum Samples {
     Received,
     Padding,
 }
-
-/// When audio arrived: (samples received on the longest channel, Unix ms), one entry per push.
-type Arrivals = Arc<Mutex<Vec<(u64, i64)>>>;
 
 /// A call in progress.
 pub struct LiveCall {
@@ -225,15 +222,10 @@ struct Counters {
     calls_ended: AtomicU64,
     calls_stored: AtomicU64,
     calls_failed: AtomicU64,
-    warnings: AtomicU64,
+    /// Shared with every call's [`LiveSink`], which counts the warnings it sends.
+    warnings: Arc<AtomicU64>,
     shed_utterances: AtomicU64,
     samples_received: AtomicU64,
-}
-
-/// A recording waiting for its final pass.
-struct FinalJob {
-    job: CallJob,
-    record: LiveCallRecord,
 }
 
 /// The live engine. Create with [`Engine::start`]; stop with [`Engine::shutdown`].
@@ -266,7 +258,7 @@ impl Engine {
     /// load), open the store, queue the final passes of calls a killed server left in progress
     /// (their recordings, see [`super::recording::recover`]), start the threads.
     pub fn start(cfg: EngineConfig, hub: Arc<Hub>) -> crate::Result<Arc<Engine>> {
-        let recordings = lock_folder(&cfg.recordings).map_err(Error::Serve)?;
+        let recordings = lock_folder(&cfg.recordings).map_err(Error::Recordings)?;
         // Opening once here applies migrations and reports a bad database before serving.
         let mut store = Store::open(&cfg.db)?;
         let run_id = store.begin_run(
@@ -317,9 +309,9 @@ impl Engine {
         }
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
-                .name(name)
+                .name(name.clone())
                 .spawn(f)
-                .map_err(|e| Error::Serve(format!("cannot start a thread: {e}")))
+                .map_err(|source| Error::Thread { name, source })
         };
         let mut threads = Vec::new();
         let (e, db) = (engine.clone(), cfg.db.clone());
@@ -339,14 +331,20 @@ impl Engine {
             std::thread::Builder::new()
                 .name("final-pass".into())
                 .spawn(move || e.final_worker(final_worker, store, run_id, final_rx))
-                .map_err(|e| Error::Serve(format!("cannot start a thread: {e}")))?,
+                .map_err(|source| Error::Thread {
+                    name: "final-pass".into(),
+                    source,
+                })?,
         );
         let db = cfg.db.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("alerts".into())
                 .spawn(move || alert_writer(&db, alert_rx))
-                .map_err(|e| Error::Serve(format!("cannot start a thread: {e}")))?,
+                .map_err(|source| Error::Thread {
+                    name: "alerts".into(),
+                    source,
+                })?,
         );
         *lock(&engine.threads) = threads;
         Ok(engine)
@@ -390,7 +388,7 @@ impl Engine {
             arrivals: arrivals.clone(),
             next_warning: self.next_warning.clone(),
             alerts: lock(&self.alerts).clone(),
-            counters: self.counters.clone(),
+            warnings: self.counters.warnings.clone(),
             sent: 0,
         };
         let call = Arc::new(LiveCall {
@@ -796,17 +794,8 @@ impl Engine {
         if let Err(e) = record_end(&path, &record) {
             tracing::error!("call {}: {e}", call.start.call_id);
         }
-        let job = CallJob {
-            path,
-            agent_id: Some(call.start.agent_id.clone()),
-            call_id: Some(call.start.call_id.clone()),
-            channel_map: channel_map(&call.start.roles),
-            source: Source::Live,
-            started_at: Some(crate::time::iso_utc(call.started_ms)),
-        };
-        let sent = lock(&self.finals)
-            .as_ref()
-            .map(|tx| tx.send(FinalJob { job, record }).is_ok());
+        let job = FinalJob::new(record, path, channel_map(&call.start.roles));
+        let sent = lock(&self.finals).as_ref().map(|tx| tx.send(job).is_ok());
         if sent != Some(true) {
             self.final_done();
         }
@@ -997,211 +986,12 @@ fn call_info(start: &CallStart) -> CallInfo {
     }
 }
 
-/// The final passes of the calls a stopped server left without a stored call (see
-/// [`super::recording::recover`]): a call that was in progress is stored as one that ended with
-/// the server (`shutdown`), with the audio up to its recording's last checkpoint; a call that had
-/// ended is stored with the live record written at its end (or, if the server stopped before
-/// that too, as `shutdown` with the whole recording). Either way with the warnings it got.
-fn recovered_jobs(recordings: &Path, store: &Store) -> Vec<FinalJob> {
-    let stored = |call_key: &str| store.live_call(call_key).is_ok_and(|r| r.is_some());
-    super::recording::recover(recordings, stored)
-        .into_iter()
-        .map(|r| {
-            let alerts = store.alerts(&r.call_id).map_or(0, |a| a.len());
-            let samples = vec![r.frames; r.channels];
-            let why = match r.left {
-                Left::InProgress => {
-                    "callqc stopped before the call ended; recovered at the next start with the \
-                     audio up to its recording's last checkpoint"
-                }
-                Left::Ended => {
-                    "callqc stopped after the call ended, before its final pass was stored; \
-                     stored at the next start"
-                }
-            };
-            let record = match r.end {
-                Some(end) => LiveCallRecord { alerts, ..end },
-                None => LiveCallRecord {
-                    call_key: r.call_id.clone(),
-                    agent_id: Some(r.agent_id.clone()),
-                    protocol: r.protocol,
-                    peer: r.peer,
-                    started_ms: r.started_ms,
-                    ended_ms: r.ended_ms,
-                    end_reason: EndReason::Shutdown,
-                    error: Some(why.into()),
-                    recording: r.path.display().to_string(),
-                    sample_rate: r.sample_rate,
-                    encoding: r.encoding,
-                    samples_received: samples.clone(),
-                    samples_stored: samples,
-                    shed_utterances: 0,
-                    alerts,
-                },
-            };
-            let job = CallJob {
-                path: r.path,
-                agent_id: Some(r.agent_id),
-                call_id: Some(r.call_id),
-                channel_map: r.channel_map,
-                source: Source::Live,
-                started_at: Some(crate::time::iso_utc(r.started_ms)),
-            };
-            FinalJob { job, record }
-        })
-        .collect()
-}
-
-/// Turns a live session's events into what pages see, and records every warning.
-struct LiveSink {
-    hub: Arc<Hub>,
-    call_id: String,
-    agent_id: String,
-    rate: u32,
-    arrivals: Arrivals,
-    next_warning: Arc<AtomicU64>,
-    alerts: Option<mpsc::Sender<AlertRecord>>,
-    counters: Arc<Counters>,
-    sent: usize,
-}
-
-impl LiveSink {
-    /// When the frame carrying audio time `t` arrived (Unix ms).
-    fn arrival_ms(&self, t: f64) -> i64 {
-        let arrivals = lock(&self.arrivals);
-        let sample = (t.max(0.0) * f64::from(self.rate)).ceil() as u64;
-        let i = arrivals.partition_point(|&(n, _)| n < sample);
-        arrivals
-            .get(i)
-            .or(arrivals.last())
-            .map_or_else(now_ms, |&(_, ms)| ms)
-    }
-
-    fn warn(&mut self, f: &Finding) {
-        let Some((kind, title, text)) = warning_text(f) else {
-            return;
-        };
-        let w = Warning {
-            id: self.next_warning.fetch_add(1, Ordering::Relaxed),
-            call_id: self.call_id.clone(),
-            agent_id: self.agent_id.clone(),
-            kind,
-            item_id: f.item_id.clone(),
-            title,
-            text,
-            evidence: f.evidence.clone(),
-            evidence_start_s: f.start,
-            evidence_end_s: f.end,
-            frame_ms: self.arrival_ms(f.end),
-            sent_ms: now_ms(),
-        };
-        let record = AlertRecord {
-            call_key: w.call_id.clone(),
-            agent_id: Some(w.agent_id.clone()),
-            kind: w.kind,
-            item_id: w.item_id.clone(),
-            message: format!("{}：{}", w.title, w.text),
-            evidence: w.evidence.clone(),
-            evidence_start_s: w.evidence_start_s,
-            evidence_end_s: w.evidence_end_s,
-            frame_ms: w.frame_ms,
-            sent_ms: w.sent_ms,
-            agent_pages: 0,
-            supervisor_pages: 0,
-            pbx_links: 0,
-        };
-        let d = self.hub.warning(w);
-        self.sent += 1;
-        self.counters.warnings.fetch_add(1, Ordering::Relaxed);
-        if let Some(tx) = &self.alerts {
-            let _ = tx.send(AlertRecord {
-                agent_pages: d.agent_pages,
-                supervisor_pages: d.supervisor_pages,
-                pbx_links: d.pbx_links,
-                ..record
-            });
-        }
-    }
-}
-
-/// The pop-up for a provisional finding: its kind's live heading (`rule_kinds!`) and the text
-/// (禁语 with the phrase, tone, silence with its length); kinds with no live heading pop up none.
-fn warning_text(f: &Finding) -> Option<(AlertKind, String, String)> {
-    let title = f.kind.info().live_title?.to_string();
-    let (kind, text) = match f.kind {
-        Kind::ForbiddenPhrase => {
-            let phrase = bracketed(&f.evidence).unwrap_or_else(|| f.description.clone());
-            (AlertKind::Forbidden, format!("「{phrase}」"))
-        }
-        Kind::AgentTone => (AlertKind::Tone, "请注意语气".into()),
-        Kind::Silence => (
-            AlertKind::Silence,
-            format!("已静音 {:.0} 秒，请及时回应来电人", f.end - f.start),
-        ),
-        _ => return None,
-    };
-    Some((kind, title, text))
-}
-
-/// The text inside the first 【…】 of an evidence string.
-fn bracketed(evidence: &str) -> Option<String> {
-    let start = evidence.find('【')? + '【'.len_utf8();
-    let len = evidence[start..].find('】')?;
-    Some(evidence[start..start + len].to_string())
-}
-
-impl CallSink for LiveSink {
-    fn event(&mut self, _call: CallSeq, event: &CallEvent) -> Result<(), Error> {
-        match event {
-            // Observations (a hold within the rules) warn nobody.
-            CallEvent::Finding {
-                pass: Pass::Live,
-                finding,
-                ..
-            } if !finding.observation => self.warn(finding),
-            CallEvent::Segment {
-                pass: Pass::Live,
-                segment,
-                ..
-            } => self.hub.transcript(LiveMessage::Transcript {
-                call_id: self.call_id.clone(),
-                agent_id: self.agent_id.clone(),
-                role: segment.role.to_string(),
-                start_s: segment.start,
-                end_s: segment.end,
-                text: segment.text.clone(),
-            }),
-            CallEvent::ToneScored {
-                pass: Pass::Live,
-                window,
-            } => self
-                .hub
-                .tone(&self.call_id, &self.agent_id, window.end, window.p_agitated),
-            CallEvent::Failed { error, .. } => {
-                tracing::warn!("call {}: {error}", self.call_id);
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audio::Role;
     use crate::audio::frames::FrameEncoding;
     use crate::store::IngestProtocol;
-
-    #[test]
-    fn evidence_phrases() {
-        assert_eq!(
-            bracketed("坐席：这个【不归我们管】你去找别人").as_deref(),
-            Some("不归我们管")
-        );
-        assert_eq!(bracketed("no brackets"), None);
-        assert_eq!(bracketed("【unclosed"), None);
-    }
 
     #[test]
     fn call_ids_that_could_escape_the_recordings_folder_are_refused() {

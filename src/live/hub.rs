@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::sync::lock;
+
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -213,10 +215,6 @@ pub struct Hub {
     known_agents: Vec<String>,
     warnings_by_agent: Mutex<BTreeMap<String, usize>>,
     cap: usize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Hub {

@@ -55,11 +55,17 @@ impl Server {
         let trainer = Arc::new(
             tokio::task::spawn_blocking(move || TrainerStore::open(&db, mask))
                 .await
-                .map_err(|e| crate::Error::Serve(format!("opening the store: {e}")))??,
+                .map_err(|source| crate::Error::StartUp {
+                    step: "opening the store",
+                    source,
+                })??,
         );
         let engine = tokio::task::spawn_blocking(move || Engine::start(engine, hub))
             .await
-            .map_err(|e| crate::Error::Serve(format!("starting the engine: {e}")))??;
+            .map_err(|source| crate::Error::StartUp {
+                step: "starting the engine",
+                source,
+            })??;
         let (tx, rx) = watch::channel(false);
         let state = AppState {
             engine: engine.clone(),
@@ -71,19 +77,22 @@ impl Server {
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
-                .map_err(|e| crate::Error::Serve(format!("cannot listen on {addr}: {e}")))
+                .map_err(|source| crate::Error::Listen { addr, source })
         };
         let listener = bind(config.server.listen).await?;
         let http = listener
             .local_addr()
-            .map_err(|e| crate::Error::Serve(format!("listener address: {e}")))?;
+            .map_err(|source| crate::Error::Listen {
+                addr: config.server.listen,
+                source,
+            })?;
         let mut tasks = Vec::new();
         let mut audiosocket_addr = None;
         if let Some(addr) = config.server.audiosocket {
             let l = bind(addr).await?;
             audiosocket_addr = Some(
                 l.local_addr()
-                    .map_err(|e| crate::Error::Serve(format!("listener address: {e}")))?,
+                    .map_err(|source| crate::Error::Listen { addr, source })?,
             );
             tasks.push(tokio::spawn(audiosocket::serve(
                 l,

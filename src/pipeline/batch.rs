@@ -244,6 +244,20 @@ pub struct BatchConfig {
     pub models_key: String,
 }
 
+impl BatchConfig {
+    /// Whether the store holds this call (its key and audio hash) analysed from the same audio,
+    /// models and rubric — the one "already done?" test of `batch`, the queue's enqueue and its
+    /// workers. `force` is the caller's to apply (it differs between them).
+    pub fn already_analysed(
+        &self,
+        store: &Store,
+        key: &str,
+        audio_hash: &str,
+    ) -> Result<bool, crate::store::StoreError> {
+        store.is_done(key, audio_hash, &self.models_key, &self.rubric.source_hash)
+    }
+}
+
 /// Seconds spent per stage, summed over calls.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageSeconds {
@@ -382,7 +396,6 @@ pub struct Plan {
 /// Identify every call and leave out those already analysed from the same audio, models and
 /// rubric (all of them with `force`); read the agents' histories from calls outside the batch.
 pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan, Error> {
-    let rubric_hash = &cfg.rubric.source_hash;
     let calls = jobs.len();
     let mut to_do: Vec<(CallSeq, CallJob, String)> = Vec::new();
     let mut skipped = 0;
@@ -426,7 +439,7 @@ pub fn plan(store: &Store, jobs: Vec<CallJob>, cfg: &BatchConfig) -> Result<Plan
             continue;
         };
         let key = super::identity::call_key(job.call_id.as_deref(), Some(&hash), &job.path);
-        if !cfg.force && store.is_done(&key, &hash, &cfg.models_key, rubric_hash)? {
+        if !cfg.force && cfg.already_analysed(store, &key, &hash)? {
             skipped += 1;
             continue;
         }

@@ -86,6 +86,8 @@ impl Worker {
     pub fn recognizer(&mut self) -> crate::Result<&mut Recognizer> {
         self.recognizer
             .as_mut()
-            .ok_or_else(|| crate::Error::Session("this worker has no whisper model loaded".into()))
+            .ok_or_else(|| crate::Error::NoRecognizer {
+                call: "live decoding".into(),
+            })
     }
 }

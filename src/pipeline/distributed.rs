@@ -343,9 +343,7 @@ fn work_on(
         && let Ok(hash) = identity::file_hash(&job.path)
     {
         let key = identity::call_key(job.call_id.as_deref(), Some(&hash), &job.path);
-        if patiently(PATIENCE, stop, || {
-            store.is_done(&key, &hash, &cfg.models_key, &cfg.rubric.source_hash)
-        })? {
+        if patiently(PATIENCE, stop, || cfg.already_analysed(store, &key, &hash))? {
             patiently(PATIENCE, stop, || store.complete_unchanged(lease))?;
             o.skipped += 1;
             return Ok(o);
@@ -375,17 +373,7 @@ fn work_on(
 }
 
 fn began(job: &CallJob, lease: &Lease) -> CallEvent {
-    CallEvent::Began(super::events::CallInfo {
-        key: lease.call_key.clone(),
-        path: job.path.clone(),
-        audio_hash: String::new(),
-        agent_id: job.agent_id.clone(),
-        channel_map: job.channel_map,
-        source: job.source,
-        started_at: job.started_at.clone(),
-        roles: Vec::new(),
-        format: None,
-    })
+    CallEvent::Began(job.call_info(lease.call_key.clone()))
 }
 
 /// Run the analysis, renewing the lease every third of its length from another thread.

@@ -162,14 +162,16 @@ impl<'a> CallSession<'a> {
         history: Option<Baseline>,
     ) -> crate::Result<CallSession<'a>> {
         let label = info.path.display().to_string();
-        let format = info
-            .format
-            .ok_or_else(|| Error::Session(format!("{label}: a session needs the audio format")))?;
+        let format = info.format.ok_or_else(|| Error::IncompleteCall {
+            call: label.clone(),
+            missing: "a session needs the audio format",
+        })?;
         let roles = info.roles.clone();
         if roles.is_empty() {
-            return Err(Error::Session(format!(
-                "{label}: a call needs at least one channel"
-            )));
+            return Err(Error::IncompleteCall {
+                call: label,
+                missing: "a call needs at least one channel",
+            });
         }
         sink.event(seq, &CallEvent::Began(info))?;
         let resamplers = roles
@@ -322,11 +324,11 @@ impl<'a> CallSession<'a> {
     /// Samples of `channel` in [-1, 1] at the session's sample rate.
     pub fn push(&mut self, channel: usize, samples: &[f32]) -> crate::Result<()> {
         let Some(resampler) = self.call.resamplers.get_mut(channel) else {
-            return Err(Error::Session(format!(
-                "{}: no channel {channel} (the call has {})",
-                self.call.label,
-                self.call.resamplers.len()
-            )));
+            return Err(Error::NoChannel {
+                call: self.call.label.clone(),
+                channel,
+                channels: self.call.resamplers.len(),
+            });
         };
         let t = Instant::now();
         let out = resampler.push(samples)?;
@@ -865,10 +867,9 @@ impl<'a> CallSession<'a> {
 
     fn final_pass(&mut self) -> crate::Result<CallEnd> {
         if self.call.retention != AudioRetention::WholeCall {
-            return Err(Error::Session(format!(
-                "{}: the session kept only its open utterances' audio; analyse the call's recording",
-                self.call.label
-            )));
+            return Err(Error::AudioNotKept {
+                call: self.call.label.clone(),
+            });
         }
         self.flush_input()?;
         match self.worker.vad_mode {
@@ -928,10 +929,9 @@ impl<'a> CallSession<'a> {
         // second channel beside the first: the same transcripts, sooner.
         let spare = self.worker.spare.as_ref().and_then(|s| s.try_borrow());
         let Some(recognizer) = self.worker.recognizer.as_mut() else {
-            return Err(Error::Session(format!(
-                "{}: this worker has no whisper model loaded",
-                self.call.label
-            )));
+            return Err(Error::NoRecognizer {
+                call: self.call.label.clone(),
+            });
         };
         let mut parts = recognizer
             .recognize_channels(&channels, spare.is_some())
@@ -1006,6 +1006,24 @@ pub struct CallJob {
     pub started_at: Option<String>,
 }
 
+impl CallJob {
+    /// What the call's [`CallEvent::Began`] says before its audio is read: the job's own facts
+    /// (no audio hash, roles or format yet).
+    pub fn call_info(&self, key: String) -> CallInfo {
+        CallInfo {
+            key,
+            path: self.path.clone(),
+            audio_hash: String::new(),
+            agent_id: self.agent_id.clone(),
+            channel_map: self.channel_map,
+            source: self.source,
+            started_at: self.started_at.clone(),
+            roles: Vec::new(),
+            format: None,
+        }
+    }
+}
+
 /// Analyse one recording: read, decode, push it through a [`CallSession`] and finish. Every
 /// outcome reaches the sink — [`CallEvent::Ended`], or [`CallEvent::Failed`] naming the file
 /// (a file that cannot be read or decoded still gets a [`CallEvent::Began`] first).
@@ -1020,17 +1038,7 @@ pub fn analyze_recording(
     mode: SessionMode,
 ) -> crate::Result<CallEnd> {
     let t = Instant::now();
-    let mut info = CallInfo {
-        key: String::new(),
-        path: job.path.clone(),
-        audio_hash: String::new(),
-        agent_id: job.agent_id.clone(),
-        channel_map: job.channel_map,
-        source: job.source,
-        started_at: job.started_at.clone(),
-        roles: Vec::new(),
-        format: None,
-    };
+    let mut info = job.call_info(String::new());
     let fail = |sink: &mut dyn CallSink, mut info: CallInfo, e: Error| -> crate::Result<CallEnd> {
         info.key = identity::call_key(job.call_id.as_deref(), Some(&info.audio_hash), &job.path);
         sink.event(seq, &CallEvent::Began(info))?;

@@ -103,11 +103,9 @@ impl CallSink for StoreSink<'_> {
                 let Some(p) = self.pending.remove(&call) else {
                     return Ok(());
                 };
-                let format = p.info.format.ok_or_else(|| {
-                    crate::Error::Session(format!(
-                        "{}: ended without a format",
-                        p.info.path.display()
-                    ))
+                let format = p.info.format.ok_or_else(|| crate::Error::IncompleteCall {
+                    call: p.info.path.display().to_string(),
+                    missing: "the call ended without its audio format",
                 })?;
                 let meta = self.meta(&p.info);
                 self.store.save_call(
