@@ -38,7 +38,7 @@ use super::hub::Hub;
 use super::recording::{FolderLock, Recording, channel_map, lock_folder, record_end};
 use super::sink::{Arrivals, LiveSink};
 use crate::audio::AudioFormat;
-use crate::error::{Error, Stage};
+use crate::error::Error;
 use crate::pipeline::batch::agent_histories;
 use crate::pipeline::call::{Worker, WorkerConfig};
 use crate::pipeline::events::{CallInfo, CallSeq, Source};
@@ -673,20 +673,14 @@ impl Engine {
     /// warning is no warning; the final pass still decodes it).
     fn decode_worker(self: Arc<Self>, mut worker: Worker) {
         while let Some(job) = self.next_decode() {
-            let decoded = (job.arrived.elapsed() <= self.cfg.shed_after).then(|| {
-                let t = Instant::now();
-                let part = worker.recognizer().and_then(|r| {
-                    r.recognize_windows(&job.utterance.windows)
-                        .map_err(|e| Error::in_call(&job.call.start.call_id, Stage::Asr, e))
-                });
-                (part, t.elapsed().as_secs_f64())
-            });
+            let decoded = (job.arrived.elapsed() <= self.cfg.shed_after)
+                .then(|| job.utterance.decode(&mut worker, &job.call.start.call_id));
             let mut guard = lock(&job.call.analysis);
             let a = &mut *guard;
             match decoded {
                 None => a.shed_late += 1,
-                Some((part, decode_s)) => {
-                    let applied = part.and_then(|part| match a.state.take() {
+                Some(decoded) => {
+                    let applied = decoded.and_then(|(part, decode_s)| match a.state.take() {
                         Some(state) if a.failed.is_none() => {
                             let mut session = CallSession::resume(
                                 &mut worker,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::auth::Identity;
+use crate::audio::Role;
 use crate::store::{AlertKind, EndReason};
 
 /// A warning as pushed to pages.
@@ -90,7 +91,7 @@ pub enum LiveMessage {
     Transcript {
         call_id: String,
         agent_id: String,
-        role: String,
+        role: Role,
         start_s: f64,
         end_s: f64,
         text: String,

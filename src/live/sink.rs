@@ -131,7 +131,7 @@ impl CallSink for LiveSink {
             } => self.hub.transcript(LiveMessage::Transcript {
                 call_id: self.call_id.clone(),
                 agent_id: self.agent_id.clone(),
-                role: segment.role.to_string(),
+                role: segment.role,
                 start_s: segment.start,
                 end_s: segment.end,
                 text: segment.text.clone(),

@@ -37,7 +37,9 @@ struct QueuedJob {
     path: PathBuf,
     agent_id: Option<String>,
     call_id: Option<String>,
-    channel_map: String,
+    /// As its text (`left=agent,right=caller`…), so that the job row reads as it always has.
+    #[serde(with = "channel_map_text")]
+    channel_map: ChannelMap,
     source: Source,
     started_at: Option<String>,
 }
@@ -48,21 +50,37 @@ impl QueuedJob {
             path: std::fs::canonicalize(&job.path).unwrap_or_else(|_| job.path.clone()),
             agent_id: job.agent_id.clone(),
             call_id: job.call_id.clone(),
-            channel_map: job.channel_map.to_string(),
+            channel_map: job.channel_map,
             source: job.source,
             started_at: job.started_at.clone(),
         }
     }
 
-    fn into_job(self) -> Result<CallJob, String> {
-        Ok(CallJob {
+    fn into_job(self) -> CallJob {
+        CallJob {
             path: self.path,
             agent_id: self.agent_id,
             call_id: self.call_id,
-            channel_map: self.channel_map.parse::<ChannelMap>()?,
+            channel_map: self.channel_map,
             source: self.source,
             started_at: self.started_at,
-        })
+        }
+    }
+}
+
+/// A [`ChannelMap`] in a job row: its text, parsed back on reading (a bad one is the job's
+/// error).
+mod channel_map_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use crate::audio::ChannelMap;
+
+    pub fn serialize<S: Serializer>(map: &ChannelMap, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(map)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ChannelMap, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
     }
 }
 
@@ -310,8 +328,8 @@ fn work_on(
 ) -> Result<WorkSummary, StoreError> {
     let mut o = WorkSummary::default();
     let job = serde_json::from_str::<QueuedJob>(&lease.job)
-        .map_err(|e| e.to_string())
-        .and_then(QueuedJob::into_job);
+        .map(QueuedJob::into_job)
+        .map_err(|e| e.to_string());
     let job = match job {
         Ok(j) => j,
         Err(reason) => {

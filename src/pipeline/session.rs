@@ -112,6 +112,19 @@ pub struct LiveUtterance {
     pub at_audio_s: f64,
 }
 
+impl LiveUtterance {
+    /// Decode the utterance with a worker's whisper: its transcript and the seconds it took.
+    /// `call` names the call in an error.
+    pub fn decode(&self, worker: &mut Worker, call: &str) -> crate::Result<(Transcript, f64)> {
+        let t = Instant::now();
+        let part = worker
+            .recognizer()?
+            .recognize_windows(&self.windows)
+            .map_err(|e| Error::in_call(call, Stage::Asr, e))?;
+        Ok((part, t.elapsed().as_secs_f64()))
+    }
+}
+
 /// One call being analysed. Created by [`CallSession::begin`], fed with [`CallSession::push`],
 /// ended by [`CallSession::finish`]; every result goes to the sink as it is known.
 ///
@@ -280,20 +293,10 @@ impl<'a> CallSession<'a> {
     /// as a batch would): flush the resampler and VAD, decode and judge the last utterances.
     /// Returns the seconds of audio received.
     pub fn end_live(&mut self) -> crate::Result<f64> {
-        self.flush_input()?;
-        if self.worker.vad_mode == VadMode::Silero {
-            let closed = self
-                .call
-                .vad
-                .finish(&mut self.worker.vad)
-                .map_err(|e| Error::in_call(&self.call.label, Stage::Vad, e))?;
-            for (c, region) in closed {
-                self.region_closed(c, region, true)?;
-            }
-            if self.call.mode == SessionMode::Live {
-                self.call.live.open.iter_mut().for_each(|o| *o = false);
-                self.run_live_rules()?;
-            }
+        self.close_input(true)?;
+        if self.worker.vad_mode == VadMode::Silero && self.call.mode == SessionMode::Live {
+            self.call.live.open.iter_mut().for_each(|o| *o = false);
+            self.run_live_rules()?;
         }
         Ok(self.audio_s())
     }
@@ -360,6 +363,26 @@ impl<'a> CallSession<'a> {
             if !chunk.is_empty() {
                 self.accept_clean(c, chunk)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The end of the input: the resamplers' and the bleed stage's last samples in, the VAD
+    /// finished, its last regions closed (decoded live when `live_asr`, as they close).
+    fn close_input(&mut self, live_asr: bool) -> crate::Result<()> {
+        self.flush_input()?;
+        if self.worker.vad_mode != VadMode::Silero {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let closed = self
+            .call
+            .vad
+            .finish(&mut self.worker.vad)
+            .map_err(|e| Error::in_call(&self.call.label, Stage::Vad, e))?;
+        self.call.timings.vad_s += t.elapsed().as_secs_f64();
+        for (c, region) in closed {
+            self.region_closed(c, region, live_asr)?;
         }
         Ok(())
     }
@@ -508,13 +531,8 @@ impl<'a> CallSession<'a> {
             if self.call.live.defer_decoding {
                 self.call.live.undecoded.push(utterance);
             } else {
-                let t = Instant::now();
-                let part = self
-                    .worker
-                    .recognizer()?
-                    .recognize_windows(&utterance.windows)
-                    .map_err(|e| Error::in_call(&self.call.label, Stage::Asr, e))?;
-                self.call.timings.asr_s += t.elapsed().as_secs_f64();
+                let (part, decode_s) = utterance.decode(self.worker, &self.call.label)?;
+                self.call.timings.asr_s += decode_s;
                 self.emit_transcript(Pass::Live, part, at_audio_s)?;
             }
         }
@@ -871,28 +889,15 @@ impl<'a> CallSession<'a> {
                 call: self.call.label.clone(),
             });
         }
-        self.flush_input()?;
-        match self.worker.vad_mode {
-            VadMode::Silero => {
-                let t = Instant::now();
-                let closed = self
-                    .call
-                    .vad
-                    .finish(&mut self.worker.vad)
-                    .map_err(|e| Error::in_call(&self.call.label, Stage::Vad, e))?;
-                self.call.timings.vad_s += t.elapsed().as_secs_f64();
-                for (c, region) in closed {
-                    self.region_closed(c, region, false)?;
-                }
-            }
-            VadMode::Off => {
-                for c in 0..self.call.audio.len() {
-                    let region = SpeechRegion {
-                        start: 0.0,
-                        end: self.call.audio[c].duration_s(),
-                    };
-                    self.region_closed(c, region, false)?;
-                }
+        self.close_input(false)?;
+        // Without a VAD, each channel is one region.
+        if self.worker.vad_mode == VadMode::Off {
+            for c in 0..self.call.audio.len() {
+                let region = SpeechRegion {
+                    start: 0.0,
+                    end: self.call.audio[c].duration_s(),
+                };
+                self.region_closed(c, region, false)?;
             }
         }
         let duration_s = self.audio_s();
