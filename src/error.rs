@@ -92,7 +92,8 @@ pub enum Error {
         step: &'static str,
         source: tokio::task::JoinError,
     },
-    /// The live server's recordings folder cannot be used (not writable, or another server's).
+    /// The live server's recordings folder cannot be used (not writable, or another server's):
+    /// the message of live's `RecordingError` (live sits above this type).
     #[error("{0}")]
     Recordings(String),
 }

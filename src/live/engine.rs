@@ -258,7 +258,8 @@ impl Engine {
     /// load), open the store, queue the final passes of calls a killed server left in progress
     /// (their recordings, see [`super::recording::recover`]), start the threads.
     pub fn start(cfg: EngineConfig, hub: Arc<Hub>) -> crate::Result<Arc<Engine>> {
-        let recordings = lock_folder(&cfg.recordings).map_err(Error::Recordings)?;
+        let recordings =
+            lock_folder(&cfg.recordings).map_err(|e| Error::Recordings(e.to_string()))?;
         // Opening once here applies migrations and reports a bad database before serving.
         let mut store = Store::open(&cfg.db)?;
         let run_id = store.begin_run(

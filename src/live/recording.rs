@@ -79,8 +79,35 @@ struct LiveSidecar {
 
 type Writer = hound::WavWriter<BufWriter<File>>;
 
-fn err(path: &Path, what: &str, e: &dyn std::fmt::Display) -> String {
-    format!("{}: {what}: {e}", part_path(path).display())
+/// What went wrong with a live recording, its sidecar or the recordings folder.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RecordingError {
+    /// A file (or folder) could not be made, written, read, copied or renamed.
+    #[error("{}: {action}: {reason}", path.display())]
+    File {
+        path: PathBuf,
+        action: &'static str,
+        reason: String,
+    },
+    /// The recordings folder is another running server's.
+    #[error(
+        "{}: in use by another callqc serve (process {holder}); one server per recordings folder",
+        dir.display()
+    )]
+    FolderInUse { dir: PathBuf, holder: String },
+}
+
+fn fail(path: &Path, action: &'static str, e: impl std::fmt::Display) -> RecordingError {
+    RecordingError::File {
+        path: path.to_path_buf(),
+        action,
+        reason: e.to_string(),
+    }
+}
+
+/// An error writing the recording `path` (its `.part` file, while the call runs).
+fn err(path: &Path, action: &'static str, e: &dyn std::fmt::Display) -> RecordingError {
+    fail(&part_path(path), action, e)
 }
 
 /// A live call's recording (see the module's doc).
@@ -157,14 +184,14 @@ impl Recording {
         };
         if let Err(e) = rec.open() {
             tracing::error!("call {}: {e}; its audio is kept in memory", start.call_id);
-            rec.error = Some(e);
+            rec.error = Some(e.to_string());
         }
         rec
     }
 
     /// The folder and sidecar (once), then the writer: a new file, or (after an error) the
     /// file as of its last checkpoint.
-    fn open(&mut self) -> Result<(), String> {
+    fn open(&mut self) -> Result<(), RecordingError> {
         if !self.sidecar_written {
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir)
@@ -232,14 +259,14 @@ impl Recording {
             && let Err(e) = self.write_frames(ready).and_then(|()| self.checkpoint())
         {
             tracing::error!("{e}; the rest of the call is kept in memory");
-            self.error = Some(e);
+            self.error = Some(e.to_string());
             self.writer = None;
         }
     }
 
     /// Write the first `frames` frames of every channel (silence where a channel has fewer)
     /// and take them out of memory.
-    fn write_frames(&mut self, frames: usize) -> Result<(), String> {
+    fn write_frames(&mut self, frames: usize) -> Result<(), RecordingError> {
         let Some(w) = self.writer.as_mut() else {
             return Err(err(&self.path, "cannot write", &"not open"));
         };
@@ -258,7 +285,7 @@ impl Recording {
     }
 
     /// Bring the file's header up to date: from here it is readable as it stands.
-    fn checkpoint(&mut self) -> Result<(), String> {
+    fn checkpoint(&mut self) -> Result<(), RecordingError> {
         let Some(w) = self.writer.as_mut() else {
             return Err(err(&self.path, "cannot write", &"not open"));
         };
@@ -270,7 +297,7 @@ impl Recording {
 
     /// The call ended: write the rest, finalize the header, rename the file to `.wav`.
     pub fn finish(mut self) -> Finished {
-        let outcome = (|| -> Result<(), String> {
+        let outcome = (|| -> Result<(), RecordingError> {
             if self.writer.is_none() {
                 // An earlier error: one more try (the disk may have room again).
                 self.open()?;
@@ -288,16 +315,17 @@ impl Recording {
         let mut error = self.error.take();
         if let Err(e) = &outcome {
             tracing::error!("{e}");
+            let e = e.to_string();
             error = Some(match error {
-                Some(first) if first != *e => format!("{first}; at the end: {e}"),
-                _ => e.clone(),
+                Some(first) if first != e => format!("{first}; at the end: {e}"),
+                _ => e,
             });
         }
         // What the last checkpoint holds is worth keeping even when the end failed.
         if (outcome.is_ok() || self.checkpointed > 0)
             && let Err(e) = std::fs::rename(part_path(&self.path), &self.path)
         {
-            let e = err(&self.path, "cannot rename", &e);
+            let e = err(&self.path, "cannot rename", &e).to_string();
             tracing::error!("{e}");
             error = Some(error.map_or(e.clone(), |first| format!("{first}; {e}")));
             self.checkpointed = 0;
@@ -327,8 +355,8 @@ pub struct FolderLock {
 
 /// Take the recordings folder `dir` (created if need be) for this server, or say which
 /// process has it. The lock is the kernel's (`flock`): it goes with the process, killed or not.
-pub fn lock_folder(dir: &Path) -> Result<FolderLock, String> {
-    let at = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", dir.display());
+pub fn lock_folder(dir: &Path) -> Result<FolderLock, RecordingError> {
+    let at = |action: &'static str, e: &dyn std::fmt::Display| fail(dir, action, e);
     std::fs::create_dir_all(dir).map_err(|e| at("cannot create folder", &e))?;
     let path = dir.join(".callqc-serve.lock");
     let mut file = std::fs::OpenOptions::new()
@@ -346,11 +374,10 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, String> {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            return Err(format!(
-                "{}: in use by another callqc serve (process {}); one server per recordings folder",
-                dir.display(),
-                holder.trim()
-            ));
+            return Err(RecordingError::FolderInUse {
+                dir: dir.to_path_buf(),
+                holder: holder.trim().to_string(),
+            });
         }
         let _ = file.set_len(0);
         let _ = file.rewind();
@@ -361,9 +388,9 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, String> {
 
 /// Add the call's live record to the sidecar of its finished recording `path` (written to a
 /// temporary file and renamed, so a kill leaves the old sidecar or the new one, whole).
-pub(super) fn record_end(path: &Path, record: &LiveCallRecord) -> Result<(), String> {
+pub(super) fn record_end(path: &Path, record: &LiveCallRecord) -> Result<(), RecordingError> {
     let sidecar = path.with_extension("json");
-    let at = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", sidecar.display());
+    let at = |action: &'static str, e: &dyn std::fmt::Display| fail(&sidecar, action, e);
     let text = std::fs::read_to_string(&sidecar).map_err(|e| at("cannot read", &e))?;
     let mut side: LiveSidecar =
         serde_json::from_str(&text).map_err(|e| at("not a live sidecar", &e))?;
@@ -449,7 +476,7 @@ pub fn recover(dir: &Path, is_stored: impl Fn(&str) -> bool) -> Vec<Recovered> {
                 }
                 found.push(r);
             }
-            Err(e) => tracing::error!("{}: not recovered: {e}", file.display()),
+            Err(e) => tracing::error!("not recovered: {e}"),
         }
     }
     found
@@ -471,10 +498,10 @@ pub fn recording_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn sidecar_of(path: &Path) -> Result<LiveSidecar, String> {
-    let sidecar = std::fs::read_to_string(path.with_extension("json"))
-        .map_err(|e| format!("no sidecar: {e}"))?;
-    serde_json::from_str(&sidecar).map_err(|e| format!("not a live sidecar: {e}"))
+fn sidecar_of(path: &Path) -> Result<LiveSidecar, RecordingError> {
+    let file = path.with_extension("json");
+    let sidecar = std::fs::read_to_string(&file).map_err(|e| fail(&file, "no sidecar", e))?;
+    serde_json::from_str(&sidecar).map_err(|e| fail(&file, "not a live sidecar", e))
 }
 
 fn modified_ms(path: &Path, otherwise: i64) -> i64 {
@@ -512,9 +539,9 @@ fn recovered(
 }
 
 /// A finished recording, read as it is (its header is whole).
-fn finished(path: &Path) -> Result<Recovered, String> {
+fn finished(path: &Path) -> Result<Recovered, RecordingError> {
     let side = sidecar_of(path)?;
-    let reader = hound::WavReader::open(path).map_err(|e| format!("unreadable: {e}"))?;
+    let reader = hound::WavReader::open(path).map_err(|e| fail(path, "unreadable", e))?;
     let (spec, frames) = (reader.spec(), u64::from(reader.duration()));
     let ended_ms = modified_ms(path, side.started_ms);
     Ok(recovered(
@@ -527,7 +554,7 @@ fn finished(path: &Path) -> Result<Recovered, String> {
     ))
 }
 
-fn recover_part(part: &Path) -> Result<Recovered, String> {
+fn recover_part(part: &Path) -> Result<Recovered, RecordingError> {
     // `X.wav.part` → `X.wav`, sidecar `X.json`.
     let path = part.with_extension("");
     let side = sidecar_of(&path)?;
@@ -548,15 +575,15 @@ fn recover_part(part: &Path) -> Result<Recovered, String> {
             );
             hound::WavWriter::create(&path, spec)
                 .and_then(|w| w.finalize())
-                .map_err(|e| format!("cannot write an empty recording: {e}"))?;
-            std::fs::remove_file(part).map_err(|e| format!("cannot remove: {e}"))?;
+                .map_err(|e| fail(&path, "cannot write an empty recording", e))?;
+            std::fs::remove_file(part).map_err(|e| fail(part, "cannot remove", e))?;
             return Ok(recovered(Left::InProgress, path, side, spec, 0, ended_ms));
         }
-        Err(e) => return Err(format!("unreadable (no checkpoint?): {e}")),
+        Err(e) => return Err(fail(part, "unreadable (no checkpoint?)", e)),
     };
     let spec = reader.spec();
     if spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
-        return Err("not a callqc recording (16-bit PCM)".into());
+        return Err(fail(part, "not a callqc recording", "not 16-bit PCM"));
     }
     // Copied rather than renamed: bytes past the last checkpoint's header may follow its data.
     let copy = part.with_extension("recovering");
@@ -583,11 +610,11 @@ fn recover_part(part: &Path) -> Result<Recovered, String> {
         Ok(f) => f,
         Err(e) => {
             let _ = std::fs::remove_file(&copy);
-            return Err(format!("cannot copy: {e}"));
+            return Err(fail(part, "cannot copy", e));
         }
     };
-    std::fs::rename(&copy, &path).map_err(|e| format!("cannot rename: {e}"))?;
-    std::fs::remove_file(part).map_err(|e| format!("cannot remove: {e}"))?;
+    std::fs::rename(&copy, &path).map_err(|e| fail(&copy, "cannot rename", e))?;
+    std::fs::remove_file(part).map_err(|e| fail(part, "cannot remove", e))?;
     Ok(recovered(
         Left::InProgress,
         path,
@@ -767,11 +794,15 @@ mod tests {
             .err()
             .expect("a second server is refused");
         assert!(
-            refused.contains("in use by another callqc serve"),
+            refused
+                .to_string()
+                .contains("in use by another callqc serve"),
             "{refused}"
         );
         assert!(
-            refused.contains(&std::process::id().to_string()),
+            refused
+                .to_string()
+                .contains(&std::process::id().to_string()),
             "{refused}"
         );
         drop(held);
